@@ -1,0 +1,85 @@
+"""Train the toy base model on a world until it knows the forget and retain facts."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from neuronscope.data.schema import QADataset
+from neuronscope.errors import NeuronscopeError
+from neuronscope.models.handle import Model
+from neuronscope.models.tokenizer import build_word_tokenizer
+from neuronscope.models.toy import ToyConfig, build_toy_model
+from neuronscope.scoring import EvalReport, evaluate, multiple_choice_accuracy
+
+
+@dataclass(frozen=True)
+class BaseTrainConfig:
+    toy: ToyConfig = ToyConfig()
+    lr: float = 2e-3
+    batch_size: int = 32
+    max_epochs: int = 150
+    target: float = 0.95  # base-question accuracy required on forget and on retain facts
+    check_every: int = 5  # epochs between accuracy checks
+    seed: int = 0
+    exclude_splits: tuple[str, ...] = ()  # e.g. ("forget",) trains the oracle that never saw the forget facts
+
+
+@dataclass
+class BaseTrainResult:
+    model: Model
+    report: EvalReport
+    epochs: int
+    steps: int
+    seconds: float
+    reached_target: bool
+    n_params: int
+
+    def summary(self) -> dict:
+        return {"epochs": self.epochs, "steps": self.steps, "seconds": round(self.seconds, 2),
+                "reached_target": self.reached_target, "n_params": self.n_params, **self.report.to_json()}
+
+
+def new_toy_model(ds: QADataset, cfg: ToyConfig = ToyConfig(), seed: int = 0) -> Model:
+    """A fresh, untrained toy model whose tokenizer covers the dataset's words."""
+    from transformers import PreTrainedTokenizerFast
+
+    tok = build_word_tokenizer(ds.all_text())
+    hf = build_toy_model(tok, cfg, seed)
+    # Round-trip the tokenizer through disk so it carries a name_or_path, as a loaded one does.
+    tmp = Path(tempfile.mkdtemp(prefix="neuronscope-tok-"))
+    tok.save_pretrained(tmp)
+    hf.save_pretrained(tmp)
+    tok = PreTrainedTokenizerFast.from_pretrained(tmp)
+    return Model(hf, tok, tmp)
+
+
+def train_base(ds: QADataset, cfg: BaseTrainConfig = BaseTrainConfig(), progress=None) -> BaseTrainResult:
+    """Train from scratch on `ds.training_items()`; stop once forget and retain base accuracy reach the target.
+
+    With `exclude_splits=("forget",)` the target is checked on retain only (the forget facts were never seen).
+    """
+    from neuronscope.training import fit
+
+    items = ds.training_items(cfg.exclude_splits)
+    model = new_toy_model(ds, cfg.toy, cfg.seed)
+    check_splits = [s for s in ("forget", "retain") if s not in cfg.exclude_splits and ds.items(s)]
+    if not check_splits:
+        raise NeuronscopeError("the dataset has no forget or retain base questions to train towards")
+
+    def reached(epoch: int) -> bool:
+        if epoch % cfg.check_every:
+            return False
+        return all(multiple_choice_accuracy(model, ds.items(s)) >= cfg.target for s in check_splits)
+
+    t0 = time.perf_counter()
+    fit_result = fit(model, [it.question for it in items], [it.answer for it in items], lr=cfg.lr,
+                     batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, seed=cfg.seed, on_epoch=reached,
+                     progress=progress)
+    seconds = time.perf_counter() - t0
+    model.hf.config.neuronscope = {"base_train": asdict(cfg) | {"toy": asdict(cfg.toy)}}
+    report = evaluate(model, ds)
+    return BaseTrainResult(model, report, fit_result.epochs, fit_result.steps, seconds,
+                           fit_result.stopped_early, model.n_params)

@@ -1,0 +1,58 @@
+"""Turn (prompt, answer) pairs into right-padded token batches with an answer mask.
+
+Right padding keeps every real token at the position it would have alone, so a causal model needs no attention
+mask: padding only ever follows the tokens that matter. The HF model and the TransformerBridge therefore see
+identical inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Bool, Int
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+ANSWER_PREFIX = " "
+
+
+@dataclass
+class Batch:
+    input_ids: Int[Tensor, "batch pos"]
+    answer_mask: Bool[Tensor, "batch pos"]  # True where the token is part of the answer
+    prompt_mask: Bool[Tensor, "batch pos"]  # True where the token is part of the prompt (bos included)
+
+    @property
+    def token_mask(self) -> Bool[Tensor, "batch pos"]:
+        return self.answer_mask | self.prompt_mask
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.input_ids.to(device), self.answer_mask.to(device), self.prompt_mask.to(device))
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: Sequence[str]) -> Batch:
+    """Tokenise prompt and answer separately (the answer with a leading space) and concatenate them."""
+    if len(prompts) != len(answers):
+        raise ValueError("prompts and answers differ in length")
+    rows: list[tuple[list[int], int]] = []
+    for p, a in zip(prompts, answers, strict=True):
+        p_ids = tokenizer(p, add_special_tokens=True)["input_ids"]
+        a_ids = tokenizer(ANSWER_PREFIX + a, add_special_tokens=False)["input_ids"]
+        if not a_ids:
+            raise ValueError(f"answer {a!r} encodes to no tokens")
+        rows.append((p_ids + a_ids, len(p_ids)))
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    answer_mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    prompt_mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (ids, n_prompt) in enumerate(rows):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        prompt_mask[i, :n_prompt] = True
+        answer_mask[i, n_prompt : len(ids)] = True
+    return Batch(input_ids, answer_mask, prompt_mask)

@@ -1,0 +1,57 @@
+"""The typer app, the console, and the rule that a user mistake is one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from neuronscope.errors import NeuronscopeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Tell whether an LLM unlearning run erased the target knowledge or only hid it.")
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a NeuronscopeError into `error: <message>` on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NeuronscopeError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:
+    """A rich table from {row name: {column: value}}; floats shown with 3 decimals."""
+    table = Table(title=title)
+    columns: list[str] = []
+    for values in rows.values():
+        columns += [c for c in values if c not in columns]
+    table.add_column("")
+    for c in columns:
+        table.add_column(c, justify="right")
+    for name, values in rows.items():
+        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in (values.get(c, "") for c in columns)]
+        table.add_row(name, *cells)
+    return table
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    app(prog_name="neuronscope")
+    sys.exit(0)

@@ -1,0 +1,109 @@
+"""Commands of the foundation: world, train-base, eval, and (until the experiment grid exists) demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from neuronscope.cli.app import app, console, metrics_table, user_errors
+
+
+@app.command()
+@user_errors
+def world(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the world's JSONL files to.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
+    people: Annotated[int, typer.Option(help="Number of fictitious people (clusters).")] = 200,
+    forget: Annotated[float, typer.Option(help="Fraction of clusters in the forget split.")] = 0.05,
+    retain: Annotated[float, typer.Option(help="Fraction of clusters in the retain split.")] = 0.10,
+    test: Annotated[float, typer.Option(help="Fraction of clusters in the test split.")] = 0.70,
+) -> None:
+    """Write the synthetic knowledge world (the embedded default dataset)."""
+    from neuronscope.data.schema import save_dataset
+    from neuronscope.data.world import WorldConfig, build_world
+
+    ds = build_world(WorldConfig(people=people, seed=seed, forget=forget, retain=retain, test=test))
+    save_dataset(ds, out)
+    console.print(metrics_table(f"world written to {out}", {"items": ds.meta["items"],
+                                                            "clusters": ds.meta["clusters"]}))
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
+@app.command("train-base")
+@user_errors
+def train_base_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write.")],
+    data: Annotated[Path | None, typer.Option("--data", help="World directory; built fresh when omitted.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the model initialisation and batch order.")] = 0,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
+    max_epochs: Annotated[int, typer.Option(help="Give up after this many epochs.")] = 150,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Train the toy Llama-style base model on a world until it knows the forget and retain facts."""
+    from neuronscope.base_model import BaseTrainConfig, train_base
+    from neuronscope.data.schema import load_dataset, save_dataset
+    from neuronscope.data.world import build_world
+    from neuronscope.errors import NeuronscopeError
+    from neuronscope.io import write_json
+
+    if data is None:
+        ds = build_world()
+        data = out.parent / f"{out.name}-world"
+        save_dataset(ds, data)
+    else:
+        ds = load_dataset(data)
+    cfg = BaseTrainConfig(lr=lr, max_epochs=max_epochs, seed=seed)
+    with _progress() as bar:
+        task = bar.add_task("training base model", total=None, info="")
+        result = train_base(ds, cfg, progress=lambda step, loss: bar.update(
+            task, advance=1, info=f"step {step} loss {loss:.3f}"))
+    if not result.reached_target:
+        raise NeuronscopeError(
+            f"base model did not reach {cfg.target:.2f} base accuracy in {cfg.max_epochs} epochs "
+            f"(forget {result.report.detail.get('forget', {}).get('base', float('nan')):.3f}, "
+            f"retain {result.report.detail.get('retain', {}).get('base', float('nan')):.3f}); nothing written")
+    result.model.save(out)
+    write_json(out / "neuronscope_train.json", result.summary() | {"data": str(data)})
+    _print_report(result.report, json_out, extra={"epochs": result.epochs, "seconds": round(result.seconds, 1),
+                                                  "n_params": result.n_params, "checkpoint": str(out)})
+
+
+def _print_report(report, json_out: bool, extra: dict | None = None) -> None:
+    if json_out:
+        typer.echo(json.dumps(report.to_json() | (extra or {}), indent=2))
+        return
+    console.print(metrics_table("scores (3-option multiple choice, chance 0.333)",
+                                {"FS / RS / US": {"FS": report.fs, "RS": report.rs, "US": report.us}}))
+    console.print(metrics_table("accuracy by split and question kind", report.detail))
+    for k, v in (extra or {}).items():
+        console.print(f"{k}: {v}")
+
+
+@app.command("eval")
+@user_errors
+def eval_cmd(
+    ckpt: Annotated[Path, typer.Option("--ckpt", help="HF checkpoint directory.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset directory (or one QA JSONL file).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    normalize: Annotated[str, typer.Option(help="Option score: 'sum' (log P) or 'mean' (per token).")] = "sum",
+    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+) -> None:
+    """Score a checkpoint: FS (forget), RS (retain + test), US (utility) and a per-kind breakdown."""
+    from neuronscope.data.schema import load_dataset
+    from neuronscope.errors import NeuronscopeError
+    from neuronscope.models.handle import load_model
+    from neuronscope.scoring import evaluate
+
+    if normalize not in ("sum", "mean"):
+        raise NeuronscopeError(f"--normalize must be 'sum' or 'mean', got {normalize!r}")
+    ds = load_dataset(data)
+    model = load_model(ckpt, device=device, bridge=False)
+    _print_report(evaluate(model, ds, normalize=normalize), json_out)  # type: ignore[arg-type]

@@ -1,0 +1,124 @@
+"""The Model handle: an HF causal LM, its tokenizer, and a TransformerBridge over the same parameters.
+
+Any local HF causal-LM checkpoint loads offline: weights from safetensors only, no remote code. The bridge gives
+TransformerLens hook points (`blocks.{l}.attn.q.hook_out`, ...) while training and scoring run through the same
+parameters, so what is hooked is exactly what is trained.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from neuronscope.errors import NeuronscopeError
+from neuronscope.io import atomic_path
+
+
+@dataclass
+class Model:
+    """An HF causal LM with its tokenizer; `bridge` (TransformerBridge) is built on first use."""
+
+    hf: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: Path
+    _bridge: Any = field(default=None, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def bridge(self) -> Any:
+        if self._bridge is None:
+            self._bridge = boot_bridge(self.hf, self.tokenizer, self.source)
+        return self._bridge
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.hf.parameters())
+
+    def clone(self) -> Model:
+        """An independent copy (own parameters), e.g. a frozen reference for NPO or RMU."""
+        return Model(copy.deepcopy(self.hf), self.tokenizer, self.source)
+
+    def save(self, out: str | Path) -> Path:
+        """Write a standard HF checkpoint directory (config, safetensors, tokenizer) atomically."""
+        with atomic_path(out, directory=True) as tmp:
+            self.hf.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+        return Path(out)
+
+
+def _check_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise NeuronscopeError(f"{path}: checkpoint directory not found")
+    if not path.is_dir():
+        raise NeuronscopeError(f"{path}: a checkpoint must be a directory, not a file")
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise NeuronscopeError(f"{path}: not an HF checkpoint (no config.json)")
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as e:
+        raise NeuronscopeError(f"{cfg_file}: invalid JSON ({e.msg})") from None
+    archs = cfg.get("architectures") or []
+    if not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        raise NeuronscopeError(
+            f"{path}: not a causal-LM checkpoint (architectures: {', '.join(archs) or 'none'})"
+        )
+    if not list(path.glob("*.safetensors")):
+        raise NeuronscopeError(f"{path}: no .safetensors weights (only safetensors checkpoints are loaded)")
+    return cfg
+
+
+def boot_bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: Path) -> Any:
+    """Wrap `hf` in a TransformerBridge that shares its parameters; fails clearly on unsupported archs."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    arch = (hf.config.architectures or [type(hf).__name__])[0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.disable(logging.WARNING)
+            try:
+                bridge = TransformerBridge.boot_transformers(
+                    str(source), hf_model=hf, tokenizer=tokenizer, device=hf.device, dtype=hf.dtype
+                )
+            finally:
+                logging.disable(logging.NOTSET)
+    except Exception as e:  # the bridge raises several types for an unknown architecture
+        raise NeuronscopeError(f"{source}: architecture {arch} is not supported by TransformerBridge ({e})") from None
+    bridge.eval()
+    return bridge
+
+
+def load_model(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32,
+               bridge: bool = True) -> Model:
+    """Load a local HF causal-LM checkpoint offline; `bridge=False` skips the hook wrapper."""
+    path = Path(path)
+    _check_checkpoint(path)
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, use_safetensors=True, trust_remote_code=False, local_files_only=True
+        )
+    except (ValueError, KeyError) as e:
+        raise NeuronscopeError(f"{path}: cannot load as a causal LM ({str(e).splitlines()[0]})") from None
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise NeuronscopeError(f"{path}: no usable tokenizer ({str(e).splitlines()[0]})") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    hf.to(device).eval()
+    model = Model(hf, tok, path)
+    if bridge:
+        _ = model.bridge
+    return model

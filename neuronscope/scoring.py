@@ -1,0 +1,135 @@
+"""Answer probabilities and multiple-choice accuracy; FS, RS and US.
+
+P(y|x) is the product over answer tokens of the next-token probabilities (the paper's attribution target).
+Multiple choice picks the option with the highest log P(option|x), summed over the option's tokens: the
+unnormalised likelihood, which is what `normalize="sum"` means. `normalize="mean"` divides by the option's
+token count, for answers of unequal length. On the embedded world every option is one token, so both agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from neuronscope.batching import Batch, encode
+from neuronscope.data.schema import KINDS, QADataset, QAItem
+from neuronscope.errors import NeuronscopeError
+from neuronscope.models.handle import Model
+
+Normalize = Literal["sum", "mean"]
+
+
+def answer_logprobs(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> Float[Tensor, " batch"]:
+    """log P(y|x) per row: the sum of answer-token log-probabilities (the logit at j-1 predicts token j)."""
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    target = batch.input_ids[:, 1:]
+    token_logp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return (token_logp * batch.answer_mask[:, 1:]).sum(-1)
+
+
+@torch.no_grad()
+def _logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str], batch_size: int
+              ) -> tuple[Tensor, Tensor]:
+    out, lengths = [], []
+    for start in range(0, len(prompts), batch_size):
+        batch = encode(model.tokenizer, prompts[start:start + batch_size], answers[start:start + batch_size])
+        batch = batch.to(model.device)
+        logits = model.hf(input_ids=batch.input_ids).logits
+        out.append(answer_logprobs(logits, batch).cpu())
+        lengths.append(batch.answer_mask.sum(-1).cpu())
+    if not out:
+        return torch.zeros(0), torch.zeros(0)
+    return torch.cat(out), torch.cat(lengths)
+
+
+def answer_probabilities(model: Model, items: Sequence[QAItem], batch_size: int = 256) -> Float[Tensor, " n"]:
+    """P(y|x) of each item's gold answer."""
+    logp, _ = _logprobs(model, [it.question for it in items], [it.answer for it in items], batch_size)
+    return logp.exp()
+
+
+def option_scores(model: Model, items: Sequence[QAItem], normalize: Normalize = "sum", batch_size: int = 256
+                  ) -> list[Tensor]:
+    """Per item, the score of each option (log-likelihood, summed or averaged over tokens)."""
+    for it in items:
+        if len(it.options) < 2:
+            raise NeuronscopeError(f"item {it.id!r} has fewer than 2 options; multiple choice needs them")
+    prompts = [it.question for it in items for _ in it.options]
+    answers = [o for it in items for o in it.options]
+    logp, lengths = _logprobs(model, prompts, answers, batch_size)
+    if normalize == "mean":
+        logp = logp / lengths.clamp(min=1)
+    scores, start = [], 0
+    for it in items:
+        scores.append(logp[start:start + len(it.options)])
+        start += len(it.options)
+    return scores
+
+
+def multiple_choice_correct(model: Model, items: Sequence[QAItem], normalize: Normalize = "sum",
+                            batch_size: int = 256) -> Tensor:
+    """Boolean per item: does the gold answer get the highest option score? Ties count as wrong."""
+    scores = option_scores(model, items, normalize, batch_size)
+    correct = []
+    for it, s in zip(items, scores, strict=True):
+        gold = it.options.index(it.answer)
+        others = torch.cat([s[:gold], s[gold + 1:]])
+        correct.append(bool((s[gold] > others).all()))
+    return torch.tensor(correct, dtype=torch.bool)
+
+
+def multiple_choice_accuracy(model: Model, items: Sequence[QAItem], normalize: Normalize = "sum",
+                             batch_size: int = 256) -> float:
+    if not items:
+        return float("nan")
+    return multiple_choice_correct(model, items, normalize, batch_size).float().mean().item()
+
+
+@dataclass
+class EvalReport:
+    """FS, RS, US and the per-split, per-kind accuracies behind them."""
+
+    fs: float  # forget-set accuracy on base questions (lower = more forgotten)
+    rs: float  # accuracy on base questions of retain + test clusters
+    us: float  # accuracy on the utility set
+    detail: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> kind -> accuracy
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(model: Model, ds: QADataset, kinds: Sequence[str] = KINDS, normalize: Normalize = "sum",
+             batch_size: int = 256) -> EvalReport:
+    """Score every split and kind once; FS/RS/US are read off the same per-item results."""
+    detail: dict[str, dict[str, float]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    correct_by: dict[tuple[str, str], Tensor] = {}
+    for split in [*ds.splits, "utility"]:
+        if split == "other":
+            continue
+        for kind in kinds:
+            items = ds.items(split, kind)
+            if not items:
+                continue
+            c = multiple_choice_correct(model, items, normalize, batch_size)
+            correct_by[split, kind] = c
+            detail.setdefault(split, {})[kind] = c.float().mean().item()
+            counts.setdefault(split, {})[kind] = len(items)
+
+    def pooled(*keys: tuple[str, str]) -> float:
+        parts = [correct_by[k] for k in keys if k in correct_by]
+        return torch.cat(parts).float().mean().item() if parts else float("nan")
+
+    return EvalReport(
+        fs=pooled(("forget", "base")),
+        rs=pooled(("retain", "base"), ("test", "base")),
+        us=pooled(("utility", "base")),
+        detail=detail,
+        counts=counts,
+    )

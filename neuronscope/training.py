@@ -1,0 +1,88 @@
+"""Plain fine-tuning on (prompt, answer) pairs with an answer-only loss.
+
+Used to train the toy base model from scratch, and later by the relearning attacks. The loss is the mean
+negative log-likelihood of the answer tokens; prompt tokens are context only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from neuronscope.batching import Batch, encode
+from neuronscope.errors import NeuronscopeError
+from neuronscope.models.handle import Model
+
+
+def answer_nll(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> Float[Tensor, ""]:
+    """Mean NLL over all answer tokens of the batch."""
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    token_logp = logp.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    mask = batch.answer_mask[:, 1:]
+    return -(token_logp * mask).sum() / mask.sum().clamp(min=1)
+
+
+@dataclass
+class FitResult:
+    steps: int
+    epochs: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def fit(
+    model: Model,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    *,
+    lr: float = 1e-3,
+    batch_size: int = 32,
+    max_epochs: int = 100,
+    seed: int = 0,
+    weight_decay: float = 0.0,
+    on_epoch: Callable[[int], bool] | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> FitResult:
+    """AdamW over shuffled mini-batches; `on_epoch(epoch)` returning True stops training."""
+    if not prompts:
+        raise NeuronscopeError("nothing to train on: the training set is empty")
+    if lr <= 0:
+        raise NeuronscopeError(f"learning rate must be positive, got {lr}")
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.hf.parameters(), lr=lr, weight_decay=weight_decay)
+    model.hf.train()
+    t0, step, losses = time.perf_counter(), 0, []
+    epoch = 0
+    try:
+        for epoch in range(1, max_epochs + 1):
+            order = torch.randperm(len(prompts), generator=gen).tolist()
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                batch = encode(model.tokenizer, [prompts[i] for i in idx], [answers[i] for i in idx])
+                batch = batch.to(model.device)
+                loss = answer_nll(model.hf(input_ids=batch.input_ids).logits, batch)
+                if not math.isfinite(loss.item()):
+                    raise NeuronscopeError(f"training diverged: loss is {loss.item()} at step {step + 1}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                losses.append(loss.item())
+                if progress:
+                    progress(step, loss.item())
+            if on_epoch is not None:
+                model.hf.eval()
+                stop = on_epoch(epoch)
+                model.hf.train()
+                if stop:
+                    return FitResult(step, epoch, time.perf_counter() - t0, losses, stopped_early=True)
+    finally:
+        model.hf.eval()
+    return FitResult(step, epoch, time.perf_counter() - t0, losses)

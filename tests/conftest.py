@@ -1,0 +1,46 @@
+"""Shared fixtures: a tiny world and a tiny toy model trained on it once per test session (seconds)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+from neuronscope.base_model import BaseTrainConfig, BaseTrainResult, train_base  # noqa: E402
+from neuronscope.data.schema import QADataset, save_dataset  # noqa: E402
+from neuronscope.data.world import WorldConfig, build_world  # noqa: E402
+from neuronscope.models.toy import ToyConfig  # noqa: E402
+
+TINY_WORLD = WorldConfig(people=24, seed=0, forget=0.25, retain=0.25, test=0.5, cities=6, countries=4,
+                         companies=6, universities=6, arithmetic=3)
+TINY_TOY = ToyConfig(d_model=64, n_layers=2, n_heads=4, d_mlp=128)
+TINY_TRAIN = BaseTrainConfig(toy=TINY_TOY, lr=3e-3, batch_size=32, max_epochs=120, check_every=5)
+
+
+@pytest.fixture(scope="session")
+def tiny_world() -> QADataset:
+    return build_world(TINY_WORLD)
+
+
+@pytest.fixture(scope="session")
+def tiny_world_dir(tiny_world: QADataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_dataset(tiny_world, tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tiny_world: QADataset) -> BaseTrainResult:
+    result = train_base(tiny_world, TINY_TRAIN)
+    assert result.reached_target, "the tiny base model must learn its facts for the tests to mean anything"
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tiny_trained: BaseTrainResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved HF checkpoint directory of the tiny trained model. Tests must not modify it."""
+    return tiny_trained.model.save(tmp_path_factory.mktemp("ckpt") / "base")
