@@ -11,6 +11,9 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 torch.set_num_threads(min(2, torch.get_num_threads()))
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+hf_logging.disable_progress_bar()
 
 from neuronscope.base_model import BaseTrainConfig, BaseTrainResult, train_base  # noqa: E402
 from neuronscope.data.schema import QADataset, save_dataset  # noqa: E402

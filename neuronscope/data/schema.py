@@ -161,8 +161,16 @@ def load_items(path: str | Path) -> list[QAItem]:
     return items
 
 
-def load_dataset(path: str | Path) -> QADataset:
-    """Read a dataset directory (or a single QA JSONL file, taken as the forget split)."""
+def load_dataset(path: str | Path, format: str = "auto") -> QADataset:
+    """Read a dataset: a world directory or QA JSONL file, or FaithUn / TOFU / Alpaca files (format "auto" tells
+    them apart; see neuronscope.data.loaders and docs/data.md)."""
+    from neuronscope.data.loaders import load_any  # loaders builds on this module
+
+    return load_any(path, format)
+
+
+def load_world_dataset(path: str | Path) -> QADataset:
+    """Read a world dataset directory (or a single QA JSONL file, taken as the forget split)."""
     path = Path(path)
     if path.is_file():
         return QADataset(splits={"forget": load_items(path)}, meta={"name": path.stem})

@@ -21,6 +21,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from neuronscope.errors import NeuronscopeError
 from neuronscope.io import atomic_path
 
+# TransformerBridge switches a model to eager attention when it boots (its attention hooks need it). Loading
+# every model eager from the start keeps logits bit-identical whether or not a bridge was ever built.
+ATTN_IMPLEMENTATION = "eager"
+
 
 @dataclass
 class Model:
@@ -30,6 +34,18 @@ class Model:
     tokenizer: PreTrainedTokenizerBase
     source: Path
     _bridge: Any = field(default=None, repr=False)
+    _tensors: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        # Booting the bridge rewraps the HF modules in place, which renames (and duplicates) every state-dict key.
+        # The original names are captured here, holding the same tensor objects, so saving and cloning still
+        # write a plain HF checkpoint whatever has happened since.
+        if not self._tensors:
+            self._tensors = dict(self.hf.state_dict(keep_vars=True))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The model's weights under their original HF names (detached views, no copy)."""
+        return {k: v.detach() for k, v in self._tensors.items()}
 
     @property
     def device(self) -> torch.device:
@@ -47,12 +63,16 @@ class Model:
 
     def clone(self) -> Model:
         """An independent copy (own parameters), e.g. a frozen reference for NPO or RMU."""
-        return Model(copy.deepcopy(self.hf), self.tokenizer, self.source)
+        hf = AutoModelForCausalLM.from_config(copy.deepcopy(self.hf.config), dtype=self.hf.dtype,
+                                              attn_implementation=ATTN_IMPLEMENTATION)
+        hf.load_state_dict(self.state_dict(), strict=True)
+        hf.to(self.device).eval()
+        return Model(hf, self.tokenizer, self.source)
 
     def save(self, out: str | Path) -> Path:
         """Write a standard HF checkpoint directory (config, safetensors, tokenizer) atomically."""
         with atomic_path(out, directory=True) as tmp:
-            self.hf.save_pretrained(tmp, safe_serialization=True)
+            self.hf.save_pretrained(tmp, state_dict=self.state_dict(), safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
         return Path(out)
 
@@ -107,7 +127,8 @@ def load_model(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch
     _check_checkpoint(path)
     try:
         hf = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, use_safetensors=True, trust_remote_code=False, local_files_only=True
+            path, dtype=dtype, use_safetensors=True, trust_remote_code=False, local_files_only=True,
+            attn_implementation=ATTN_IMPLEMENTATION,
         )
     except (ValueError, KeyError) as e:
         raise NeuronscopeError(f"{path}: cannot load as a causal LM ({str(e).splitlines()[0]})") from None

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from neuronscope.models.handle import ATTN_IMPLEMENTATION
+
 
 @dataclass(frozen=True)
 class ToyConfig:
@@ -34,6 +36,7 @@ def build_toy_model(tokenizer: PreTrainedTokenizerFast, cfg: ToyConfig = ToyConf
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
         attention_dropout=0.0,
+        attn_implementation=ATTN_IMPLEMENTATION,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
