@@ -37,6 +37,10 @@ def atomic_path(target: str | Path, *, directory: bool = False) -> Iterator[Path
         else:
             tmp.unlink(missing_ok=True)
         raise
+    # mkstemp/mkdtemp create private (0600/0700) entries; give the artifact the mode a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod((0o777 if directory else 0o666) & ~umask)
     if directory and target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)

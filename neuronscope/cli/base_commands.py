@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
+from neuronscope.models.toy import ToyConfig
 
 
 @app.command()
@@ -45,6 +46,10 @@ def train_base_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the model initialisation and batch order.")] = 0,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
     max_epochs: Annotated[int, typer.Option(help="Give up after this many epochs.")] = 150,
+    d_model: Annotated[int, typer.Option(help="Toy model width.")] = ToyConfig.d_model,
+    n_layers: Annotated[int, typer.Option(help="Toy model depth.")] = ToyConfig.n_layers,
+    n_heads: Annotated[int, typer.Option(help="Attention heads.")] = ToyConfig.n_heads,
+    d_mlp: Annotated[int, typer.Option(help="MLP width.")] = ToyConfig.d_mlp,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Train the toy Llama-style base model on a world until it knows the forget and retain facts."""
@@ -60,7 +65,8 @@ def train_base_cmd(
         save_dataset(ds, data)
     else:
         ds = load_dataset(data)
-    cfg = BaseTrainConfig(lr=lr, max_epochs=max_epochs, seed=seed)
+    toy = ToyConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp)
+    cfg = BaseTrainConfig(toy=toy, lr=lr, max_epochs=max_epochs, seed=seed)
     with _progress() as bar:
         task = bar.add_task("training base model", total=None, info="")
         result = train_base(ds, cfg, progress=lambda step, loss: bar.update(

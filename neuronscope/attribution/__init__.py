@@ -1,0 +1,48 @@
+"""Attribution: activation x gradient of the answer probability, per neuron (hook points) and per parameter."""
+
+from neuronscope.attribution.influence import (
+    cumulative_curves,
+    influence_from_scores,
+    influence_summary,
+    influence_terms,
+    influence_variation,
+    module_layer_table,
+    top_m_sum,
+    verdict,
+)
+from neuronscope.attribution.neurons import (
+    NeuronScores,
+    aggregate,
+    attribute_neurons,
+    attribution_scores,
+    load_table,
+    save_table,
+)
+from neuronscope.attribution.patching import PatchingResult, patching_curves
+from neuronscope.attribution.run import AttributeRun, check_same_architecture, run_attribute
+from neuronscope.attribution.shift import attribution_distributions, attribution_shift, correlation_matrix
+
+__all__ = [
+    "AttributeRun",
+    "NeuronScores",
+    "PatchingResult",
+    "aggregate",
+    "attribute_neurons",
+    "attribution_distributions",
+    "attribution_scores",
+    "attribution_shift",
+    "check_same_architecture",
+    "correlation_matrix",
+    "cumulative_curves",
+    "influence_from_scores",
+    "influence_summary",
+    "influence_terms",
+    "influence_variation",
+    "load_table",
+    "module_layer_table",
+    "patching_curves",
+    "run_attribute",
+    "save_table",
+    "top_m_sum",
+    "verdict",
+]

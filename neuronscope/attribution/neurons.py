@@ -1,0 +1,286 @@
+"""Neuron attribution A = h * dP(y|x)/dh through TransformerBridge hook points (PAPER.md section 1).
+
+A neuron is one scalar coordinate of a hooked projection output (attention q, k, v, o; MLP gate, up, down, or in,
+out without a gate; see `neuronscope.models.projections`). Per batch there is exactly one forward pass (with hooks
+that keep a reference to each projection output and register a gradient hook on it) and one backward pass. Each
+gradient hook forms A = h * dP/dh for its projection and immediately reduces it over the chosen token positions to
+the per-example max (positive influence) and min (negative influence), so what survives the pass is O(batch x
+neurons), never O(batch x positions x neurons).
+
+The backward pass differentiates sum over the batch of P(y|x): examples do not interact (right padding, causal
+attention, per-token norms), so each example's gradient is its own. It runs with respect to a fresh leaf at the
+token embedding only, so no parameter gradient is ever computed or accumulated: `.grad` of the model is untouched
+and parameters may be frozen.
+
+Positions (which k the max/min run over; padding never counts):
+- "prompt" (default): the prompt tokens, <bos> included. The question is where the model must retrieve the fact;
+  answer positions see the gold answer itself (teacher forcing).
+- "all": prompt tokens plus every answer token except the last. The last answer token's activations cannot reach
+  any logit that scores the answer under causal attention, so its A is identically 0; counting it would only
+  clip max at 0 and min at 0.
+- "last": the last prompt token only (the position that predicts the first answer token).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from neuronscope.batching import Batch, encode
+from neuronscope.data.schema import QAItem
+from neuronscope.errors import NeuronscopeError
+from neuronscope.io import atomic_path
+from neuronscope.models.handle import Model
+from neuronscope.models.projections import Projection, projections
+from neuronscope.scoring import answer_logprobs
+
+Positions = Literal["prompt", "all", "last"]
+POSITIONS: tuple[str, ...] = ("prompt", "all", "last")
+Progress = Callable[[int, int], None]  # (items done, items total)
+
+
+def position_mask(batch: Batch, positions: str = "prompt") -> Bool[Tensor, "batch pos"]:
+    """Which token positions the max/min over k runs over (see the module docstring)."""
+    if positions == "prompt":
+        return batch.prompt_mask.clone()
+    if positions == "all":
+        mask = batch.prompt_mask | batch.answer_mask
+        last = batch.token_mask.long().cumsum(-1).argmax(-1)  # index of each row's last real token
+        mask[torch.arange(len(batch)), last] = False
+        return mask | batch.prompt_mask
+    if positions == "last":
+        mask = torch.zeros_like(batch.prompt_mask)
+        last_prompt = batch.prompt_mask.long().sum(-1) - 1
+        mask[torch.arange(len(batch)), last_prompt] = True
+        return mask
+    raise NeuronscopeError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+
+
+def reduce_positions(
+    a: Float[Tensor, "batch pos neuron"], mask: Bool[Tensor, "batch pos"]
+) -> tuple[Float[Tensor, "batch neuron"], Float[Tensor, "batch neuron"]]:
+    """Per-example max_k and min_k of A over the positions in `mask` (every row needs at least one)."""
+    if not bool(mask.any(-1).all()):
+        raise ValueError("every example needs at least one attributed position")
+    m = mask.unsqueeze(-1)
+    a_max = a.masked_fill(~m, float("-inf")).amax(1)
+    a_min = a.masked_fill(~m, float("inf")).amin(1)
+    return a_max, a_min
+
+
+@dataclass
+class NeuronScores:
+    """Per-example max_k A and min_k A for every neuron of every hooked projection (kept on the CPU)."""
+
+    projections: list[Projection]
+    max: dict[str, Float[Tensor, "example neuron"]]  # keyed by hook name
+    min: dict[str, Float[Tensor, "example neuron"]]
+    item_ids: list[str]
+    positions: str
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(self.max[p.hook].shape[1] for p in self.projections)
+
+    def stacked(self) -> tuple[Float[Tensor, "example neuron"], Float[Tensor, "example neuron"]]:
+        """All neurons side by side, in `neuron_index` order."""
+        return (torch.cat([self.max[p.hook] for p in self.projections], 1),
+                torch.cat([self.min[p.hook] for p in self.projections], 1))
+
+    def neuron_index(self) -> pd.DataFrame:
+        """layer, module, neuron for each column of `stacked()`."""
+        return neuron_index(self.projections, {p.hook: self.max[p.hook].shape[1] for p in self.projections})
+
+    def table(self, per_example: bool = False) -> pd.DataFrame:
+        """The tidy table (see `attribute_neurons`)."""
+        a_max, a_min = self.stacked()
+        index = self.neuron_index()
+        if per_example:
+            n, k = a_max.shape
+            out = pd.DataFrame({
+                "item": pd.Categorical(np.repeat(np.asarray(self.item_ids, dtype=object), k)),
+                "layer": np.tile(index["layer"].to_numpy(), n),
+                "module": pd.Categorical(np.tile(index["module"].to_numpy(), n)),
+                "neuron": np.tile(index["neuron"].to_numpy(), n),
+                "max": a_max.reshape(-1).numpy(),
+                "min": a_min.reshape(-1).numpy(),
+            })
+        else:
+            out = index.copy()
+            out["max"] = a_max.mean(0).numpy()
+            out["max_pos"] = a_max.clamp(min=0).mean(0).numpy()
+            out["min"] = a_min.mean(0).numpy()
+            out["n"] = a_max.shape[0]
+        out.attrs = {"positions": self.positions, "n_items": len(self.item_ids), **self.meta}
+        return out
+
+
+def neuron_index(projs: Sequence[Projection], widths: dict[str, int]) -> pd.DataFrame:
+    layers, modules, neurons = [], [], []
+    for p in projs:
+        w = widths[p.hook]
+        layers.append(np.full(w, p.layer, dtype=np.int32))
+        modules.append(np.full(w, p.module, dtype=object))
+        neurons.append(np.arange(w, dtype=np.int32))
+    return pd.DataFrame({
+        "layer": np.concatenate(layers) if layers else np.zeros(0, np.int32),
+        "module": pd.Categorical(np.concatenate(modules) if modules else np.zeros(0, object)),
+        "neuron": np.concatenate(neurons) if neurons else np.zeros(0, np.int32),
+    })
+
+
+@contextlib.contextmanager
+def eval_mode(model: Model) -> Iterator[None]:
+    """Dropout off for the duration (GPT-2 has dropout); the previous train/eval flags are restored."""
+    modules = [model.hf, model.bridge]
+    flags = [{m: m.training for m in mod.modules()} for mod in modules]
+    for mod in modules:
+        mod.eval()
+    try:
+        yield
+    finally:
+        for f in flags:
+            for m, was in f.items():
+                m.training = was
+
+
+def _embed_hook(bridge: object) -> str:
+    names = set(bridge.hook_dict)  # type: ignore[attr-defined]
+    for name in ("embed.hook_out", "hook_embed"):
+        if name in names:
+            return name
+    raise NeuronscopeError("the TransformerBridge exposes no token-embedding hook (embed.hook_out)")
+
+
+def attribution_scores(
+    model: Model,
+    items: Sequence[QAItem],
+    positions: str = "prompt",
+    batch_size: int = 16,
+    progress: Progress | None = None,
+) -> NeuronScores:
+    """Per-example max_k / min_k of A = h * dP(y|x)/dh for every neuron; one forward + one backward per batch."""
+    if not items:
+        raise NeuronscopeError("no items to attribute (the selected split is empty)")
+    if positions not in POSITIONS:
+        raise NeuronscopeError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+    bridge = model.bridge
+    projs = projections(bridge)
+    if not projs:
+        raise NeuronscopeError(f"{model.source}: the bridge exposes no projection hooks to attribute")
+    maxes: dict[str, list[Tensor]] = {p.hook: [] for p in projs}
+    mins: dict[str, list[Tensor]] = {p.hook: [] for p in projs}
+    embed = _embed_hook(bridge)
+    with eval_mode(model), torch.enable_grad():
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            batch = encode(model.tokenizer, [it.question for it in chunk], [it.answer for it in chunk])
+            batch = batch.to(model.device)
+            for hook, (a_max, a_min) in _attribute_batch(bridge, projs, embed, batch, positions).items():
+                maxes[hook].append(a_max)
+                mins[hook].append(a_min)
+            if progress is not None:
+                progress(min(start + batch_size, len(items)), len(items))
+    return NeuronScores(
+        projections=projs,
+        max={h: torch.cat(v) for h, v in maxes.items()},
+        min={h: torch.cat(v) for h, v in mins.items()},
+        item_ids=[it.id for it in items],
+        positions=positions,
+    )
+
+
+def _attribute_batch(bridge: object, projs: list[Projection], embed: str, batch: Batch, positions: str
+                     ) -> dict[str, tuple[Tensor, Tensor]]:
+    mask = position_mask(batch, positions)
+    out: dict[str, tuple[Tensor, Tensor]] = {}
+    leaf: list[Tensor] = []
+
+    def make_leaf(x: Tensor, hook: object) -> Tensor:
+        # A fresh leaf: the backward pass stops here, so no parameter gradient is computed.
+        x = x.detach().requires_grad_(True)
+        leaf.append(x)
+        return x
+
+    def capture(x: Tensor, hook: object) -> Tensor:
+        name = hook.name  # type: ignore[attr-defined]
+
+        def on_grad(g: Tensor) -> None:
+            a = (x.detach() * g).flatten(2).float()  # heads flattened: a neuron is one coordinate
+            a_max, a_min = reduce_positions(a, mask)
+            out[name] = (a_max.cpu(), a_min.cpu())
+
+        x.register_hook(on_grad)
+        return x
+
+    hooks = [(embed, make_leaf)] + [(p.hook, capture) for p in projs]
+    logits = bridge.run_with_hooks(batch.input_ids, fwd_hooks=hooks)  # type: ignore[attr-defined]
+    total = answer_logprobs(logits, batch).exp().sum()
+    torch.autograd.grad(total, leaf)
+    missing = [p.hook for p in projs if p.hook not in out]
+    if missing:  # a projection with no path to the answer (never expected in a causal LM)
+        raise RuntimeError(f"no gradient reached {', '.join(missing)}")
+    return out
+
+
+def attribute_neurons(
+    model: Model,
+    items: Sequence[QAItem],
+    positions: str = "prompt",
+    batch_size: int = 16,
+    per_example: bool = False,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """The attribution table of one model on `items`.
+
+    Aggregated (default), one row per neuron: layer, module, neuron, `max` = mean over items of max_k A,
+    `max_pos` = mean over items of max(max_k A, 0) (what D+ needs), `min` = mean over items of min_k A, n.
+    Per example: one row per (item, neuron) with `max` and `min`.
+    """
+    scores = attribution_scores(model, items, positions, batch_size, progress)
+    return scores.table(per_example=per_example)
+
+
+def aggregate(per_example: pd.DataFrame) -> pd.DataFrame:
+    """A per-example table reduced to the aggregated schema (means over items)."""
+    g = per_example.assign(max_pos=per_example["max"].clip(lower=0)).groupby(
+        ["layer", "module", "neuron"], sort=False, observed=True)
+    out = g.agg(max=("max", "mean"), max_pos=("max_pos", "mean"), min=("min", "mean"), n=("max", "size"))
+    out = out.reset_index()
+    out.attrs = dict(per_example.attrs)
+    return out
+
+
+def save_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Atomically write a table as parquet (.parquet) or CSV (.csv)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        elif path.suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            raise NeuronscopeError(f"{path}: tables are written as .parquet or .csv")
+    return path
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """Read a table written by `save_table`."""
+    path = Path(path)
+    if not path.is_file():
+        raise NeuronscopeError(f"{path}: table not found")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    raise NeuronscopeError(f"{path}: tables are read from .parquet or .csv")

@@ -1,0 +1,83 @@
+"""`neuronscope attribute`: neuron attribution of a checkpoint and, against its base, erase (D+) vs hide (D-)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from neuronscope.cli.app import app, console, metrics_table, user_errors
+
+
+@app.command("attribute")
+@user_errors
+def attribute_cmd(
+    ckpt: Annotated[Path, typer.Option("--ckpt", help="Checkpoint to analyse (the unlearned model).")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset directory (or one QA JSONL file = forget split).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write tables, summary.json and report.html.")],
+    base: Annotated[Path | None, typer.Option("--base", help="Checkpoint before unlearning: adds D+/D-, curves "
+                                                             "and the patching test.")] = None,
+    split: Annotated[str, typer.Option(help="Split whose items are attributed (the forget set C_f).")] = "forget",
+    kind: Annotated[str, typer.Option(help="Question kind to use: base, paraphrase, multihop, same_answer, "
+                                           "or 'all'.")] = "base",
+    positions: Annotated[str, typer.Option(help="Token positions max/min run over: 'prompt' (prompt tokens incl. "
+                                                "bos), 'all' (prompt + answer inputs), 'last' (last prompt "
+                                                "token).")] = "prompt",
+    batch_size: Annotated[int, typer.Option(help="Questions per forward/backward pass.")] = 16,
+    per_example: Annotated[bool, typer.Option("--per-example", help="Write one row per (item, neuron) instead "
+                                                                   "of means over items.")] = False,
+    patching: Annotated[bool, typer.Option("--patching/--no-patching", help="Run the causal patching test "
+                                                                           "(with --base).")] = True,
+    patch_m: Annotated[str | None, typer.Option("--patch-m", help="Comma-separated neuron counts m for the "
+                                                                 "patching curves, e.g. 0,10,100 (default: 0, 1, "
+                                                                 "2, 5, 10, ... all).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random-neuron control in the patching test.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+) -> None:
+    """Attribute every neuron (A = h * dP(y|x)/dh); with --base, tell whether unlearning erased or hid."""
+    from neuronscope.attribution.run import run_attribute
+    from neuronscope.errors import NeuronscopeError
+
+    ms = None
+    if patch_m is not None:
+        try:
+            ms = [int(v) for v in patch_m.split(",") if v.strip()]
+        except ValueError:
+            raise NeuronscopeError(f"--patch-m must be comma-separated integers, got {patch_m!r}") from None
+        if any(m < 0 for m in ms):
+            raise NeuronscopeError(f"--patch-m values must be >= 0, got {patch_m!r}")
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        run = run_attribute(ckpt, data, out, base=base, split=split, kind=None if kind == "all" else kind,
+                            positions=positions, batch_size=batch_size, device=device, per_example=per_example,
+                            patching=patching, patch_ms=ms, seed=seed, progress=progress)
+    s = run.summary
+    console.print(metrics_table("attribution", {s["ckpt"]: {"items": s["n_items"], "neurons": s["n_neurons"],
+                                                            "positions": s["positions"]}}))
+    if "influence" in s:
+        inf = s["influence"]
+        console.print(metrics_table("influence variation, sum over the top-100 neurons", {
+            "D+ (erased)": {"value": f"{inf['top100_d_plus']:.4g}"},
+            "D- (hidden)": {"value": f"{inf['top100_d_minus']:.4g}"},
+            "verdict": {"value": inf["verdict"]}}))
+    if "patching" in s:
+        p = s["patching"]
+        rows = {"base": p["base_accuracy"], "unlearned": p["unlearned_accuracy"]}
+        rows |= {f"patch top-{p['m']} by {label}": p[key] for label, key in
+                 (("D-", "d_minus_accuracy"), ("D+", "d_plus_accuracy"), ("random", "random_accuracy")) if key in p}
+        rows["patch all neurons"] = p["all_neurons_accuracy"]
+        console.print(metrics_table("forget accuracy (3-option multiple choice)",
+                                    {k: {"accuracy": v} for k, v in rows.items()}))
+    for name, path in s["files"].items():
+        console.print(f"{name}: {path}")
+    console.print(f"summary: {run.files['summary']}")

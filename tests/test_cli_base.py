@@ -1,0 +1,68 @@
+"""The foundation commands: world, train-base, eval, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from neuronscope.cli import app
+from neuronscope.data.schema import load_dataset
+
+runner = CliRunner()
+
+
+def test_world_command_writes_a_loadable_world(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["world", "--out", str(tmp_path / "w"), "--people", "40", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    ds = load_dataset(tmp_path / "w")
+    assert len({it.cluster for it in ds.forget}) == 2 and ds.meta["seed"] == 2
+
+
+def test_eval_prints_scores_as_json(tiny_ckpt: Path, tiny_world_dir: Path, tiny_trained) -> None:
+    result = runner.invoke(app, ["eval", "--ckpt", str(tiny_ckpt), "--data", str(tiny_world_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert scores["fs"] == pytest.approx(tiny_trained.report.fs)
+    assert scores["rs"] == pytest.approx(tiny_trained.report.rs)
+    assert scores["us"] == pytest.approx(tiny_trained.report.us)
+
+
+def test_train_base_on_a_small_world(tmp_path: Path) -> None:
+    """train-base end to end on a 16-person world: it must reach the target and save a checkpoint."""
+    world = tmp_path / "w"
+    assert runner.invoke(app, ["world", "--out", str(world), "--people", "16", "--forget", "0.25",
+                               "--retain", "0.25", "--test", "0.5"]).exit_code == 0
+    out = tmp_path / "ckpt"
+    result = runner.invoke(app, ["train-base", "--out", str(out), "--data", str(world), "--json",
+                                 "--d-model", "64", "--n-layers", "2", "--d-mlp", "128", "--lr", "3e-3"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "neuronscope_train.json").read_text())
+    assert summary["reached_target"] is True
+    assert summary["detail"]["forget"]["base"] >= 0.95 and summary["detail"]["retain"]["base"] >= 0.95
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "--ckpt", "{tmp}/missing", "--data", "{world}"], "checkpoint directory not found"),
+    (["eval", "--ckpt", "{ckpt}", "--data", "{tmp}/missing"], "file or directory not found"),
+    (["eval", "--ckpt", "{ckpt}", "--data", "{world}", "--normalize", "max"], "--normalize"),
+    (["world", "--out", "{tmp}/w", "--people", "1"], "--people"),
+])
+def test_bad_input_is_one_line_and_nonzero(args: list[str], message: str, tmp_path: Path, tiny_ckpt: Path,
+                                           tiny_world_dir: Path) -> None:
+    args = [a.format(tmp=tmp_path, ckpt=tiny_ckpt, world=tiny_world_dir) for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
+
+
+def test_malformed_dataset_line_names_file_and_line(tmp_path: Path, tiny_ckpt: Path) -> None:
+    bad = tmp_path / "w"
+    bad.mkdir()
+    (bad / "forget.jsonl").write_text('{"id": "a", "question": "q ?", "answer": "x"}\n{"id": "b", "question": "q"}\n')
+    result = runner.invoke(app, ["eval", "--ckpt", str(tiny_ckpt), "--data", str(bad)])
+    assert result.exit_code == 2
+    assert "forget.jsonl: line 2: missing field 'answer'" in result.stderr
