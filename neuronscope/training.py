@@ -47,10 +47,15 @@ def fit(
     max_epochs: int = 100,
     seed: int = 0,
     weight_decay: float = 0.0,
+    max_steps: int | None = None,
     on_epoch: Callable[[int], bool] | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> FitResult:
-    """AdamW over shuffled mini-batches; `on_epoch(epoch)` returning True stops training."""
+    """AdamW over shuffled mini-batches; `on_epoch(epoch)` returning True stops training.
+
+    `max_steps` stops after that many optimiser steps in total (mid-epoch if need be), for step-budgeted runs
+    such as the relearning attacks.
+    """
     if not prompts:
         raise NeuronscopeError("nothing to train on: the training set is empty")
     if lr <= 0:
@@ -77,6 +82,8 @@ def fit(
                 losses.append(loss.item())
                 if progress:
                     progress(step, loss.item())
+                if max_steps is not None and step >= max_steps:
+                    return FitResult(step, epoch, time.perf_counter() - t0, losses, stopped_early=True)
             if on_epoch is not None:
                 model.hf.eval()
                 stop = on_epoch(epoch)

@@ -1,6 +1,12 @@
 """The `neuronscope` command line. Each command lives in its own module and registers itself on `app`."""
 
-from neuronscope.cli import base_commands  # noqa: F401  (registers world, train-base, eval, demo)
+import neuronscope.cli.lens  # noqa: F401  (registers lens)
+import neuronscope.cli.run  # noqa: F401  (registers attack, run, demo)
+from neuronscope.cli import (
+    attribute,  # noqa: F401  (registers attribute)
+    base_commands,  # noqa: F401  (registers world, train-base, eval)
+    unlearn,  # noqa: F401  (registers unlearn)
+)
 from neuronscope.cli.app import app, main
 
 __all__ = ["app", "main"]

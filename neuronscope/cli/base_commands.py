@@ -1,4 +1,4 @@
-"""Commands of the foundation: world, train-base, eval, and (until the experiment grid exists) demo."""
+"""Commands of the foundation: world, train-base and eval."""
 
 from __future__ import annotations
 

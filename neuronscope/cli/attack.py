@@ -1,0 +1,76 @@
+"""`neuronscope attack`: a relearning attack on one checkpoint, over seeds and learning rates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from neuronscope.cli.app import app, console, metrics_table, user_errors
+
+
+@app.command("attack")
+@user_errors
+def attack_cmd(
+    kind: Annotated[str, typer.Option("--kind", help="harmful (train on some forget facts) or benign (unrelated "
+                                                     "instructions).")],
+    ckpt: Annotated[Path, typer.Option("--ckpt", help="The unlearned HF checkpoint directory to attack.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset directory (forget split, benign corpus).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write one JSON per run and summary.json to.")],
+    p: Annotated[float, typer.Option("--p", help="Harmful: fraction of the forget base items to train on, "
+                                                 "drawn from those answered wrongly.")] = 0.1,
+    seeds: Annotated[int, typer.Option("--seeds", help="Number of seeds (0, 1, ...): mean and spread.")] = 3,
+    lr: Annotated[list[float] | None, typer.Option("--lr", help="Learning rate; repeat for a grid.")] = None,
+    steps: Annotated[int, typer.Option("--steps", help="AdamW steps per attack.")] = 30,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Measure FS every this many steps.")] = 5,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Attack batch size.")] = 16,
+    benign_n: Annotated[int, typer.Option("--benign-n", help="Benign: sample this many items (0 = all).")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Fine-tune an unlearned checkpoint and report the highest forget accuracy it climbs back to."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from neuronscope.attacks import AttackConfig, attack
+    from neuronscope.data.schema import load_dataset
+    from neuronscope.errors import NeuronscopeError
+    from neuronscope.experiment.stats import summarize
+    from neuronscope.io import write_json
+    from neuronscope.models.handle import load_model
+
+    if seeds < 1:
+        raise NeuronscopeError(f"--seeds must be at least 1, got {seeds}")
+    lrs = lr or [1e-3]
+    cfgs = [AttackConfig(kind=kind, p=p, lr=x, steps=steps, eval_every=eval_every, batch_size=batch_size, seed=s,
+                         benign_n=benign_n) for x in lrs for s in range(seeds)]
+    for c in cfgs:
+        c.check()
+    ds = load_dataset(data)
+    original = load_model(ckpt, device=device, bridge=False)
+    summary: dict[str, dict] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("attacking", total=len(cfgs) * steps)
+        for c in cfgs:
+            bar.update(task, description=f"{kind} lr {c.lr:g} seed {c.seed}")
+            result = attack(original.clone(), ds, c, progress=lambda _s, _l: bar.advance(task))
+            tag = f"{kind}{f'-p{p:g}' if kind == 'harmful' else ''}-lr{c.lr:g}-seed{c.seed}"
+            write_json(out / f"attack-{tag}.json", result.to_json())
+            summary.setdefault(f"lr {c.lr:g}", {"lr": c.lr, "max_fs": [], "start_fs": []})
+            summary[f"lr {c.lr:g}"]["max_fs"].append(result.max_fs)
+            summary[f"lr {c.lr:g}"]["start_fs"].append(result.start_fs)
+    for row in summary.values():
+        row["summary"] = summarize(row["max_fs"]).to_json()
+    write_json(out / "summary.json", {"kind": kind, "p": p if kind == "harmful" else None, "ckpt": str(ckpt),
+                                      "data": str(data), "runs": summary})
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    rows = {k: {"start FS": sum(v["start_fs"]) / len(v["start_fs"]), "max FS mean": v["summary"]["mean"],
+                "sd": v["summary"]["sd"], "95% ±": v["summary"]["ci95"], "seeds": len(v["max_fs"])}
+            for k, v in summary.items()}
+    title = f"{kind} attack{f' (p={p:g})' if kind == 'harmful' else ''}: max FS during retraining (chance 0.333)"
+    console.print(metrics_table(title, rows))
+    console.print(f"written to {out}")

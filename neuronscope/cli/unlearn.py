@@ -1,0 +1,130 @@
+"""`neuronscope unlearn`: run one unlearning method on a checkpoint and write the unlearned checkpoint.
+
+The output directory holds the HF checkpoint plus `neuronscope_unlearn.json` (FS, RS, US, steps, whether the
+threshold was reached, config, lr-search trials) and `unlearn_curve.csv` (one row per step). Everything is
+written to a temporary directory that is renamed into place only when complete; on any error nothing is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from neuronscope.cli.app import app, console, metrics_table, user_errors
+
+DEFAULT_LR_GRID = "1e-5,3e-5,1e-4,3e-4,1e-3,3e-3"
+
+
+def curve_csv(curve: list[dict]) -> str:
+    """The per-step curve as CSV; columns are the union of keys, missing values left empty."""
+    columns: list[str] = []
+    for row in curve:
+        columns += [c for c in row if c not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in curve)
+    return buf.getvalue()
+
+
+def _parse_grid(text: str) -> list[float]:
+    from neuronscope.errors import NeuronscopeError
+
+    try:
+        grid = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise NeuronscopeError(f"--lr-grid must be comma-separated numbers, got {text!r}") from None
+    if not grid:
+        raise NeuronscopeError("--lr-grid is empty")
+    return grid
+
+
+@app.command("unlearn")
+@user_errors
+def unlearn_cmd(
+    method: Annotated[str, typer.Option("--method", help="ga, gd, dpo, npo, rmu, ssiuu, ssiuu-neuron, ssiuu-anchor.")],
+    ckpt: Annotated[Path, typer.Option("--ckpt", help="HF checkpoint directory to unlearn from.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset directory (forget.jsonl, retain.jsonl, ...).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the unlearned checkpoint.")],
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 1e-4,
+    lambda_: Annotated[float | None, typer.Option(
+        "--lambda", help="Ssiuu regulariser weight (default: the variant's toy default).")] = None,
+    lambda_relative: Annotated[bool, typer.Option(
+        "--lambda-relative", help="Scale-free: weight = lambda / L_reg at its first active step.")] = False,
+    beta: Annotated[float, typer.Option("--beta", help="DPO/NPO inverse temperature.")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of batch order and random vectors.")] = 0,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Give up after this many steps.")] = 500,
+    threshold: Annotated[float, typer.Option("--threshold", help="Stop once forget accuracy <= this.")] = 1 / 3,
+    check_every: Annotated[int, typer.Option("--check-every", help="Steps between forget checks.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Forget and retain batch size.")] = 16,
+    lr_search: Annotated[bool, typer.Option(
+        "--lr-search", help="Use the lowest lr of --lr-grid that reaches the threshold.")] = False,
+    lr_grid: Annotated[str, typer.Option("--lr-grid", help="Comma-separated learning rates.")] = DEFAULT_LR_GRID,
+    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Unlearn the forget split from a checkpoint; stop as soon as forget accuracy reaches chance."""
+    from neuronscope.data.schema import load_dataset
+    from neuronscope.errors import NeuronscopeError
+    from neuronscope.io import atomic_path, write_json, write_text
+    from neuronscope.models.handle import load_model
+    from neuronscope.unlearn import UnlearnConfig, get_method
+    from neuronscope.unlearn import lr_search as run_lr_search
+    from neuronscope.unlearn import unlearn as run_unlearn
+
+    get_method(method)
+    cfg = UnlearnConfig(lr=lr, max_steps=max_steps, threshold=threshold, check_every=check_every,
+                        batch_size=batch_size, seed=seed, lambda_=lambda_, lambda_relative=lambda_relative,
+                        beta=beta)
+    cfg.check()
+    grid = _parse_grid(lr_grid) if lr_search else []
+    if out.resolve() == ckpt.resolve():
+        raise NeuronscopeError("--out must differ from --ckpt (the input checkpoint is never overwritten)")
+    ds = load_dataset(data)
+    if not ds.items("forget", "base"):
+        raise NeuronscopeError(f"{data}: the forget split has no base questions: nothing to unlearn")
+    model = load_model(ckpt, device=device, bridge=False)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"unlearning ({method})", total=max_steps, info="")
+
+        def progress(step: int, row: dict) -> None:
+            fs = f" FS {row['fs']:.2f}" if row.get("fs") is not None else ""
+            bar.update(task, completed=step, info=f"step {step} loss {row.get('loss', float('nan')):.3f}{fs}")
+
+        if lr_search:
+            result = run_lr_search(model, ds, method, cfg, grid, progress=progress)
+        else:
+            result = run_unlearn(model, ds, method, cfg, progress=progress)
+
+    meta = dict(getattr(result.model.hf.config, "neuronscope", None) or {})
+    meta["unlearn"] = result.summary() | {"source": str(ckpt), "data": str(data)}
+    result.model.hf.config.neuronscope = meta
+    with atomic_path(out, directory=True) as tmp:
+        result.model.hf.save_pretrained(tmp, safe_serialization=True)
+        result.model.tokenizer.save_pretrained(tmp)
+        write_text(tmp / "unlearn_curve.csv", curve_csv(result.curve))
+        write_json(tmp / "neuronscope_unlearn.json", result.to_json() | {"source": str(ckpt), "data": str(data)})
+
+    if json_out:
+        typer.echo(json.dumps(result.summary() | {"checkpoint": str(out)}, indent=2))
+        return
+    console.print(metrics_table(f"unlearning with {method} (threshold {threshold:.3f})", {
+        "result": {"lr": f"{result.lr:g}", "steps": result.steps, "reached": str(result.reached),
+                   "FS": result.fs, "RS": result.rs, "US": result.us, "seconds": round(result.seconds, 1)}}))
+    if result.trials:
+        console.print(metrics_table("lr search", {f"{t['lr']:g}": {k: v for k, v in t.items() if k != "lr"}
+                                                  for t in result.trials}))
+    for note in result.notes:
+        console.print(f"note: {note}")
+    if not result.reached:
+        console.print(f"[yellow]warning:[/] forget accuracy {result.fs:.3f} did not reach {threshold:.3f} "
+                      f"in {max_steps} steps")
+    console.print(f"wrote {out} (checkpoint, neuronscope_unlearn.json, unlearn_curve.csv)")

@@ -1,0 +1,299 @@
+"""The experiment config: one TOML file naming data, model, methods, attacks, seeds and analysis stages.
+
+Every value is checked when the config is read (unknown keys, unknown methods, p outside (0, 1], a missing data
+directory), so a mistake is one clear NeuronscopeError before any training starts. The built-in profiles
+(`PROFILES`, used by `neuronscope demo`) are the same TOML text as configs/demo.toml and configs/small.toml.
+
+    [run]          name, device, threads (torch CPU threads; 1 = bit-reproducible, see grid.py)
+    [data]         dir = "path"  OR  [data.world] (WorldConfig fields: people, seed, forget, ...)
+    [base]         ckpt = "path" OR the toy recipe: lr, batch_size, max_epochs, target, check_every, seed,
+                   [base.toy] (ToyConfig fields)
+    [oracle]       enabled: train the base recipe without the forget facts (needs the toy recipe)
+    [unlearn]      methods = [...], any UnlearnConfig field (lr, max_steps, ...), lr_grid = [...] (the lowest rate
+                   that reaches the threshold, via lr_search), [unlearn.method.<name>] per-method overrides
+    [attacks]      seeds, harmful_p, benign, harmful_lr, benign_lr, steps, eval_every, batch_size, benign_n
+    [attribution]  enabled, attack ("benign" or "harmful"): which attacked model is compared with its unlearned one,
+                   patching (also run the causal patching test)
+    [lens]         enabled
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from neuronscope.attacks import AttackConfig
+from neuronscope.base_model import BaseTrainConfig
+from neuronscope.data.world import WorldConfig
+from neuronscope.errors import NeuronscopeError
+from neuronscope.models.toy import ToyConfig
+
+
+@dataclass(frozen=True)
+class AttacksSection:
+    seeds: tuple[int, ...] = (0, 1, 2)
+    harmful_p: tuple[float, ...] = (0.1, 0.3)
+    benign: bool = True
+    harmful_lr: tuple[float, ...] = (1e-3,)
+    benign_lr: tuple[float, ...] = (1e-3,)
+    steps: int = 30
+    eval_every: int = 5
+    batch_size: int = 16
+    benign_n: int = 0
+
+    def configs(self) -> list[AttackConfig]:
+        """Every (kind, p, lr, seed) attack, in a fixed order."""
+        out: list[AttackConfig] = []
+        common = {"steps": self.steps, "eval_every": self.eval_every, "batch_size": self.batch_size}
+        for p in self.harmful_p:
+            for lr in self.harmful_lr:
+                out += [AttackConfig(kind="harmful", p=p, lr=lr, seed=s, **common) for s in self.seeds]
+        if self.benign:
+            for lr in self.benign_lr:
+                out += [AttackConfig(kind="benign", lr=lr, seed=s, benign_n=self.benign_n, **common)
+                        for s in self.seeds]
+        return out
+
+
+@dataclass(frozen=True)
+class UnlearnSection:
+    methods: tuple[str, ...] = ("ga", "gd", "npo", "ssiuu")
+    params: dict[str, Any] = field(default_factory=dict)  # UnlearnConfig fields shared by all methods
+    per_method: dict[str, dict[str, Any]] = field(default_factory=dict)  # [unlearn.method.<name>] overrides
+
+    def params_for(self, method: str) -> dict[str, Any]:
+        return {**self.params, **self.per_method.get(method, {})}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "experiment"
+    device: str = "cpu"
+    threads: int = 1  # torch CPU threads during the run: 1 makes every number reproducible (see grid.py)
+    data_dir: str | None = None
+    world: WorldConfig = WorldConfig()
+    base_ckpt: str | None = None
+    base: BaseTrainConfig = BaseTrainConfig()
+    oracle: bool = True
+    unlearn: UnlearnSection = UnlearnSection()
+    attacks: AttacksSection = AttacksSection()
+    attribution: bool = True
+    attribution_attack: str = "benign"
+    patching: bool = True  # attribution: also run the causal patching test (run_attribute's `patching`)
+    lens: bool = True
+    source: str = ""  # where the config came from (for messages only; not part of any cache key)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("source")
+        d.pop("threads")  # how fast, not what: never part of a cache key
+        return d
+
+
+_SECTIONS = {"run", "data", "base", "oracle", "unlearn", "attacks", "attribution", "lens"}
+
+
+def _fail(where: str, msg: str) -> NeuronscopeError:
+    return NeuronscopeError(f"{where}: {msg}")
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise _fail(where, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                           f"(allowed: {', '.join(sorted(allowed))})")
+
+
+def _typed(value: Any, default: Any, where: str) -> Any:
+    """Coerce a TOML value to the type of the dataclass default (ints may stand for floats)."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise _fail(where, f"must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(where, f"must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(where, f"must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str) or default is None:
+        if not isinstance(value, str):
+            raise _fail(where, f"must be a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not value:
+            raise _fail(where, f"must be a non-empty list, got {value!r}")
+        proto = default[0] if default else value[0]
+        return tuple(_typed(v, proto, f"{where}[{i}]") for i, v in enumerate(value))
+    return value
+
+
+def _dataclass_from(cls: type, table: dict[str, Any], where: str, skip: set[str] = frozenset()) -> Any:
+    names = {f.name for f in fields(cls)} - set(skip)
+    _check_keys(table, names, where)
+    default = cls()
+    kwargs = {k: _typed(v, getattr(default, k), f"{where}.{k}") for k, v in table.items()}
+    return type(default)(**{**{k: getattr(default, k) for k in names}, **kwargs})
+
+
+def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise _fail(name, "must be a table")
+    return dict(value)
+
+
+def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path | None = None) -> ExperimentConfig:
+    """Build and check an ExperimentConfig from parsed TOML; relative paths resolve against `base_dir`."""
+    _check_keys(doc, _SECTIONS, source)
+
+    run = _section(doc, "run")
+    _check_keys(run, {"name", "device", "threads"}, f"{source}: [run]")
+    threads = _typed(run.get("threads", 1), 1, f"{source}: run.threads")
+    if threads < 1:
+        raise _fail(f"{source}: run.threads", f"must be at least 1, got {threads}")
+    name = _typed(run.get("name", "experiment"), "", f"{source}: run.name")
+    device = _typed(run.get("device", "cpu"), "", f"{source}: run.device")
+
+    data = _section(doc, "data")
+    _check_keys(data, {"dir", "world"}, f"{source}: [data]")
+    data_dir = data.get("dir")
+    if data_dir is not None:
+        if "world" in data:
+            raise _fail(f"{source}: [data]", "give either dir or [data.world], not both")
+        data_dir = _typed(data_dir, "", f"{source}: data.dir")
+        path = Path(data_dir) if base_dir is None or Path(data_dir).is_absolute() else base_dir / data_dir
+        if not path.is_dir():
+            raise _fail(f"{source}: data.dir", f"data directory {path} not found")
+        if not (path / "forget.jsonl").is_file():
+            raise _fail(f"{source}: data.dir", f"{path} is not a dataset directory (no forget.jsonl)")
+        data_dir = str(path.resolve())
+    world = _dataclass_from(WorldConfig, _section(data, "world"), f"{source}: data.world")
+    world.check()
+
+    base = _section(doc, "base")
+    base_ckpt = base.pop("ckpt", None)
+    toy = _dataclass_from(ToyConfig, _section(base, "toy"), f"{source}: base.toy")
+    base.pop("toy", None)
+    train = _dataclass_from(BaseTrainConfig, base, f"{source}: base", skip={"toy", "exclude_splits"})
+    train = BaseTrainConfig(**{**asdict(train), "toy": toy, "exclude_splits": ()})
+    if base_ckpt is not None:
+        base_ckpt = _typed(base_ckpt, "", f"{source}: base.ckpt")
+        path = Path(base_ckpt) if base_dir is None or Path(base_ckpt).is_absolute() else base_dir / base_ckpt
+        if not (path / "config.json").is_file():
+            raise _fail(f"{source}: base.ckpt", f"{path} is not an HF checkpoint directory")
+        base_ckpt = str(path.resolve())
+
+    oracle_t = _section(doc, "oracle")
+    _check_keys(oracle_t, {"enabled"}, f"{source}: [oracle]")
+    oracle = _typed(oracle_t.get("enabled", True), True, f"{source}: oracle.enabled")
+    if oracle and base_ckpt is not None:
+        raise _fail(f"{source}: [oracle]", "the oracle retrains the toy base recipe without the forget facts; "
+                                           "with base.ckpt set, disable it (enabled = false)")
+
+    unlearn = _parse_unlearn(_section(doc, "unlearn"), source)
+    attacks = _dataclass_from(AttacksSection, _section(doc, "attacks"), f"{source}: attacks")
+    if len(set(attacks.seeds)) != len(attacks.seeds):
+        raise _fail(f"{source}: attacks.seeds", "seeds must be distinct")
+    for p in attacks.harmful_p:
+        if not 0 < p <= 1:
+            raise _fail(f"{source}: attacks.harmful_p", f"fraction p must lie in (0, 1], got {p}")
+    for cfg in attacks.configs():
+        try:
+            cfg.check()
+        except NeuronscopeError as e:
+            raise _fail(f"{source}: [attacks]", str(e)) from None
+
+    attr = _section(doc, "attribution")
+    _check_keys(attr, {"enabled", "attack", "patching"}, f"{source}: [attribution]")
+    patching = _typed(attr.get("patching", True), True, f"{source}: attribution.patching")
+    attribution = _typed(attr.get("enabled", True), True, f"{source}: attribution.enabled")
+    attribution_attack = _typed(attr.get("attack", "benign"), "", f"{source}: attribution.attack")
+    if attribution_attack not in ("benign", "harmful"):
+        raise _fail(f"{source}: attribution.attack", f"must be 'benign' or 'harmful', got {attribution_attack!r}")
+    if attribution and attribution_attack == "benign" and not attacks.benign:
+        raise _fail(f"{source}: attribution.attack", "is 'benign' but the benign attack is disabled")
+    lens_t = _section(doc, "lens")
+    _check_keys(lens_t, {"enabled"}, f"{source}: [lens]")
+    lens = _typed(lens_t.get("enabled", True), True, f"{source}: lens.enabled")
+
+    return ExperimentConfig(name=name, device=device, threads=threads, data_dir=data_dir, world=world,
+                            base_ckpt=base_ckpt, base=train, oracle=oracle, unlearn=unlearn, attacks=attacks,
+                            attribution=attribution, attribution_attack=attribution_attack, patching=patching,
+                            lens=lens, source=source)
+
+
+def _parse_unlearn(table: dict[str, Any], source: str) -> UnlearnSection:
+    from neuronscope.experiment.grid import unlearn_api
+
+    where = f"{source}: unlearn"
+    methods = _typed(table.pop("methods", list(UnlearnSection().methods)), ("",), f"{where}.methods")
+    per_method = table.pop("method", {})
+    if not isinstance(per_method, dict):
+        raise _fail(f"{where}.method", "must be a table of per-method tables")
+    api = unlearn_api()
+    known = tuple(api.methods)
+    for m in methods:
+        if m not in known:
+            raise _fail(f"{where}.methods", f"unknown method {m!r} (known: {', '.join(known)})")
+    if len(set(methods)) != len(methods):
+        raise _fail(f"{where}.methods", "methods must be distinct")
+    for m, params in per_method.items():
+        if m not in methods:
+            raise _fail(f"{where}.method.{m}", f"overrides a method that is not in unlearn.methods: {m!r}")
+        if not isinstance(params, dict):
+            raise _fail(f"{where}.method.{m}", "must be a table")
+    allowed = api.config_fields() | {"lr_grid"}
+    for w, params in [(where, table), *((f"{where}.method.{m}", p) for m, p in per_method.items())]:
+        _check_keys(params, allowed, w)
+        for k, v in params.items():
+            default = (1.0,) if k == "lr_grid" else api.config_default(k)
+            params[k] = _typed(v, default, f"{w}.{k}") if default is not None else v
+        for lr in params.get("lr_grid", ()):
+            if not lr > 0:
+                raise _fail(f"{w}.lr_grid", f"learning rates must be positive, got {lr}")
+    section = UnlearnSection(methods=methods, params=dict(table), per_method={k: dict(v) for k, v in
+                                                                                per_method.items()})
+    for m in methods:  # the trainer's own checks (positive lr, ...), now rather than after the base is trained
+        params = {k: v for k, v in section.params_for(m).items() if k != "lr_grid"}
+        try:
+            ucfg = api.config_cls(**params)
+            if hasattr(ucfg, "check"):
+                ucfg.check()
+        except NeuronscopeError as e:
+            raise _fail(f"{where} ({m})", str(e)) from None
+        except (TypeError, ValueError) as e:
+            raise _fail(f"{where} ({m})", f"invalid value ({e})") from None
+    return section
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and check a TOML experiment config."""
+    path = Path(path)
+    if not path.is_file():
+        raise NeuronscopeError(f"{path}: config file not found")
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise NeuronscopeError(f"{path}: invalid TOML ({e})") from None
+    return parse_config(doc, str(path), path.parent)
+
+
+PROFILES: tuple[str, ...] = ("full", "small")
+
+
+def profile_text(name: str) -> str:
+    from importlib import resources
+
+    return resources.files("neuronscope.experiment").joinpath(f"profiles/{name}.toml").read_text("utf-8")
+
+
+def profile(name: str) -> ExperimentConfig:
+    """The built-in config `name` ('full' or 'small'): package data, identical to configs/{demo,small}.toml."""
+    if name not in PROFILES:
+        raise NeuronscopeError(f"--profile must be one of {', '.join(PROFILES)}, got {name!r}")
+    return parse_config(tomllib.loads(profile_text(name)), f"profile {name}")

@@ -1,0 +1,408 @@
+"""The experiment grid: base -> oracle -> every method -> every attack -> attribution -> logit lens -> Table 1.
+
+Every step is an artifact of `ArtifactCache` keyed by its inputs (upstream artifacts by their keys), so re-running
+skips what is done and a run killed anywhere resumes where it stopped. Each step loads its inputs from disk and
+seeds torch itself, so a resumed run computes exactly what an uninterrupted one would (deterministic torch on
+CPU, same machine and torch build). The run uses `threads` torch threads, 1 by default: with several threads the
+BLAS may split reductions differently from run to run on a loaded machine (MKL's dynamic threading), and the
+trained numbers then differ in the last bits, which training amplifies; the toy model gains little from threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from neuronscope.attacks import AttackConfig, AttackResult, attack
+from neuronscope.base_model import BaseTrainConfig, train_base
+from neuronscope.data.schema import QADataset, load_dataset, save_dataset
+from neuronscope.data.world import build_world
+from neuronscope.errors import NeuronscopeError
+from neuronscope.experiment.cache import Artifact, ArtifactCache, file_sha256
+from neuronscope.experiment.config import ExperimentConfig
+from neuronscope.io import read_json, write_json
+from neuronscope.models.handle import Model, load_model
+from neuronscope.scoring import evaluate
+
+# --- the unlearning package, behind one adapter (tests may swap it) -------------------------------------------
+
+
+@dataclass
+class UnlearnAPI:
+    unlearn: Callable[..., Any]
+    config_cls: type
+    methods: tuple[str, ...]
+    lr_search: Callable[..., Any] | None = None
+
+    def config_fields(self) -> set[str]:
+        return {f.name for f in fields(self.config_cls)}
+
+    def config_default(self, name: str) -> Any:
+        return getattr(self.config_cls(), name)
+
+
+def unlearn_api() -> UnlearnAPI:
+    """The real `neuronscope.unlearn` (unlearn, UnlearnConfig, METHODS, lr_search)."""
+    try:
+        mod = importlib.import_module("neuronscope.unlearn")
+        return UnlearnAPI(mod.unlearn, mod.UnlearnConfig, tuple(mod.METHODS), getattr(mod, "lr_search", None))
+    except (ImportError, AttributeError) as e:
+        raise NeuronscopeError(f"the unlearning methods are not available (neuronscope.unlearn: {e})") from None
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def deterministic() -> Iterator[None]:
+    """Deterministic torch kernels for the block (restored afterwards)."""
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev)
+
+
+def dir_fingerprint(path: Path, pattern: str) -> dict[str, str]:
+    """sha256 of each matching file: the cache key of external inputs (a data dir, a given checkpoint)."""
+    return {f.name: file_sha256(f) for f in sorted(path.glob(pattern)) if f.is_file()}
+
+
+def attack_label(cfg: AttackConfig) -> str:
+    return f"harmful p={cfg.p:g}" if cfg.kind == "harmful" else "benign"
+
+
+@dataclass
+class GridResult:
+    out: Path
+    results: dict[str, Any]
+    computed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+class _Run:
+    """State of one grid run: the cache, the progress display, the log, lazily loaded models."""
+
+    def __init__(self, cfg: ExperimentConfig, out: Path, console: Console, api: UnlearnAPI | None):
+        self.cfg, self.out, self.console = cfg, out, console
+        self.api = api
+        self.log_path = out / "run.log"
+        self.cache = ArtifactCache(out / "artifacts", self.log)
+        self.computed: list[str] = []
+        self.skipped: list[str] = []
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                                 transient=True)
+        self.overall = self.progress.add_task("grid", total=None, info="")
+        self.inner = self.progress.add_task("", total=None, info="", visible=False)
+        self._models: dict[str, Path] = {}
+
+    def log(self, msg: str) -> None:
+        self.progress.console.print(msg, highlight=False)
+        plain = msg
+        for tag in ("[dim]", "[green]", "[yellow]", "[/]", "[bold]"):
+            plain = plain.replace(tag, "")
+        with self.log_path.open("a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {plain}\n")
+
+    def step(self, name: str, inputs: dict[str, Any], compute: Callable[[Path], None], what: str) -> Artifact:
+        self.progress.update(self.overall, description=what)
+        art = self.cache.get(name, inputs, compute)
+        (self.skipped if art.cached else self.computed).append(art.path.name)
+        self.progress.advance(self.overall)
+        self.progress.update(self.inner, visible=False)
+        return art
+
+    def inner_bar(self, description: str, total: int | None) -> Callable[[int, float], None]:
+        self.progress.reset(self.inner, total=total, description=f"  {description}", visible=True, info="")
+
+        def update(step: int, loss: float) -> None:
+            self.progress.update(self.inner, completed=step, info=f"loss {loss:.3f}")
+
+        return update
+
+    def load(self, path: Path) -> Model:
+        return load_model(path, device=self.cfg.device, bridge=False)
+
+
+def _n_artifacts(cfg: ExperimentConfig) -> int:
+    n_models = len(cfg.unlearn.methods) + int(cfg.oracle)
+    n = 2 + int(cfg.oracle) + len(cfg.unlearn.methods) + n_models * len(cfg.attacks.configs())
+    if cfg.attribution:
+        n += n_models + (n_models if _kept_attack(cfg, cfg.attacks.configs()) else 0)
+    if cfg.lens:
+        n += 1 + n_models
+    return n
+
+
+def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = None,
+             api: UnlearnAPI | None = None) -> GridResult:
+    """Run (or resume) the whole grid in `out`; returns results.json's content and what was computed/skipped."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    api = api or unlearn_api()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own bars say what is happening; HF's per-load bars are noise here
+    run = _Run(cfg, out, console or Console(stderr=True), api)
+    write_json(out / "config.json", cfg.to_json())
+    run.log(f"[bold]run[/] {cfg.name} in {out}")
+    for stale in sorted((out / "artifacts").glob(".*.tmp")):  # left by a run killed mid-write (one run per dir)
+        run.log(f"[yellow]remove[/] partial {stale.name}")
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        with deterministic(), run.progress:
+            run.progress.update(run.overall, total=_n_artifacts(cfg))
+            results = _grid(run, cfg, api)
+    finally:
+        torch.set_num_threads(threads)
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    results["computed"], results["skipped"] = len(run.computed), len(run.skipped)
+    write_json(out / "results.json", results)
+    from neuronscope.experiment.table import build_table, write_tables
+
+    write_tables(build_table(results), out)
+    run.log(f"[bold]finished[/] {len(run.computed)} computed, {len(run.skipped)} skipped (cached), "
+            f"{results['seconds']}s")
+    return GridResult(out, results, run.computed, run.skipped)
+
+
+def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
+    # --- data ---------------------------------------------------------------------------------------------------
+    if cfg.data_dir is not None:
+        data_inputs: dict[str, Any] = {"dir": cfg.data_dir, "files": dir_fingerprint(Path(cfg.data_dir), "*.json*")}
+    else:
+        data_inputs = {"world": asdict(cfg.world)}
+
+    def make_data(tmp: Path) -> None:
+        ds = load_dataset(cfg.data_dir) if cfg.data_dir is not None else build_world(cfg.world)
+        save_dataset(ds, tmp / "data")
+
+    data = run.step("data", data_inputs, make_data, "data")
+    ds = load_dataset(data.path / "data")
+
+    # --- base and oracle ------------------------------------------------------------------------------------------
+    def trained(exclude: tuple[str, ...], label: str) -> Callable[[Path], None]:
+        def compute(tmp: Path) -> None:
+            bcfg = BaseTrainConfig(**{**asdict(cfg.base), "toy": cfg.base.toy, "exclude_splits": exclude})
+            result = train_base(ds, bcfg, progress=run.inner_bar(f"training {label}", None))
+            if not result.reached_target:
+                raise NeuronscopeError(
+                    f"the {label} model did not reach base accuracy {bcfg.target:.2f} in {bcfg.max_epochs} epochs "
+                    f"(FS {result.report.fs:.3f}, RS {result.report.rs:.3f}); raise base.max_epochs or base.lr")
+            result.model.save(tmp / "model")
+            _save_eval(run.load(tmp / "model"), ds, tmp, extra={"train": result.summary()})
+        return compute
+
+    if cfg.base_ckpt is not None:
+        base_inputs = {"data": data.key, "ckpt": cfg.base_ckpt,
+                       "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors")}
+
+        def given_base(tmp: Path) -> None:
+            _save_eval(run.load(Path(cfg.base_ckpt)), ds, tmp)
+
+        base = run.step("base", base_inputs, given_base, "base (given checkpoint)")
+        base_model_dir = Path(cfg.base_ckpt)
+    else:
+        base_inputs = {"data": data.key, "train": _base_json(cfg.base)}
+        base = run.step("base", base_inputs, trained((), "base"), "training base")
+        base_model_dir = base.path / "model"
+    models: dict[str, tuple[Artifact, Path]] = {}  # attacked models: name -> (artifact, checkpoint dir)
+    evals: dict[str, dict[str, Any]] = {"base": read_json(base.path / "eval.json")}
+    unlearn_runs: dict[str, dict[str, Any]] = {}
+
+    if cfg.oracle:
+        oracle = run.step("oracle", {"data": data.key, "train": _base_json(cfg.base), "exclude": ["forget"]},
+                          trained(("forget",), "oracle"), "training oracle (without the forget facts)")
+        models["oracle"] = (oracle, oracle.path / "model")
+        evals["oracle"] = read_json(oracle.path / "eval.json")
+
+    # --- unlearning -------------------------------------------------------------------------------------------------
+    for method in cfg.unlearn.methods:
+        params = cfg.unlearn.params_for(method)
+        lr_grid = tuple(params.pop("lr_grid", ()))
+        ucfg = api.config_cls(**params)
+        if hasattr(ucfg, "check"):
+            ucfg.check()
+
+        def unlearned(tmp: Path, method: str = method, ucfg: Any = ucfg, lr_grid: tuple[float, ...] = lr_grid
+                      ) -> None:
+            model = run.load(base_model_dir)
+            torch.manual_seed(getattr(ucfg, "seed", 0))
+            bar = _progress_adapter(run.inner_bar(f"unlearning {method}", getattr(ucfg, "max_steps", None)))
+            if lr_grid:  # the paper's rule: the lowest learning rate of the grid that reaches the threshold
+                if api.lr_search is None:
+                    raise NeuronscopeError("unlearn.lr_grid needs neuronscope.unlearn.lr_search")
+                result = api.lr_search(model, ds, method, ucfg, list(lr_grid), progress=bar)
+            else:
+                result = api.unlearn(model, ds, method, ucfg, progress=bar)
+            result.model.save(tmp / "model")
+            write_json(tmp / "unlearn.json", _jsonable(result.to_json()))
+            _save_eval(run.load(tmp / "model"), ds, tmp)
+
+        inputs = {"base": base.key, "data": data.key, "method": method, "cfg": _jsonable(asdict(ucfg))}
+        if lr_grid:
+            inputs["lr_grid"] = list(lr_grid)
+        art = run.step(f"unlearn-{method}", inputs, unlearned, f"unlearning {method}")
+        models[method] = (art, art.path / "model")
+        evals[method] = read_json(art.path / "eval.json")
+        unlearn_runs[method] = read_json(art.path / "unlearn.json")
+
+    # --- relearning attacks -----------------------------------------------------------------------------------------
+    attack_cfgs = cfg.attacks.configs()
+    kept = _kept_attack(cfg, attack_cfgs)
+    attacks: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    attacked_dirs: dict[str, Path] = {}
+    for name, (art, ckpt) in models.items():
+        for acfg in attack_cfgs:
+            keep = kept is not None and acfg == kept
+
+            def attacked(tmp: Path, ckpt: Path = ckpt, acfg: AttackConfig = acfg, keep: bool = keep,
+                         name: str = name) -> None:
+                model = run.load(ckpt)
+                torch.manual_seed(acfg.seed)
+                result = attack(model, ds, acfg, progress=run.inner_bar(
+                    f"{name}: {attack_label(acfg)} lr {acfg.lr:g} seed {acfg.seed}", acfg.steps))
+                write_json(tmp / "attack.json", result.to_json())
+                if keep:
+                    model.save(tmp / "model")
+
+            label = attack_label(acfg)
+            a = run.step(f"attack-{name}-{acfg.kind}", {"model": art.key, "data": data.key,
+                                                        "attack": acfg.to_json(), "keep_model": keep},
+                         attacked, f"attacking {name}: {label}")
+            res = AttackResult.from_json(read_json(a.path / "attack.json"))
+            attacks.setdefault(name, {}).setdefault(label, []).append(
+                {"lr": acfg.lr, "seed": acfg.seed, "max_fs": res.max_fs, "start_fs": res.start_fs,
+                 "final_fs": res.final_fs, "trajectory": res.trajectory, "n_train": len(res.train_ids),
+                 "n_eval": len(res.eval_ids), "n_wrong": res.n_wrong, "artifact": a.path.name})
+            if keep:
+                attacked_dirs[name] = a.path / "model"
+
+    # --- analyses ---------------------------------------------------------------------------------------------------
+    analyses: dict[str, Any] = {}
+    if cfg.attribution:
+        analyses["attribution"] = _attribution_stage(run, ds, data, base_model_dir, models, attacked_dirs)
+    if cfg.lens:
+        lens_models = {"base": base_model_dir, **{n: ckpt for n, (_, ckpt) in models.items()}}
+        analyses["lens"] = _lens_stage(run, ds, data, lens_models)
+
+    return {"name": cfg.name, "config": cfg.to_json(), "methods": list(cfg.unlearn.methods), "oracle": cfg.oracle,
+            "attack_labels": list(dict.fromkeys(attack_label(a) for a in attack_cfgs)),
+            "evals": evals, "unlearn": unlearn_runs, "attacks": attacks, "analyses": analyses}
+
+
+def _kept_attack(cfg: ExperimentConfig, attack_cfgs: list[AttackConfig]) -> AttackConfig | None:
+    """The one attack per model whose final checkpoint is kept for 'unlearned vs attacked' attribution."""
+    if not cfg.attribution:
+        return None
+    for a in attack_cfgs:
+        if a.kind == cfg.attribution_attack:
+            return a
+    return None
+
+
+def _base_json(b: BaseTrainConfig) -> dict[str, Any]:
+    d = asdict(b)
+    d.pop("exclude_splits")
+    return d
+
+
+def _jsonable(obj: Any) -> Any:
+    """JSON-safe copy (floats like inf/nan kept as strings, tuples as lists)."""
+    import json
+
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _save_eval(model: Model, ds: QADataset, tmp: Path, extra: dict[str, Any] | None = None) -> None:
+    report = evaluate(model, ds)
+    write_json(tmp / "eval.json", {"fs": report.fs, "rs": report.rs, "us": report.us, "detail": report.detail,
+                                   "counts": report.counts, **(extra or {})})
+
+
+def _progress_adapter(update: Callable[[int, float], None]) -> Callable[..., None]:
+    """The unlearning loop reports (step, row) with the row's loss terms; show the step and the total loss."""
+
+    def cb(step: int, row: Any = None, *_: Any) -> None:
+        loss = row.get("loss", float("nan")) if isinstance(row, dict) else row
+        update(int(step), float(loss) if isinstance(loss, int | float) else float("nan"))
+
+    return cb
+
+
+# --- analysis stages (each runs only when its package is present) ---------------------------------------------
+
+
+def _attribution_stage(run: _Run, ds: QADataset, data: Artifact, base_dir: Path,
+                       models: dict[str, tuple[Artifact, Path]], attacked: dict[str, Path]) -> dict[str, Any]:
+    """Base vs each unlearned (or oracle) model, and each of those vs its attacked self: `run_attribute`."""
+    try:
+        from neuronscope.attribution import run_attribute
+    except ImportError:
+        run.log("[yellow]skip[/] attribution: neuronscope.attribution.run_attribute is not available")
+        return {"available": False}
+    out: dict[str, Any] = {"available": True, "pairs": {}}
+    for name, (_art, ckpt) in models.items():
+        pairs = [("base", base_dir, name, ckpt)]
+        if name in attacked:
+            pairs.append((name, ckpt, f"{name}+{run.cfg.attribution_attack}", attacked[name]))
+        for a_name, a_dir, b_name, b_dir in pairs:
+            def compute(tmp: Path, a_dir: Path = a_dir, b_dir: Path = b_dir) -> None:
+                torch.manual_seed(0)
+                run_attribute(b_dir, ds, tmp, base=a_dir, device=run.cfg.device, patching=run.cfg.patching,
+                              report=False, progress=lambda stage, done, total: run.progress.update(
+                                  run.inner, description=f"  attribution: {stage}", completed=done, total=total,
+                                  visible=True, info=""))
+
+            inputs = {"data": data.key, "a": _dir_key(a_dir), "b": _dir_key(b_dir), "patching": run.cfg.patching}
+            art = run.step(f"attribution-{a_name}-vs-{b_name}".replace("+", "-"), inputs, compute,
+                           f"attribution {a_name} vs {b_name}")
+            out["pairs"][f"{a_name} vs {b_name}"] = {"dir": str(art.path.relative_to(run.out)),
+                                                     "summary": read_json(art.path / "summary.json")}
+    return out
+
+
+def _lens_stage(run: _Run, ds: QADataset, data: Artifact, model_dirs: dict[str, Path]) -> dict[str, Any]:
+    """Per-layer gold-vs-distractor logit-lens accuracy on the forget base items, per model."""
+    try:
+        from neuronscope.lens import logit_lens
+    except ImportError:
+        run.log("[yellow]skip[/] logit lens: neuronscope.lens is not available")
+        return {"available": False}
+    out: dict[str, Any] = {"available": True, "models": {}}
+    items = ds.items("forget")
+    for name, d in model_dirs.items():
+        def compute(tmp: Path, d: Path = d) -> None:
+            table = logit_lens(load_model(d, device=run.cfg.device), items, seed=0)
+            write_json(tmp / "lens.json", _jsonable(table.to_dict(orient="records")))
+
+        art = run.step(f"lens-{name}", {"data": data.key, "model": _dir_key(d)}, compute, f"logit lens {name}")
+        out["models"][name] = read_json(art.path / "lens.json")
+    return out
+
+
+def _dir_key(model_dir: Path) -> str:
+    """The cache key of the artifact holding `model_dir`, or a content hash for an external checkpoint."""
+    parent = model_dir.parent
+    if (parent / "_complete.json").is_file():
+        return str(read_json(parent / "_complete.json")["key"])
+    return hashlib.sha256(str(dir_fingerprint(model_dir, "*.safetensors")).encode()).hexdigest()[:16]
+
+
+__all__ = ["GridResult", "UnlearnAPI", "run_grid", "unlearn_api"]

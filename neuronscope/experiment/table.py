@@ -1,0 +1,165 @@
+"""Table 1: per method FS, RS, US, the recovery under each attack, and the erase-vs-hide gap to the oracle.
+
+A recovery cell is, for one attack, the mean over seeds of the maximum FS reached during retraining, at the
+learning rate where that mean is highest (the strongest attack of the grid, chosen per model, the oracle
+included), with the standard deviation over seeds. The gap is method minus oracle with a Welch 95% interval over
+seeds: near zero means the method behaves like a model that never learned the facts (erased); clearly positive
+means the facts came back faster than they could be learned from scratch (hidden).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from neuronscope.experiment.stats import summarize, welch_gap
+from neuronscope.io import write_text
+
+
+def _strongest(runs: list[dict[str, Any]]) -> tuple[float, list[float]]:
+    """(lr, per-seed max FS) of the learning rate with the highest mean recovery."""
+    by_lr: dict[float, list[float]] = {}
+    for r in runs:
+        by_lr.setdefault(r["lr"], []).append(r["max_fs"])
+    lr = max(by_lr, key=lambda k: (summarize(by_lr[k]).mean, -k))
+    return lr, by_lr[lr]
+
+
+def build_table(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model (base, oracle, methods) with plain numbers; formatting is left to the writers."""
+    labels: list[str] = results["attack_labels"]
+    attacks = results["attacks"]
+    oracle_vals = {lab: _strongest(attacks["oracle"][lab])[1] for lab in labels} if "oracle" in attacks else {}
+    rows: list[dict[str, Any]] = []
+    names = ["base", *(["oracle"] if results.get("oracle") else []), *results["methods"]]
+    for name in names:
+        ev = results["evals"][name]
+        row: dict[str, Any] = {"method": name, "FS": ev["fs"], "RS": ev["rs"], "US": ev["us"]}
+        un = results.get("unlearn", {}).get(name)
+        if un is not None:
+            row["reached"] = un.get("reached")
+            row["steps"] = un.get("steps")
+            row["lr"] = un.get("lr")
+        for lab in labels:
+            runs = attacks.get(name, {}).get(lab)
+            if not runs:
+                continue
+            lr, vals = _strongest(runs)
+            s = summarize(vals)
+            row[lab] = {"mean": s.mean, "sd": s.sd, "ci95": s.ci95, "n": s.n, "lr": lr, "values": vals}
+            if name != "oracle" and lab in oracle_vals:
+                g = welch_gap(vals, oracle_vals[lab])
+                row[f"gap {lab}"] = {"mean": g.mean, "se": g.sd, "ci95": g.ci95, "n": g.n}
+        rows.append(row)
+    return rows
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    attack_cols = [c for c in cols if isinstance(next((r[c] for r in rows if c in r), None), dict)]
+    plain = [c for c in cols if c not in attack_cols]
+    recov = [c for c in attack_cols if not c.startswith("gap ")]
+    gaps = [c for c in attack_cols if c.startswith("gap ")]
+    return plain + recov + gaps
+
+
+def _f(x: Any, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return f"{x:+.3f}" if signed else f"{x:.3f}"
+    return str(x)
+
+
+def _cell(c: str, v: Any) -> str:
+    if v is None:
+        return ""
+    if c == "lr" and isinstance(v, int | float):
+        return f"{v:g}"
+    if not isinstance(v, dict):
+        return _f(v)
+    if c.startswith("gap "):
+        if math.isnan(v["ci95"]):
+            return _f(v["mean"], signed=True)
+        return f"{_f(v['mean'], True)} [{_f(v['mean'] - v['ci95'], True)}, {_f(v['mean'] + v['ci95'], True)}]"
+    return f"{_f(v['mean'])} ± {_f(v['sd'])}" if not math.isnan(v["sd"]) else _f(v["mean"])
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """Flat CSV: recovery columns as <attack>_mean/_sd/_ci95/_n/_lr, gaps as gap_<attack>_mean/_ci95/_se."""
+    flat_rows = []
+    for r in rows:
+        flat: dict[str, Any] = {}
+        for c in _columns(rows):
+            v = r.get(c)
+            key = c.replace(" ", "_").replace("=", "")
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    if k != "values":
+                        flat[f"{key}_{k}"] = x
+            elif c in r:
+                flat[key] = v
+        flat_rows.append(flat)
+    header: list[str] = []
+    for f in flat_rows:
+        header += [k for k in f if k not in header]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    w.writeheader()
+    for f in flat_rows:
+        w.writerow({k: ("" if isinstance(x, float) and math.isnan(x) else x) for k, x in f.items()})
+    return buf.getvalue()
+
+
+_NOTE = ("Recovery = max FS during retraining on forget items not trained on (mean ± sd over seeds, strongest lr). "
+         "Gap = method − oracle with a Welch 95% interval. Chance is 0.333.")
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    cols = _columns(rows)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(c, r.get(c)) for c in cols) + " |")
+    return "\n".join(lines) + f"\n\n{_NOTE}\n"
+
+
+def _short(c: str) -> str:
+    return c.replace("harmful p=", "harm ").replace("benign", "ben.").replace("gap ", "gap\n")
+
+
+def _compact(c: str, v: Any) -> str:
+    """Two decimals and ± for the terminal: mean±sd for recovery, mean±95% half-width for gaps."""
+    if not isinstance(v, dict):
+        return f"{v:.2f}" if isinstance(v, float) else _cell(c, v)
+    spread = v["ci95"] if c.startswith("gap ") else v["sd"]
+    sign = "+" if c.startswith("gap ") else ""
+    body = f"{v['mean']:{sign}.2f}"
+    return body if math.isnan(spread) else f"{body}\n±{spread:.2f}"
+
+
+def to_rich(rows: list[dict[str, Any]], title: str = "Table 1: erased or hidden?") -> Table:
+    """The terminal view: FS/RS/US, recovery (mean±sd over seeds), gap to the oracle (mean±95% half-width)."""
+    from rich import box
+
+    cols = [c for c in _columns(rows) if c not in ("reached", "steps", "lr")]
+    table = Table(title=title, caption=_NOTE.replace("with a Welch 95% interval", "± Welch 95% half-width"),
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in cols:
+        table.add_column(_short(c), justify="left" if c == "method" else "right")
+    for r in rows:
+        table.add_row(*(_compact(c, r.get(c)) for c in cols), style="bold" if r["method"] == "oracle" else None)
+    return table
+
+
+def write_tables(rows: list[dict[str, Any]], out: str | Path) -> dict[str, Path]:
+    out = Path(out)
+    return {"csv": write_text(out / "table.csv", to_csv(rows)), "md": write_text(out / "table.md", to_markdown(rows))}

@@ -1,0 +1,17 @@
+"""GA: gradient ascent on the forget answers, i.e. minimise minus their mean token NLL."""
+
+from __future__ import annotations
+
+from neuronscope.training import answer_nll
+from neuronscope.unlearn.base import Method, StepBatch
+from neuronscope.unlearn.registry import register
+
+
+@register
+class GA(Method):
+    name = "ga"
+    needs_retain = False
+
+    def loss(self, sb: StepBatch, step: int):
+        nll_f = answer_nll(self.logits(sb.forget), sb.forget)
+        return -nll_f, {"loss": -nll_f.item(), "forget_nll": nll_f.item()}

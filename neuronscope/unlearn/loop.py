@@ -1,0 +1,167 @@
+"""The one loop every method shares: batches, AdamW, the paper's stopping rule, logging; and the lr search.
+
+Stopping rule (PAPER.md section 5): stop as soon as forget-set accuracy (3-option multiple choice on the forget
+base questions) is <= `threshold` (default 1/3, chance), checked before training and every `check_every` steps,
+or at `max_steps`. The learning rate is the lowest of a grid that reaches the threshold (`lr_search`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from neuronscope.data.schema import QADataset, QAItem
+from neuronscope.errors import NeuronscopeError
+from neuronscope.models.handle import Model
+from neuronscope.scoring import EvalReport, evaluate, multiple_choice_accuracy
+from neuronscope.unlearn.base import StepBatch, UnlearnConfig, encode_items, seeded_generator
+from neuronscope.unlearn.registry import get_method
+
+Progress = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class UnlearnResult:
+    """The trained model and what happened: final FS/RS/US, steps, whether the threshold was reached, the curve."""
+
+    model: Model
+    method: str
+    lr: float
+    steps: int
+    reached: bool
+    fs: float
+    rs: float
+    us: float
+    seconds: float
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    report: EvalReport | None = None
+    notes: list[str] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)  # lr_search: one row per learning rate tried
+
+    def summary(self) -> dict[str, Any]:
+        return {"method": self.method, "lr": self.lr, "steps": self.steps, "reached": self.reached,
+                "fs": self.fs, "rs": self.rs, "us": self.us, "seconds": round(self.seconds, 2)}
+
+    def to_json(self) -> dict[str, Any]:
+        return self.summary() | {"threshold": self.config.get("threshold"), "config": self.config,
+                                 "report": self.report.to_json() if self.report else None,
+                                 "notes": self.notes, "trials": self.trials, "curve": self.curve}
+
+
+def _cycle(n: int, batch_size: int, gen: torch.Generator) -> Iterator[tuple[int, ...]]:
+    """Index batches over shuffled passes; a batch never spans two passes (no item twice in a batch)."""
+    while True:
+        order = torch.randperm(n, generator=gen).tolist()
+        for start in range(0, n, batch_size):
+            yield tuple(sorted(order[start:start + batch_size]))
+
+
+def at_or_below(fs: float, threshold: float) -> bool:
+    """fs <= threshold, allowing for float32 accuracies: 8/24 arrives as 0.33333334, which is chance."""
+    return fs <= threshold + 1e-6
+
+
+def _accuracy(model: Model, items: list[QAItem]) -> float:
+    was_training = model.hf.training
+    model.hf.eval()
+    try:
+        return multiple_choice_accuracy(model, items)
+    finally:
+        model.hf.train(was_training)
+
+
+def unlearn(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig = UnlearnConfig(),
+            progress: Progress | None = None) -> UnlearnResult:
+    """Unlearn the forget split's base questions from `model` IN PLACE (clone first to keep the original)."""
+    cfg.check()
+    method_cls = get_method(method)
+    forget = ds.items("forget", "base")
+    if not forget:
+        raise NeuronscopeError("the dataset has no forget base questions: nothing to unlearn")
+    retain = ds.items("retain", "base")
+    if method_cls.needs_retain and not retain:
+        raise NeuronscopeError(f"method {method} needs retain base questions, but the dataset has none")
+    rs_items = ds.items("retain", "base") + ds.items("test", "base")
+    torch.manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    m = method_cls(model, ds, cfg)
+    params = m.parameters()
+    trainable = {id(p) for p in params}
+    saved_flags = [(p, p.requires_grad) for p in model.hf.parameters()]
+    for p in model.hf.parameters():
+        p.requires_grad_(id(p) in trainable)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    forget_batches = _cycle(len(forget), cfg.batch_size, seeded_generator(cfg.seed, 1))
+    retain_batches = _cycle(len(retain), cfg.batch_size, seeded_generator(cfg.seed, 2)) if retain else None
+
+    fs = _accuracy(model, forget)
+    curve: list[dict[str, Any]] = [{"step": 0, "fs": fs, "rs": _accuracy(model, rs_items) if rs_items else None}]
+    reached, step = at_or_below(fs, cfg.threshold), 0
+    model.hf.train()
+    try:
+        while not reached and step < cfg.max_steps:
+            step += 1
+            f_idx = next(forget_batches)
+            r_idx = next(retain_batches) if retain_batches is not None else ()
+            f_items, r_items = [forget[i] for i in f_idx], [retain[i] for i in r_idx]
+            sb = StepBatch(encode_items(model, f_items), f_items,
+                           encode_items(model, r_items) if r_items else None, r_items, f_idx)
+            loss, terms = m.loss(sb, step)
+            if not math.isfinite(loss.item()):
+                raise NeuronscopeError(f"unlearning diverged: {method} loss is {loss.item()} at step {step} "
+                                       f"(lr {cfg.lr:g}); try a lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            row: dict[str, Any] = {"step": step, **terms}
+            if step % cfg.check_every == 0 or step == cfg.max_steps:
+                row["fs"] = fs = _accuracy(model, forget)
+                reached = at_or_below(fs, cfg.threshold)
+            if rs_items and cfg.rs_every and step % cfg.rs_every == 0:
+                row["rs"] = _accuracy(model, rs_items)
+            curve.append(row)
+            if progress is not None:
+                progress(step, row)
+    finally:
+        model.hf.eval()
+        for p, flag in saved_flags:
+            p.requires_grad_(flag)
+    report = evaluate(model, ds, kinds=cfg.eval_kinds)
+    curve[-1]["fs"], curve[-1]["rs"] = report.fs, report.rs
+    reached = at_or_below(report.fs, cfg.threshold)
+    return UnlearnResult(model=model, method=method, lr=cfg.lr, steps=step, reached=reached,
+                         fs=report.fs, rs=report.rs, us=report.us, seconds=time.perf_counter() - t0, curve=curve,
+                         config=cfg.to_json() | {"method": method}, report=report, notes=m.notes)
+
+
+def lr_search(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig, grid: Sequence[float],
+              progress: Progress | None = None) -> UnlearnResult:
+    """The lowest learning rate of `grid` that reaches the threshold (the paper's rule), each on a fresh clone.
+
+    `model` is left untouched. If no rate reaches the threshold, the largest rate's run is returned with
+    reached=False. Every trial is listed in `result.trials`.
+    """
+    if not grid:
+        raise NeuronscopeError("--lr-grid is empty")
+    for lr in grid:
+        replace(cfg, lr=lr).check()
+    get_method(method)
+    trials: list[dict[str, Any]] = []
+    result: UnlearnResult | None = None
+    for lr in sorted(set(grid)):
+        result = unlearn(model.clone(), ds, method, replace(cfg, lr=lr), progress)
+        trials.append({"lr": lr, "reached": result.reached, "steps": result.steps, "fs": result.fs,
+                       "rs": result.rs, "seconds": round(result.seconds, 2)})
+        if result.reached:
+            break
+    assert result is not None
+    result.trials = trials
+    return result

@@ -1,0 +1,95 @@
+"""RMU (Li et al. 2024): scramble one layer's hidden state on forget inputs, hold it fixed on retain inputs.
+
+    L = mean_{forget tokens} |h_l(x) - c u|^2 / d + alpha * mean_{retain tokens} |h_l(x') - h_l^ref(x')|^2 / d
+
+h_l is the output of block l (the residual stream after it), u a fixed random unit vector (uniform entries, then
+normalised; seeded), `ref` the frozen model before unlearning. Tokens are all real tokens (prompt and answer).
+Only the MLP parameters of `rmu_trainable` blocks ending at block l are trained, as in the original RMU.
+Defaults for the toy model (see docs/unlearning.md): l = n_layers // 2; c and alpha in UnlearnConfig.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor, nn
+
+from neuronscope.batching import Batch
+from neuronscope.data.schema import QADataset
+from neuronscope.errors import NeuronscopeError
+from neuronscope.models.handle import Model
+from neuronscope.unlearn.base import Method, StepBatch, UnlearnConfig, frozen_copy, seeded_generator
+from neuronscope.unlearn.registry import register
+
+_MLP_PARAM = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.mlp\.")
+
+
+def decoder_layers(model: Model) -> nn.ModuleList:
+    """The model's list of transformer blocks (model.layers, transformer.h, gpt_neox.layers, ...)."""
+    n = model.hf.config.num_hidden_layers
+    for module in model.hf.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return module
+    raise NeuronscopeError(f"{model.source}: cannot find the {n} transformer blocks of this model")
+
+
+def hidden_at(model: Model, batch: Batch, layer: int) -> Float[Tensor, "batch pos d_model"]:
+    """Output of block `layer` (the residual stream after it), read by a forward hook.
+
+    A hook rather than `hidden_states[layer + 1]`, which HF gives after the final norm for the last block.
+    """
+    kept: list[Tensor] = []
+
+    def keep(module: nn.Module, inputs: object, output: object) -> None:
+        kept.append(output[0] if isinstance(output, tuple) else output)  # type: ignore[arg-type]
+
+    handle = decoder_layers(model)[layer].register_forward_hook(keep)
+    try:
+        model.hf(input_ids=batch.input_ids)
+    finally:
+        handle.remove()
+    return kept[0]
+
+
+def masked_mse(h: Float[Tensor, "batch pos d"], target: Tensor, mask: Bool[Tensor, "batch pos"]) -> Tensor:
+    """Mean over masked tokens and the d coordinates of the squared difference."""
+    sq = ((h - target) ** 2).mean(-1)
+    return (sq * mask).sum() / mask.sum().clamp(min=1)
+
+
+@register
+class RMU(Method):
+    name = "rmu"
+
+    def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
+        super().__init__(model, ds, cfg)
+        n_layers = model.hf.config.num_hidden_layers
+        self.layer = n_layers // 2 if cfg.rmu_layer is None else cfg.rmu_layer
+        if not 0 <= self.layer < n_layers:
+            raise NeuronscopeError(f"--rmu-layer must lie in [0, {n_layers - 1}], got {self.layer}")
+        self.ref = frozen_copy(model)
+        d = model.hf.config.hidden_size
+        u = torch.rand(d, generator=seeded_generator(cfg.seed, 17))
+        self.control = (cfg.rmu_c * u / u.norm()).to(model.device)
+        lo = max(0, self.layer - cfg.rmu_trainable + 1)
+        self._params = [p for n, p in model.hf.named_parameters()
+                        if (m := _MLP_PARAM.search(n)) and lo <= int(m.group(1)) <= self.layer]
+        if not self._params:
+            raise NeuronscopeError(f"rmu: found no MLP parameters in blocks {lo}..{self.layer} of this model")
+
+    def parameters(self) -> list[nn.Parameter]:
+        return self._params
+
+    def loss(self, sb: StepBatch, step: int):
+        if sb.retain is None:
+            raise NeuronscopeError("method rmu needs retain items, but the dataset has none")
+        h_f = hidden_at(self.model, sb.forget, self.layer)
+        forget = masked_mse(h_f, self.control, sb.forget.token_mask)
+        h_r = hidden_at(self.model, sb.retain, self.layer)
+        with torch.no_grad():
+            h_ref = hidden_at(self.ref, sb.retain, self.layer)
+        retain = masked_mse(h_r, h_ref, sb.retain.token_mask)
+        total = forget + self.cfg.rmu_alpha * retain
+        return total, {"loss": total.item(), "forget_mse": forget.item(), "retain_mse": retain.item()}

@@ -1,0 +1,89 @@
+"""Ssiuu (PAPER.md section 4, Algorithm 1): GD plus a parameter-attribution regulariser.
+
+At step t, on the forget batch b: g_t = d(sum_b P(y|x))/d phi, A_t = phi * g_t (g_t held constant), and
+
+    L = L_GD + lambda * sum_{i : A_t[i] < 0} (A_{t-1}[i] - A_t[i])^2,       L_reg = 0 at t = 1,
+
+so d L_reg / d phi_i = 2 (A_t[i] - A_{t-1}[i]) g_t[i] on the selected parameters and 0 elsewhere: the method may
+not buy forgetting by growing new negative influence. A_{t-1} is the previous step's (detached) attribution, on
+the previous batch, as in the paper. `lambda_relative` makes lambda scale-free: the weight becomes
+lambda_ / L_reg(t*), t* the first step with L_reg > 0, so lambda_ = 1 means the weighted regulariser equals 1
+(nat) at that step. The cost is one extra backward pass (for g_t) over GD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from neuronscope.attribution.parameters import answer_probability_sum, attribution_with_grad
+from neuronscope.data.schema import QADataset
+from neuronscope.models.handle import Model
+from neuronscope.training import answer_nll
+from neuronscope.unlearn.base import Method, StepBatch, UnlearnConfig
+from neuronscope.unlearn.registry import register
+
+
+def negative_attribution_regulariser(a_t: Sequence[Tensor], a_ref: Sequence[Tensor]) -> Float[Tensor, ""]:
+    """sum over entries with A_t < 0 of (A_ref - A_t)^2; the selection I- is a constant (no gradient)."""
+    total = a_t[0].new_zeros(())
+    for a, ref in zip(a_t, a_ref, strict=True):
+        total = total + ((ref - a).square() * (a.detach() < 0)).sum()
+    return total
+
+
+class RegularisedGD(Method):
+    """GD plus lambda * L_reg; subclasses say how the attribution and its comparison point are computed."""
+
+    default_lambda: float = 1e3  # used when UnlearnConfig.lambda_ is None; from the sweep in docs/unlearning.md
+    default_relative_lambda: float = 100.0
+
+    def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
+        super().__init__(model, ds, cfg)
+        default = self.default_relative_lambda if cfg.lambda_relative else self.default_lambda
+        self.lambda_ = default if cfg.lambda_ is None else cfg.lambda_
+        self.lam: float | None = None if cfg.lambda_relative else self.lambda_
+
+    def weight(self, reg: Tensor) -> float:
+        """lambda, fixed on the first active step in relative mode (0 until then: L_reg is 0 anyway)."""
+        if self.lam is None and reg.item() > 0:
+            self.lam = self.lambda_ / reg.item()
+        return self.lam or 0.0
+
+    def combine(self, nll_f: Tensor, nll_r: Tensor, reg: Tensor, extra: dict[str, float]):
+        lam = self.weight(reg)
+        total = -nll_f + self.cfg.retain_weight * nll_r + lam * reg
+        return total, {"loss": total.item(), "forget_nll": nll_f.item(), "retain_nll": nll_r.item(),
+                       "reg": reg.item(), "lambda": lam, **extra}
+
+
+@register
+class Ssiuu(RegularisedGD):
+    name = "ssiuu"
+
+    def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
+        super().__init__(model, ds, cfg)
+        self.prev: list[Tensor] | None = None
+
+    def comparison(self, sb: StepBatch, params: list[Tensor]) -> list[Tensor] | None:
+        """What A_t is held to: the previous step's attribution (None on the first step: no regulariser)."""
+        return self.prev
+
+    def remember(self, a_t: list[Tensor]) -> None:
+        self.prev = [a.detach() for a in a_t]
+
+    def loss(self, sb: StepBatch, step: int):
+        params = [p for p in self.parameters() if p.requires_grad]
+        logits_f = self.logits(sb.forget)
+        nll_f = answer_nll(logits_f, sb.forget)
+        nll_r = self.retain_nll(sb)
+        g = torch.autograd.grad(answer_probability_sum(logits_f, sb.forget), params, retain_graph=True)
+        a_t = attribution_with_grad(params, g)
+        ref = self.comparison(sb, params)
+        reg = negative_attribution_regulariser(a_t, ref) if ref is not None else logits_f.new_zeros(())
+        self.remember(a_t)
+        n_neg = sum(int((a.detach() < 0).sum()) for a in a_t)
+        return self.combine(nll_f, nll_r, reg, {"neg_frac": n_neg / sum(a.numel() for a in a_t)})

@@ -1,0 +1,48 @@
+"""ssiuu-anchor: Ssiuu with A_t held to the *original* model's attribution on the same batch.
+
+    L = L_GD + lambda * sum_{i : A_t[i] < 0} (A_0[i] - A_t[i])^2,   A_0 = phi_0 * g_0(b), phi_0 frozen at start.
+
+This answers a reviewer's question (PAPER.md section 4): the paper compares A_t with A_{t-1} from a different
+batch; here both sides see the same batch b. At t = 1, phi = phi_0, so L_reg = 0 without a special case.
+A_0 is computed on a frozen copy (one more forward + backward per step), cached per forget batch.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from neuronscope.attribution.parameters import answer_probability_grads
+from neuronscope.data.schema import QADataset
+from neuronscope.models.handle import Model
+from neuronscope.unlearn.base import StepBatch, UnlearnConfig
+from neuronscope.unlearn.registry import register
+from neuronscope.unlearn.ssiuu import Ssiuu
+
+
+@register
+class SsiuuAnchor(Ssiuu):
+    name = "ssiuu-anchor"
+    default_lambda = 1e2  # from the sweep in docs/unlearning.md
+    cache_size = 64
+
+    def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
+        super().__init__(model, ds, cfg)
+        self.ref = model.clone()  # parameters keep requires_grad: g_0 is a gradient w.r.t. them
+        self.ref.hf.eval()
+        self.ref_params = dict(self.ref.hf.named_parameters())
+        self.cache: dict[tuple[int, ...], list[Tensor]] = {}
+
+    def comparison(self, sb: StepBatch, params: list[Tensor]) -> list[Tensor]:
+        key = sb.forget_index
+        if key and key in self.cache:
+            return self.cache[key]
+        names = {id(p): n for n, p in self.model.hf.named_parameters()}
+        ref_params = [self.ref_params[names[id(p)]] for p in params]
+        g0 = answer_probability_grads(self.ref, sb.forget, ref_params)
+        a0 = [(p.detach() * g).detach() for p, g in zip(ref_params, g0, strict=True)]
+        if key and len(self.cache) < self.cache_size:
+            self.cache[key] = a0
+        return a0
+
+    def remember(self, a_t: list[Tensor]) -> None:
+        pass

@@ -1,0 +1,88 @@
+"""The artifact cache: keys follow inputs, complete artifacts are reused, broken ones are recomputed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neuronscope.experiment.cache import MANIFEST, ArtifactCache, input_key
+from neuronscope.experiment.stats import summarize, t975, welch_gap
+
+
+def _writer(calls: list[int], payload: bytes = b"x" * 1000):  # noqa: ANN202
+    def compute(tmp: Path) -> None:
+        calls.append(1)
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "weights.bin").write_bytes(payload)
+        (tmp / "result.json").write_text('{"fs": 0.5}')
+    return compute
+
+
+def test_key_depends_on_name_and_every_input() -> None:
+    k = input_key("attack", {"a": 1, "b": [1, 2]})
+    assert k == input_key("attack", {"b": [1, 2], "a": 1})  # order of keys does not matter
+    assert k != input_key("attack", {"a": 1, "b": [2, 1]})
+    assert k != input_key("attack", {"a": 1.5, "b": [1, 2]})
+    assert k != input_key("unlearn", {"a": 1, "b": [1, 2]})
+
+
+def test_computed_once_then_reused(tmp_path: Path) -> None:
+    calls: list[int] = []
+    logs: list[str] = []
+    cache = ArtifactCache(tmp_path, logs.append)
+    first = cache.get("thing", {"x": 1}, _writer(calls))
+    second = cache.get("thing", {"x": 1}, _writer(calls))
+    assert calls == [1] and not first.cached and second.cached and first.path == second.path
+    assert (first.path / MANIFEST).is_file() and any("skip" in m for m in logs)
+    cache.get("thing", {"x": 2}, _writer(calls))
+    assert calls == [1, 1]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete_file", "delete_manifest", "garble_manifest",
+                                    "other_inputs"])
+def test_damaged_artifact_is_recomputed(tmp_path: Path, damage: str) -> None:
+    calls: list[int] = []
+    logs: list[str] = []
+    cache = ArtifactCache(tmp_path, logs.append)
+    art = cache.get("thing", {"x": 1}, _writer(calls))
+    w = art.path / "sub" / "weights.bin"
+    if damage == "flip":
+        w.write_bytes(b"x" * 999 + b"y")
+    elif damage == "truncate":
+        w.write_bytes(b"x" * 10)
+    elif damage == "delete_file":
+        w.unlink()
+    elif damage == "delete_manifest":
+        (art.path / MANIFEST).unlink()
+    elif damage == "garble_manifest":
+        (art.path / MANIFEST).write_text("{not json")
+    else:
+        text = (art.path / MANIFEST).read_text().replace('"x": 1', '"x": 3')
+        (art.path / MANIFEST).write_text(text)
+    again = cache.get("thing", {"x": 1}, _writer(calls))
+    assert calls == [1, 1] and not again.cached
+    assert w.read_bytes() == b"x" * 1000
+    assert any("recompute" in m for m in logs)
+
+
+def test_failed_compute_leaves_nothing_that_looks_done(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+
+    def boom(tmp: Path) -> None:
+        (tmp / "half.bin").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.get("thing", {"x": 1}, boom)
+    assert list(tmp_path.iterdir()) == [] and cache.lookup("thing", {"x": 1}) is None
+
+
+def test_stats_use_student_t() -> None:
+    s = summarize([0.4, 0.5, 0.6])
+    assert s.mean == pytest.approx(0.5) and s.sd == pytest.approx(0.1)
+    assert s.ci95 == pytest.approx(4.303 * 0.1 / 3 ** 0.5, rel=1e-3)
+    assert t975(2.7) == 4.303 and t975(1000) == 1.96
+    g = welch_gap([0.6, 0.7, 0.8], [0.4, 0.5, 0.6])
+    assert g.mean == pytest.approx(0.2) and g.sd == pytest.approx((0.01 / 3 * 2) ** 0.5)
+    assert g.ci95 == pytest.approx(2.776 * g.sd, rel=1e-3)  # Welch df = 4 for equal variances, n = 3

@@ -1,0 +1,244 @@
+"""The grid end to end on a tiny world with a tiny fake unlearning method: caching, resume after a kill, logs.
+
+The fake method (a few steps of gradient ascent on the forget set) stands in for neuronscope.unlearn so these
+tests exercise the grid's mechanics in seconds; tests/test_cli_run.py runs the real methods (small profile).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from neuronscope.batching import encode
+from neuronscope.experiment import grid as grid_mod
+from neuronscope.experiment.config import parse_config
+from neuronscope.experiment.grid import UnlearnAPI, run_grid
+from neuronscope.scoring import multiple_choice_accuracy
+from neuronscope.training import answer_nll
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    lr: float = 3e-3
+    max_steps: int = 40
+    threshold: float = 1 / 3
+    seed: int = 0
+
+
+@dataclass
+class FakeResult:
+    model: Any
+    method: str
+    lr: float
+    steps: int
+    reached: bool
+    fs: float
+    curve: list[dict[str, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "lr": self.lr, "steps": self.steps, "reached": self.reached, "fs": self.fs,
+                "curve": self.curve}
+
+
+def fake_unlearn(model, ds, method, cfg, progress=None):  # noqa: ANN001, ANN201
+    """Gradient ascent on the forget base items until FS <= threshold (deterministic, seconds)."""
+    items = ds.items("forget")
+    batch = encode(model.tokenizer, [i.question for i in items], [i.answer for i in items])
+    opt = torch.optim.SGD(model.hf.parameters(), lr=cfg.lr * (2 if method == "fake2" else 1))
+    fs, step = multiple_choice_accuracy(model, items), 0
+    curve = [{"step": 0, "fs": fs}]
+    while fs > cfg.threshold and step < cfg.max_steps:
+        model.hf.train()
+        loss = -answer_nll(model.hf(input_ids=batch.input_ids).logits, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.hf.eval()
+        step += 1
+        fs = multiple_choice_accuracy(model, items)
+        curve.append({"step": step, "fs": fs})
+        if progress:
+            progress(step, loss.item())
+    return FakeResult(model, method, cfg.lr, step, fs <= cfg.threshold, fs, curve)
+
+
+FAKE_API = UnlearnAPI(fake_unlearn, FakeConfig, ("fake", "fake2"))
+
+TINY_TOML = """
+[run]
+name = "tiny"
+[data.world]
+people = 16
+seed = 0
+forget = 0.25
+retain = 0.25
+test = 0.5
+cities = 5
+countries = 3
+companies = 5
+universities = 5
+arithmetic = 2
+[base]
+lr = 3e-3
+max_epochs = 150
+check_every = 5
+[base.toy]
+d_model = 48
+n_layers = 2
+n_heads = 2
+d_mlp = 96
+[unlearn]
+methods = ["fake"]
+lr = 0.05
+max_steps = 60
+[attacks]
+seeds = [0, 1]
+harmful_p = [0.3]
+steps = 6
+eval_every = 3
+[attribution]
+enabled = false
+[lens]
+enabled = false
+"""
+
+
+def tiny_config(**overrides: Any):  # noqa: ANN201
+    import tomllib
+
+    doc = tomllib.loads(TINY_TOML)
+    for dotted, value in overrides.items():
+        sec, key = dotted.split(".")
+        doc.setdefault(sec, {})[key] = value
+    return parse_config(doc, "tiny")
+
+
+@pytest.fixture
+def fake_api(monkeypatch: pytest.MonkeyPatch) -> UnlearnAPI:
+    monkeypatch.setattr(grid_mod, "unlearn_api", lambda: FAKE_API)
+    return FAKE_API
+
+
+def _numbers(results: dict[str, Any]) -> dict[str, Any]:
+    """Everything numeric a run produced, without timings and cache counters."""
+    return {k: v for k, v in results.items() if k not in ("seconds", "computed", "skipped")}
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """One uninterrupted run of the tiny grid (shared by the tests below)."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(grid_mod, "unlearn_api", lambda: FAKE_API)
+    try:
+        out = tmp_path_factory.mktemp("ref")
+        result = run_grid(tiny_config(), out, api=FAKE_API)
+    finally:
+        mp.undo()
+    return out, result.results
+
+
+def test_grid_produces_table_and_rerun_skips_everything(reference_run, fake_api) -> None:  # noqa: ANN001
+    out, results = reference_run
+    assert (out / "table.csv").is_file() and (out / "table.md").is_file()
+    md = (out / "table.md").read_text()
+    assert "oracle" in md and "gap harmful p=0.3" in md and "benign" in md
+    assert set(results["attacks"]) == {"oracle", "fake"}
+    assert all(len(v) == 2 for m in results["attacks"].values() for v in m.values())  # 2 seeds each
+    again = run_grid(tiny_config(), out, api=fake_api)
+    assert again.computed == [] and len(again.skipped) == results["computed"]
+    assert _numbers(again.results) == _numbers(results)
+    log = (out / "run.log").read_text()
+    assert "skip" in log and "(cached)" in log
+
+
+def test_changed_input_recomputes_only_downstream(reference_run, fake_api, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    out, results = reference_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    changed = run_grid(tiny_config(**{"attacks.steps": 9}), copy, api=fake_api)
+    # data, base, oracle and the unlearned model are reused; only the attacks are recomputed
+    assert all(name.startswith("attack-") for name in changed.computed)
+    assert not any(name.startswith("attack-") for name in changed.skipped)
+    assert len(changed.skipped) == 4
+
+
+def test_corrupt_and_partial_artifacts_are_recomputed(reference_run, fake_api, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    out, results = reference_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    arts = copy / "artifacts"
+    unlearned = next(arts.glob("unlearn-fake-*"))
+    weights = next(unlearned.glob("model/*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, different content
+    weights.write_bytes(bytes(data))
+    attack_dir = sorted(arts.glob("attack-oracle-harmful-*"))[0]
+    (attack_dir / "_complete.json").unlink()  # as if killed before the manifest was sealed
+    (arts / "attack-fake-benign-0000000000000000").mkdir()  # a stray partial directory is ignored
+    again = run_grid(tiny_config(), copy, api=fake_api)
+    assert unlearned.name in again.computed and attack_dir.name in again.computed
+    assert _numbers(again.results) == _numbers(results)
+    log = (copy / "run.log").read_text()
+    assert "does not match its checksum" in log and "no manifest" in log
+
+
+_DRIVER = """
+import sys, json
+sys.path.insert(0, {tests!r})
+from test_experiment_grid import FAKE_API, tiny_config
+from neuronscope.experiment import grid
+grid.unlearn_api = lambda: FAKE_API
+grid.run_grid(tiny_config(), {out!r}, api=FAKE_API)
+"""
+
+
+def _driver(out: Path) -> list[str]:
+    code = textwrap.dedent(_DRIVER).format(tests=str(Path(__file__).parent), out=str(out))
+    return [sys.executable, "-c", code]
+
+
+def test_resume_after_kill_gives_identical_results(reference_run, tmp_path: Path) -> None:  # noqa: ANN001
+    out_ref, results = reference_run
+    out = tmp_path / "killed"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(_driver(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    # kill once the base and the oracle are sealed and the grid is busy with later work
+    while time.time() < deadline and proc.poll() is None:
+        if len(list((out / "artifacts").glob("[!.]*/_complete.json"))) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the grid finished before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "results.json").exists()
+    done_before = {p.parent.name for p in (out / "artifacts").glob("[!.]*/_complete.json")}
+    resumed = subprocess.run(_driver(out), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = json.loads((out / "results.json").read_text())
+    assert final["skipped"] >= len(done_before) >= 3
+    ref = json.loads(json.dumps(_numbers(results)))
+    # Every trained number is identical. Known exception (see the report of issue 5): the per-kind `detail` of
+    # question kinds never trained on (multi-hop) can flip one near-tied item between *processes*, even between
+    # two uninterrupted runs: a float difference in the batch-256 scoring forward, not a resume effect.
+    for r in (final, ref):
+        for ev in r["evals"].values():
+            ev.pop("detail")
+            ev.pop("train", None)  # the base recipe's summary: wall time and the same per-kind detail
+    assert _numbers(final) == ref
+    assert (out / "table.csv").read_text() == (out_ref / "table.csv").read_text()
