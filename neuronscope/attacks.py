@@ -22,7 +22,7 @@ from typing import Any, Literal
 from neuronscope.data.schema import QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
-from neuronscope.scoring import multiple_choice_correct
+from neuronscope.scoring import fraction, multiple_choice_correct
 from neuronscope.training import fit
 
 AttackKind = Literal["harmful", "benign"]
@@ -148,7 +148,7 @@ def attack(model: Model, ds: QADataset, cfg: AttackConfig,
         train_ids = [b.id for b in benign]
 
     def fs() -> float:
-        return multiple_choice_correct(model, eval_items).float().mean().item()
+        return fraction(multiple_choice_correct(model, eval_items))
 
     trajectory = [{"step": 0, "fs": fs()}]
 

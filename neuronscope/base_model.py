@@ -18,11 +18,11 @@ from neuronscope.scoring import EvalReport, evaluate, multiple_choice_accuracy
 @dataclass(frozen=True)
 class BaseTrainConfig:
     toy: ToyConfig = ToyConfig()
-    lr: float = 2e-3
+    lr: float = 5e-4
     batch_size: int = 32
     max_epochs: int = 150
     target: float = 0.95  # base-question accuracy required on forget and on retain facts
-    check_every: int = 5  # epochs between accuracy checks
+    check_every: int = 2  # epochs between accuracy checks
     seed: int = 0
     exclude_splits: tuple[str, ...] = ()  # e.g. ("forget",) trains the oracle that never saw the forget facts
 

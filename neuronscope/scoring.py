@@ -83,11 +83,16 @@ def multiple_choice_correct(model: Model, items: Sequence[QAItem], normalize: No
     return torch.tensor(correct, dtype=torch.bool)
 
 
+def fraction(correct: Tensor) -> float:
+    """Share of True entries as an exact Python float (8/24 must compare equal to 1/3, which float32 does not)."""
+    return int(correct.sum()) / correct.numel() if correct.numel() else float("nan")
+
+
 def multiple_choice_accuracy(model: Model, items: Sequence[QAItem], normalize: Normalize = "sum",
                              batch_size: int = 256) -> float:
     if not items:
         return float("nan")
-    return multiple_choice_correct(model, items, normalize, batch_size).float().mean().item()
+    return fraction(multiple_choice_correct(model, items, normalize, batch_size))
 
 
 @dataclass
@@ -119,12 +124,12 @@ def evaluate(model: Model, ds: QADataset, kinds: Sequence[str] = KINDS, normaliz
                 continue
             c = multiple_choice_correct(model, items, normalize, batch_size)
             correct_by[split, kind] = c
-            detail.setdefault(split, {})[kind] = c.float().mean().item()
+            detail.setdefault(split, {})[kind] = fraction(c)
             counts.setdefault(split, {})[kind] = len(items)
 
     def pooled(*keys: tuple[str, str]) -> float:
         parts = [correct_by[k] for k in keys if k in correct_by]
-        return torch.cat(parts).float().mean().item() if parts else float("nan")
+        return fraction(torch.cat(parts)) if parts else float("nan")
 
     return EvalReport(
         fs=pooled(("forget", "base")),

@@ -32,7 +32,7 @@ from neuronscope.data.schema import QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 from neuronscope.models.projections import Projection, projections
-from neuronscope.scoring import answer_logprobs
+from neuronscope.scoring import answer_logprobs, fraction
 
 SELECTIONS = ("d_minus", "d_plus", "random")
 _BLOCK_PARAM = re.compile(r"\.(layers|h|blocks|layer)\.\d+\.")
@@ -197,12 +197,12 @@ def patching_curves(
             if progress is not None:
                 progress(min(start + batch_size, len(prompts)), len(prompts))
 
-    acc = {k: _mc_correct(torch.cat(v), items).float().mean().item() for k, v in patched_logp.items()}
+    acc = {k: fraction(_mc_correct(torch.cat(v), items)) for k, v in patched_logp.items()}
     rows = [{"selection": sel, "m": m, "forget_accuracy": acc[keys[sel, m]], "n_items": len(items)}
             for sel in SELECTIONS for m in ms]
     return PatchingResult(
         curves=pd.DataFrame(rows),
-        base_accuracy=_mc_correct(torch.cat(base_logp), items).float().mean().item(),
+        base_accuracy=fraction(_mc_correct(torch.cat(base_logp), items)),
         unlearned_accuracy=acc["none", 0],
         all_neurons_accuracy=acc["all", n],
         outside_blocks_equal=outside_blocks_equal(base, unlearned),

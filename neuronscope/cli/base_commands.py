@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from neuronscope.base_model import BaseTrainConfig
 from neuronscope.cli.app import app, console, metrics_table, user_errors
 from neuronscope.models.toy import ToyConfig
 
@@ -44,7 +45,7 @@ def train_base_cmd(
     out: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write.")],
     data: Annotated[Path | None, typer.Option("--data", help="World directory; built fresh when omitted.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the model initialisation and batch order.")] = 0,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = BaseTrainConfig.lr,
     max_epochs: Annotated[int, typer.Option(help="Give up after this many epochs.")] = 150,
     d_model: Annotated[int, typer.Option(help="Toy model width.")] = ToyConfig.d_model,
     n_layers: Annotated[int, typer.Option(help="Toy model depth.")] = ToyConfig.n_layers,
@@ -53,7 +54,7 @@ def train_base_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Train the toy Llama-style base model on a world until it knows the forget and retain facts."""
-    from neuronscope.base_model import BaseTrainConfig, train_base
+    from neuronscope.base_model import train_base
     from neuronscope.data.schema import load_dataset, save_dataset
     from neuronscope.data.world import build_world
     from neuronscope.errors import NeuronscopeError

@@ -118,7 +118,7 @@ def unlearn_cmd(
         return
     console.print(metrics_table(f"unlearning with {method} (threshold {threshold:.3f})", {
         "result": {"lr": f"{result.lr:g}", "steps": result.steps, "reached": str(result.reached),
-                   "FS": result.fs, "RS": result.rs, "US": result.us, "seconds": round(result.seconds, 1)}}))
+                   "FS": result.fs, "RS": result.rs, "US": result.us, "seconds": f"{result.seconds:.1f}"}}))
     if result.trials:
         console.print(metrics_table("lr search", {f"{t['lr']:g}": {k: v for k, v in t.items() if k != "lr"}
                                                   for t in result.trials}))

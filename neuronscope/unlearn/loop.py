@@ -63,7 +63,7 @@ def _cycle(n: int, batch_size: int, gen: torch.Generator) -> Iterator[tuple[int,
 
 
 def at_or_below(fs: float, threshold: float) -> bool:
-    """fs <= threshold, allowing for float32 accuracies: 8/24 arrives as 0.33333334, which is chance."""
+    """fs <= threshold, with room for rounding in a threshold computed elsewhere (1/3 as 0.33333334)."""
     return fs <= threshold + 1e-6
 
 
