@@ -15,7 +15,7 @@ from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models import load_model
 from neuronscope.models.handle import Model
-from neuronscope.scoring import multiple_choice_correct
+from neuronscope.scoring import fraction, multiple_choice_correct
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +35,8 @@ def test_default_ms() -> None:
 def test_patch_all_is_base_and_patch_none_is_unlearned(pair: tuple[Model, Model], tiny_world: QADataset) -> None:
     base, unlearned = pair
     items = tiny_world.items("forget")
-    base_acc = multiple_choice_correct(base, items).float().mean().item()
-    unl_acc = multiple_choice_correct(unlearned, items).float().mean().item()
+    base_acc = fraction(multiple_choice_correct(base, items))
+    unl_acc = fraction(multiple_choice_correct(unlearned, items))
     assert base_acc - unl_acc > 0.2, "unlearning must hurt, or the test proves nothing"
     influence = influence_variation(attribute_neurons(base, items), attribute_neurons(unlearned, items))
     n = len(influence)

@@ -28,24 +28,17 @@ ATTN_IMPLEMENTATION = "eager"
 
 @dataclass
 class Model:
-    """An HF causal LM with its tokenizer; `bridge` (TransformerBridge) is built on first use."""
+    """An HF causal LM with its tokenizer; `bridge` (TransformerBridge) is built on first use.
+
+    TransformerBridge rewraps the modules of the model it boots on, in place. It is therefore booted on a *twin*
+    module tree that holds the very same parameter and buffer tensors (`_twin`): training, saving and scoring go
+    through the untouched HF model, hooks go through the bridge, and both always see the same weights.
+    """
 
     hf: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     source: Path
     _bridge: Any = field(default=None, repr=False)
-    _tensors: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        # Booting the bridge rewraps the HF modules in place, which renames (and duplicates) every state-dict key.
-        # The original names are captured here, holding the same tensor objects, so saving and cloning still
-        # write a plain HF checkpoint whatever has happened since.
-        if not self._tensors:
-            self._tensors = dict(self.hf.state_dict(keep_vars=True))
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The model's weights under their original HF names (detached views, no copy)."""
-        return {k: v.detach() for k, v in self._tensors.items()}
 
     @property
     def device(self) -> torch.device:
@@ -54,7 +47,7 @@ class Model:
     @property
     def bridge(self) -> Any:
         if self._bridge is None:
-            self._bridge = boot_bridge(self.hf, self.tokenizer, self.source)
+            self._bridge = boot_bridge(_twin(self.hf), self.tokenizer, self.source)
         return self._bridge
 
     @property
@@ -63,18 +56,28 @@ class Model:
 
     def clone(self) -> Model:
         """An independent copy (own parameters), e.g. a frozen reference for NPO or RMU."""
-        hf = AutoModelForCausalLM.from_config(copy.deepcopy(self.hf.config), dtype=self.hf.dtype,
-                                              attn_implementation=ATTN_IMPLEMENTATION)
-        hf.load_state_dict(self.state_dict(), strict=True)
-        hf.to(self.device).eval()
+        hf = copy.deepcopy(self.hf)
+        hf.eval()
         return Model(hf, self.tokenizer, self.source)
 
     def save(self, out: str | Path) -> Path:
         """Write a standard HF checkpoint directory (config, safetensors, tokenizer) atomically."""
         with atomic_path(out, directory=True) as tmp:
-            self.hf.save_pretrained(tmp, state_dict=self.state_dict(), safe_serialization=True)
+            self.hf.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
         return Path(out)
+
+
+def _twin(hf: PreTrainedModel) -> PreTrainedModel:
+    """A second module tree over the same parameter and buffer objects (no weights are copied)."""
+    with torch.device("meta"):
+        twin = AutoModelForCausalLM.from_config(copy.deepcopy(hf.config), attn_implementation=ATTN_IMPLEMENTATION)
+    twin.load_state_dict(dict(hf.state_dict(keep_vars=True)), assign=True, strict=True)
+    for name, buf in hf.named_buffers():  # non-persistent buffers (rotary frequencies) are not in the state dict
+        module, _, leaf = name.rpartition(".")
+        twin.get_submodule(module)._buffers[leaf] = buf
+    twin.eval()
+    return twin
 
 
 def _check_checkpoint(path: Path) -> dict[str, Any]:
