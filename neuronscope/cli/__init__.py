@@ -1,5 +1,6 @@
 """The `neuronscope` command line. Each command lives in its own module and registers itself on `app`."""
 
+import neuronscope.cli.figures  # noqa: F401  (registers figures)
 import neuronscope.cli.lens  # noqa: F401  (registers lens)
 import neuronscope.cli.run  # noqa: F401  (registers attack, run, demo)
 from neuronscope.cli import (

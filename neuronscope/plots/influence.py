@@ -13,6 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from neuronscope.plots.colors import method_color
+
 D_PLUS_COLOR = "#1f77b4"  # erase
 D_MINUS_COLOR = "#d62728"  # hide
 MODULE_ORDER = ["q", "k", "v", "o", "gate", "up", "down", "in", "out"]
@@ -41,14 +43,13 @@ def figure3_cumulative(curves: pd.DataFrame | Mapping[str, pd.DataFrame], m: int
     runs = _as_runs(curves)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35],
                         subplot_titles=("cumulative influence over the top-m neurons", f"sum over the top {m}"))
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
     several = len(runs) > 1
     labels, plus_at, minus_at = [], [], []
-    for i, (label, c) in enumerate(runs.items()):
+    for label, c in runs.items():
         for kind, dash, base_color in (("d_plus", "dot", D_PLUS_COLOR), ("d_minus", "solid", D_MINUS_COLOR)):
             part = c[c["kind"] == kind].sort_values("m")
             rows = part.iloc[_thin(len(part))]
-            color = palette[i % len(palette)] if several else base_color
+            color = method_color(str(label)) if several else base_color
             sign = "D+" if kind == "d_plus" else "D-"
             name = f"{label} {sign}" if several else f"{sign} ({'erased' if kind == 'd_plus' else 'hidden'})"
             hover = [f"{label}<br>rank {r.m}: layer {r.layer} {r.module} neuron {r.neuron}<br>"

@@ -1,0 +1,144 @@
+"""Read a run directory (`neuronscope run`/`demo` output) into the tables the figure functions take.
+
+Nothing is recomputed from models: recovery and trajectories come from results.json, the lens from results.json,
+attribution from the parquet tables the attribution stage saved (only histograms and correlations of those
+saved tables are derived here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from neuronscope.attribution.neurons import aggregate, load_table
+from neuronscope.attribution.shift import attribution_distributions, attribution_shift
+from neuronscope.errors import NeuronscopeError
+from neuronscope.experiment.table import build_table
+from neuronscope.io import read_json
+
+SHIFT_COLUMNS = ("max", "min", "both")
+
+
+@dataclass
+class RunDir:
+    """A finished run directory: its path, results.json and config.json."""
+
+    path: Path
+    results: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def pairs(self) -> dict[str, Path]:
+        """Attribution pairs ('base vs ga', 'ga vs ga+benign') -> their artifact directory."""
+        attr = self.results.get("analyses", {}).get("attribution", {})
+        return {k: self.path / v["dir"] for k, v in attr.get("pairs", {}).items()} if attr.get("available") else {}
+
+
+def load_run(path: str | Path) -> RunDir:
+    """Open a run directory; a missing directory or one without results.json is a user error."""
+    p = Path(path)
+    if not p.is_dir():
+        raise NeuronscopeError(f"run directory {p} not found")
+    if not (p / "results.json").is_file():
+        raise NeuronscopeError(f"{p} is not a run directory (no results.json; run `neuronscope run` first)")
+    try:
+        results = read_json(p / "results.json")
+        config = read_json(p / "config.json") if (p / "config.json").is_file() else results.get("config", {})
+    except (OSError, ValueError) as e:
+        raise NeuronscopeError(f"{p}: unreadable run files ({e})") from None
+    if not isinstance(results, dict) or "attacks" not in results or "evals" not in results:
+        raise NeuronscopeError(f"{p}/results.json is not a grid result (no attacks/evals)")
+    return RunDir(p, results, config)
+
+
+def results_table(run: RunDir) -> pd.DataFrame:
+    """Table 1 as written to table.csv."""
+    csv = run.path / "table.csv"
+    if not csv.is_file():
+        raise NeuronscopeError(f"{csv} not found")
+    return pd.read_csv(csv)
+
+
+def recovery_frame(run: RunDir) -> pd.DataFrame:
+    """Per (method, attack): mean/sd/n of the max FS over seeds at Table 1's (strongest) lr, and the values."""
+    rows = []
+    for row in build_table(run.results):
+        for lab in run.results["attack_labels"]:
+            cell = row.get(lab)
+            if isinstance(cell, dict):
+                rows.append({"method": row["method"], "attack": lab, "mean": cell["mean"], "sd": cell["sd"],
+                             "n": cell["n"], "lr": cell["lr"], "values": cell["values"]})
+    return pd.DataFrame(rows, columns=["method", "attack", "mean", "sd", "n", "lr", "values"])
+
+
+def trajectory_frame(run: RunDir) -> pd.DataFrame:
+    """Every attack run's trajectory, long: method, attack, lr, seed, step, fs."""
+    rows = [{"method": method, "attack": lab, "lr": r["lr"], "seed": r["seed"], "step": pt["step"], "fs": pt["fs"]}
+            for method, by_label in run.results["attacks"].items() for lab, runs in by_label.items()
+            for r in runs for pt in r["trajectory"]]
+    return pd.DataFrame(rows, columns=["method", "attack", "lr", "seed", "step", "fs"])
+
+
+def lens_frame(run: RunDir) -> pd.DataFrame:
+    """Per-layer lens accuracy per model (base, oracle, methods); empty when the run had no lens stage."""
+    lens = run.results.get("analyses", {}).get("lens", {})
+    frames = [pd.DataFrame(rows).assign(model=name) for name, rows in lens.get("models", {}).items()
+              if lens.get("available")]
+    if not frames:
+        return pd.DataFrame(columns=["model", "layer", "accuracy", "n"])
+    out = pd.concat(frames, ignore_index=True)
+    return out[["model", *[c for c in out.columns if c != "model"]]]
+
+
+def _table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise NeuronscopeError(f"{path} not found (incomplete attribution artifact?)")
+    t = load_table(path)
+    return aggregate(t) if "item" in t.columns else t
+
+
+def influence_frames(run: RunDir, name: str) -> dict[str, pd.DataFrame]:
+    """For 'base vs <name>': the saved curves (Figure 3) and module_layer (Figure 5) tables that exist."""
+    d = run.pairs.get(f"base vs {name}")
+    if d is None:
+        return {}
+    return {k: load_table(d / f"{k}.parquet") for k in ("curves", "module_layer") if (d / f"{k}.parquet").is_file()}
+
+
+def shift_frames(run: RunDir, column: str = "both", bins: int = 60
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Figure 6 tables: (distributions, correlations, scatter) for every model with an attacked attribution.
+
+    original = base, unlearned = the model, attacked = the model after the kept attack ('X vs X+attack'); each
+    method's histograms share bins. scatter holds per-neuron `max` attribution before and after the attack.
+    """
+    dists, corrs, scatters = [], [], []
+    for pair, d in run.pairs.items():
+        before, sep, after = pair.partition(" vs ")
+        if not sep or "+" not in after or after.split("+", 1)[0] != before:
+            continue
+        unl_dir = run.pairs.get(f"base vs {before}")
+        unlearned, attacked = _table(d / "attribution_base.parquet"), _table(d / "attribution.parquet")
+        tables = {"unlearned": unlearned, "attacked": attacked}
+        if unl_dir is not None:
+            tables = {"original": _table(unl_dir / "attribution_base.parquet"), **tables}
+        dists.append(attribution_distributions(tables, column=column, bins=bins).rename(columns={"model": "role"})
+                     .assign(method=before, attack=after.split("+", 1)[1]))
+        shift = attribution_shift(unlearned, attacked, columns=[column])[column]
+        corrs.append({"method": before, "attack": after.split("+", 1)[1], "column": column, **shift})
+        scatters.append(pd.DataFrame({"method": before, "layer": unlearned["layer"], "module": unlearned["module"],
+                                      "neuron": unlearned["neuron"], "before": unlearned["max"],
+                                      "after": attacked["max"].to_numpy()}))
+    dist = pd.concat(dists, ignore_index=True) if dists else pd.DataFrame(
+        columns=["method", "role", "bin_left", "bin_right", "count", "density"])
+    corr = pd.DataFrame(corrs, columns=["method", "attack", "column", "pearson", "spearman", "mean_abs_change", "n"])
+    scat = pd.concat(scatters, ignore_index=True) if scatters else pd.DataFrame(
+        columns=["method", "layer", "module", "neuron", "before", "after"])
+    return dist, corr, scat
+
+
+__all__ = ["RunDir", "influence_frames", "lens_frame", "load_run", "recovery_frame", "results_table",
+           "shift_frames", "trajectory_frame"]
