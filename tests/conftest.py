@@ -47,3 +47,16 @@ def tiny_trained(tiny_world: QADataset) -> BaseTrainResult:
 def tiny_ckpt(tiny_trained: BaseTrainResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved HF checkpoint directory of the tiny trained model. Tests must not modify it."""
     return tiny_trained.model.save(tmp_path_factory.mktemp("ckpt") / "base")
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`neuronscope demo --profile small` once per session: (run directory, terminal output). Tests read it only."""
+    from typer.testing import CliRunner
+
+    from neuronscope.cli import app
+
+    out = tmp_path_factory.mktemp("demo") / "small"
+    result = CliRunner().invoke(app, ["demo", "--profile", "small", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output

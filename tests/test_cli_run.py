@@ -70,14 +70,6 @@ def test_profiles_match_the_shipped_config_files() -> None:
         assert load_config(ROOT / path).to_json() == profile(name).to_json()
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("demo") / "small"
-    result = runner.invoke(app, ["demo", "--profile", "small", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out, result.output
-
-
 @pytest.mark.slow
 def test_demo_small_profile_end_to_end(small_run: tuple[Path, str]) -> None:
     out, output = small_run

@@ -35,11 +35,8 @@ ATTACKS = ["harmful p=0.1", "harmful p=0.3", "benign"]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("figs") / "small"
-    result = runner.invoke(app, ["demo", "--profile", "small", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+def run_dir(small_run: tuple[Path, str]) -> Path:
+    return small_run[0]
 
 
 @pytest.fixture(scope="module")
