@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/neuronscope demo --out runs/demo
 
-test: $(STAMP)
-	$(BIN)/ruff check neuronscope tests benchmarks figures
+test: $(STAMP) browser
+	$(BIN)/ruff check neuronscope tests benchmarks figures analyses
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) runs
+
+# Debian's chromium for the browser test of report.html; installed where apt-get runs as root, else skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } || \
+		echo "note: chromium is not installed; the browser test of report.html will be skipped"
