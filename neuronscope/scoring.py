@@ -24,12 +24,16 @@ from neuronscope.models.handle import Model
 Normalize = Literal["sum", "mean"]
 
 
-def answer_logprobs(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> Float[Tensor, " batch"]:
-    """log P(y|x) per row: the sum of answer-token log-probabilities (the logit at j-1 predicts token j)."""
+def answer_token_logprobs(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> Float[Tensor, "batch pos_1"]:
+    """log p of each next token, zeroed outside the answer (the logit at j-1 predicts token j)."""
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    target = batch.input_ids[:, 1:]
-    token_logp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    return (token_logp * batch.answer_mask[:, 1:]).sum(-1)
+    token_logp = logp.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return token_logp * batch.answer_mask[:, 1:]
+
+
+def answer_logprobs(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> Float[Tensor, " batch"]:
+    """log P(y|x) per row: the sum of answer-token log-probabilities."""
+    return answer_token_logprobs(logits, batch).sum(-1)
 
 
 @torch.no_grad()
@@ -71,16 +75,22 @@ def option_scores(model: Model, items: Sequence[QAItem], normalize: Normalize = 
     return scores
 
 
+def gold_wins(flat_scores: Float[Tensor, " options"], items: Sequence[QAItem]) -> Tensor:
+    """Boolean per item from its options' scores laid end to end: does gold beat every other option? Ties lose."""
+    correct, start = [], 0
+    for it in items:
+        s = flat_scores[start:start + len(it.options)]
+        gold = it.options.index(it.answer)
+        correct.append(bool((s[gold] > torch.cat([s[:gold], s[gold + 1:]])).all()))
+        start += len(it.options)
+    return torch.tensor(correct, dtype=torch.bool)
+
+
 def multiple_choice_correct(model: Model, items: Sequence[QAItem], normalize: Normalize = "sum",
                             batch_size: int = 256) -> Tensor:
     """Boolean per item: does the gold answer get the highest option score? Ties count as wrong."""
     scores = option_scores(model, items, normalize, batch_size)
-    correct = []
-    for it, s in zip(items, scores, strict=True):
-        gold = it.options.index(it.answer)
-        others = torch.cat([s[:gold], s[gold + 1:]])
-        correct.append(bool((s[gold] > others).all()))
-    return torch.tensor(correct, dtype=torch.bool)
+    return gold_wins(torch.cat(scores) if scores else torch.zeros(0), items)
 
 
 def fraction(correct: Tensor) -> float:

@@ -18,14 +18,12 @@ from torch import Tensor
 from neuronscope.batching import Batch, encode
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
+from neuronscope.scoring import answer_token_logprobs
 
 
 def answer_nll(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> Float[Tensor, ""]:
     """Mean NLL over all answer tokens of the batch."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    token_logp = logp.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    mask = batch.answer_mask[:, 1:]
-    return -(token_logp * mask).sum() / mask.sum().clamp(min=1)
+    return -answer_token_logprobs(logits, batch).sum() / batch.answer_mask[:, 1:].sum().clamp(min=1)
 
 
 @dataclass

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Float
 from torch import Tensor
 
 from neuronscope.attribution.neurons import eval_mode, neuron_index
@@ -32,7 +31,7 @@ from neuronscope.data.schema import QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 from neuronscope.models.projections import Projection, projections
-from neuronscope.scoring import answer_logprobs, fraction
+from neuronscope.scoring import answer_logprobs, fraction, gold_wins
 
 SELECTIONS = ("d_minus", "d_plus", "random")
 _BLOCK_PARAM = re.compile(r"\.(layers|h|blocks|layer)\.\d+\.")
@@ -97,17 +96,6 @@ def _split(global_idx: np.ndarray, projs: list[Projection], widths: dict[str, in
             out[p.hook] = torch.as_tensor(np.sort(local), dtype=torch.long, device=device)
         offset += w
     return out
-
-
-def _mc_correct(logp: Float[Tensor, " seq"], items: Sequence[QAItem]) -> Tensor:
-    correct, start = [], 0
-    for it in items:
-        s = logp[start:start + len(it.options)]
-        gold = it.options.index(it.answer)
-        others = torch.cat([s[:gold], s[gold + 1:]])
-        correct.append(bool((s[gold] > others).all()))
-        start += len(it.options)
-    return torch.tensor(correct, dtype=torch.bool)
 
 
 @torch.no_grad()
@@ -197,12 +185,12 @@ def patching_curves(
             if progress is not None:
                 progress(min(start + batch_size, len(prompts)), len(prompts))
 
-    acc = {k: fraction(_mc_correct(torch.cat(v), items)) for k, v in patched_logp.items()}
+    acc = {k: fraction(gold_wins(torch.cat(v), items)) for k, v in patched_logp.items()}
     rows = [{"selection": sel, "m": m, "forget_accuracy": acc[keys[sel, m]], "n_items": len(items)}
             for sel in SELECTIONS for m in ms]
     return PatchingResult(
         curves=pd.DataFrame(rows),
-        base_accuracy=fraction(_mc_correct(torch.cat(base_logp), items)),
+        base_accuracy=fraction(gold_wins(torch.cat(base_logp), items)),
         unlearned_accuracy=acc["none", 0],
         all_neurons_accuracy=acc["all", n],
         outside_blocks_equal=outside_blocks_equal(base, unlearned),
