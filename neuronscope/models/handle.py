@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
 
 from neuronscope.errors import NeuronscopeError
 from neuronscope.io import atomic_path
@@ -123,6 +129,20 @@ def boot_bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source:
     return bridge
 
 
+# Tokenizer classes that mean "exactly the tokenizer.json saved here". AutoTokenizer would otherwise pick the
+# model family's own class (Qwen2 -> Qwen2Tokenizer), which rebuilds the pipeline around the saved vocabulary and can
+# silently tokenise differently (a word-level vocabulary then encodes " nine" to nothing).
+_GENERIC_TOKENIZERS = {"TokenizersBackend", "PreTrainedTokenizerFast"}
+
+
+def _load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    cfg_file = path / "tokenizer_config.json"
+    cls = json.loads(cfg_file.read_text()).get("tokenizer_class") if cfg_file.is_file() else None
+    if cls in _GENERIC_TOKENIZERS and (path / "tokenizer.json").is_file():
+        return PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+
+
 def load_model(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32,
                bridge: bool = True) -> Model:
     """Load a local HF causal-LM checkpoint offline; `bridge=False` skips the hook wrapper."""
@@ -136,7 +156,7 @@ def load_model(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch
     except (ValueError, KeyError) as e:
         raise NeuronscopeError(f"{path}: cannot load as a causal LM ({str(e).splitlines()[0]})") from None
     try:
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        tok = _load_tokenizer(path)
     except (OSError, ValueError) as e:
         raise NeuronscopeError(f"{path}: no usable tokenizer ({str(e).splitlines()[0]})") from None
     if tok.pad_token is None:
