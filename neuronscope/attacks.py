@@ -22,7 +22,7 @@ from typing import Any, Literal
 from neuronscope.data.schema import QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
-from neuronscope.scoring import fraction, multiple_choice_correct
+from neuronscope.scoring import dataset_metric, items_known, split_score, stop_threshold
 from neuronscope.training import fit
 
 AttackKind = Literal["harmful", "benign"]
@@ -111,7 +111,8 @@ def harmful_split(model: Model, ds: QADataset, p: float, seed: int) -> tuple[lis
     forget = ds.items("forget")
     if len(forget) < 2:
         raise NeuronscopeError("the harmful attack needs at least 2 forget base items (1 to train, 1 to measure)")
-    correct = multiple_choice_correct(model, forget).tolist()
+    # "answers wrongly": loses the multiple choice, or (TOFU) recalls no more than the stopping threshold
+    correct = items_known(model, forget, dataset_metric(ds), stop_threshold(ds)).tolist()
     wrong = [it for it, ok in zip(forget, correct, strict=True) if not ok]
     if not wrong:
         raise NeuronscopeError("the harmful attack draws from forget items the model answers wrongly; it answers "
@@ -147,8 +148,10 @@ def attack(model: Model, ds: QADataset, cfg: AttackConfig,
         prompts, answers = [b.prompt for b in benign], [b.output for b in benign]
         train_ids = [b.id for b in benign]
 
+    metric = dataset_metric(ds)
+
     def fs() -> float:
-        return fraction(multiple_choice_correct(model, eval_items))
+        return split_score(model, eval_items, metric)
 
     trajectory = [{"step": 0, "fs": fs()}]
 

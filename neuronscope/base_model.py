@@ -83,3 +83,44 @@ def train_base(ds: QADataset, cfg: BaseTrainConfig = BaseTrainConfig(), progress
     report = evaluate(model, ds)
     return BaseTrainResult(model, report, fit_result.epochs, fit_result.steps, seconds,
                            fit_result.stopped_early, model.n_params)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """TOFU's fine-tune-first step (PAPER.md section 5: lr 1e-5, 5 epochs) on a given pretrained checkpoint."""
+
+    lr: float = 1e-5
+    epochs: int = 5
+    batch_size: int = 16
+    seed: int = 0
+    exclude_splits: tuple[str, ...] = ()  # ("forget",) gives TOFU's retain-only model: the oracle
+
+    def check(self) -> None:
+        if not self.lr > 0:
+            raise NeuronscopeError(f"fine-tune lr must be positive, got {self.lr}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise NeuronscopeError("fine-tune epochs and batch_size must be at least 1")
+
+
+def finetune_items(ds: QADataset, exclude_splits: tuple[str, ...] = ()) -> list:
+    """The base questions of every split not excluded. Utility questions are never fine-tuned on: on TOFU they
+    are the real-world evaluation sets (real authors, world facts)."""
+    return [it for s, items in ds.splits.items() if s not in exclude_splits for it in items if it.kind == "base"]
+
+
+def finetune_base(model: Model, ds: QADataset, cfg: FinetuneConfig = FinetuneConfig(), progress=None
+                  ) -> BaseTrainResult:
+    """Fine-tune `model` IN PLACE on the dataset's QA pairs for a fixed number of epochs (no early stop)."""
+    from neuronscope.training import fit
+
+    cfg.check()
+    items = finetune_items(ds, cfg.exclude_splits)
+    if not items:
+        raise NeuronscopeError("nothing to fine-tune on: the dataset has no base questions outside "
+                               f"{', '.join(cfg.exclude_splits) or 'the excluded splits'}")
+    fit_result = fit(model, [it.question for it in items], [it.answer for it in items], lr=cfg.lr,
+                     batch_size=cfg.batch_size, max_epochs=cfg.epochs, seed=cfg.seed, progress=progress)
+    model.hf.config.neuronscope = {"finetune": asdict(cfg)}
+    report = evaluate(model, ds)
+    return BaseTrainResult(model, report, fit_result.epochs, fit_result.steps, fit_result.seconds, True,
+                           model.n_params)

@@ -35,13 +35,22 @@ class Batch:
         return self.input_ids.shape[0]
 
 
+def carries_bos(tokenizer: PreTrainedTokenizerBase, prompt: str) -> bool:
+    """Does the prompt text already start with the BOS token (a rendered chat template)? Then none is added."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return bool(bos) and prompt.startswith(bos)
+
+
 def encode(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: Sequence[str]) -> Batch:
-    """Tokenise prompt and answer separately (the answer with a leading space) and concatenate them."""
+    """Tokenise prompt and answer separately (the answer with a leading space) and concatenate them.
+
+    The tokenizer's special tokens (BOS) are added to the prompt unless it already starts with BOS.
+    """
     if len(prompts) != len(answers):
         raise ValueError("prompts and answers differ in length")
     rows: list[tuple[list[int], int]] = []
     for p, a in zip(prompts, answers, strict=True):
-        p_ids = tokenizer(p, add_special_tokens=True)["input_ids"]
+        p_ids = tokenizer(p, add_special_tokens=not carries_bos(tokenizer, p))["input_ids"]
         a_ids = tokenizer(ANSWER_PREFIX + a, add_special_tokens=False)["input_ids"]
         if not a_ids:
             raise ValueError(f"answer {a!r} encodes to no tokens")

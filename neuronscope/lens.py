@@ -92,15 +92,17 @@ def pick_distractors(items: Sequence[QAItem], seed: int = 0) -> list[str]:
     """One false option per item, drawn from a generator seeded by (seed, item id).
 
     Seeding per item means an item gets the same distractor whatever subset it is scored in, so the lens of a
-    base and an unlearned model compare the very same pairs.
+    base and an unlearned model compare the very same pairs. Items without options (TOFU's open questions) draw
+    from the other items' gold answers instead: the same pairs for the same item list.
     """
+    answers = sorted({it.answer for it in items})
     out = []
     for it in items:
-        false = [o for o in it.options if o != it.answer]
+        false = [o for o in it.options if o != it.answer] or [a for a in answers if a != it.answer]
         if not false:
             raise NeuronscopeError(
-                f"item {it.id!r} has no false option; the lens compares the gold answer with one of the item's "
-                "false options")
+                f"item {it.id!r} has no false option and no other item has a different answer; the lens needs a "
+                "distractor to compare the gold answer with")
         out.append(random.Random(f"{seed}:{it.id}").choice(false))
     return out
 

@@ -1,4 +1,8 @@
-"""Answer probabilities and multiple-choice accuracy; FS, RS and US.
+"""Answer probabilities, multiple-choice accuracy and ROUGE-L recall; FS, RS and US.
+
+A dataset says how it is scored (`dataset_metric`): ``mc`` (multiple choice, the world and FaithUn) or ``rouge``
+(TOFU: ROUGE-L recall of the greedy answer against the gold answer). FS, RS and US are then the mean item score
+of the forget, retain + test and utility base questions, and `stop_threshold` is where unlearning stops.
 
 P(y|x) is the product over answer tokens of the next-token probabilities (the paper's attribution target).
 Multiple choice picks the option with the highest log P(option|x), summed over the option's tokens: the
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from typing import Literal
 
 import torch
@@ -22,6 +27,8 @@ from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 
 Normalize = Literal["sum", "mean"]
+Metric = Literal["mc", "rouge"]
+METRICS: tuple[str, ...] = ("mc", "rouge")
 
 
 def answer_token_logprobs(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> Float[Tensor, "batch pos_1"]:
@@ -105,15 +112,78 @@ def multiple_choice_accuracy(model: Model, items: Sequence[QAItem], normalize: N
     return fraction(multiple_choice_correct(model, items, normalize, batch_size))
 
 
+def dataset_metric(ds: QADataset) -> str:
+    """How `ds` is scored: its meta 'metric' (set by the TOFU loader), else multiple choice."""
+    metric = ds.meta.get("metric", "mc")
+    if metric not in METRICS:
+        raise NeuronscopeError(f"dataset metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    return metric
+
+
+def stop_threshold(ds: QADataset) -> float:
+    """Where unlearning stops: chance for multiple choice (mean 1/#options over the forget base items, 1/3 for
+    3 options), TOFU's 0.1971 (or meta 'threshold') for ROUGE-L recall."""
+    if "threshold" in ds.meta:
+        return float(ds.meta["threshold"])
+    if dataset_metric(ds) == "rouge":
+        from neuronscope.rouge import TOFU_ROUGE_THRESHOLD
+
+        return TOFU_ROUGE_THRESHOLD
+    items = [it for it in ds.items("forget") if it.options]
+    if not items:
+        raise NeuronscopeError("the forget questions have no options: multiple choice has no chance level")
+    return float(sum(Fraction(1, len(it.options)) for it in items) / len(items))  # exact: 1/3, not 0.33..32
+
+
+def rouge_recalls(model: Model, items: Sequence[QAItem], max_new_tokens: int = 64, batch_size: int = 32
+                  ) -> Float[Tensor, " n"]:
+    """ROUGE-L recall of each item's greedy answer against its gold answer."""
+    from neuronscope.generation import greedy_answers
+    from neuronscope.rouge import rouge_l_recalls
+
+    answers = greedy_answers(model, [it.question for it in items], max_new_tokens, batch_size)
+    return torch.tensor(rouge_l_recalls(answers, [it.answer for it in items]), dtype=torch.float64)
+
+
+def item_scores(model: Model, items: Sequence[QAItem], metric: str = "mc", normalize: Normalize = "sum",
+                batch_size: int = 256) -> Float[Tensor, " n"]:
+    """Per item, 1/0 (gold wins the multiple choice) or the ROUGE-L recall, as float64."""
+    if metric == "rouge":
+        return rouge_recalls(model, items)
+    return multiple_choice_correct(model, items, normalize, batch_size).to(torch.float64)
+
+
+def mean_score(scores: Tensor) -> float:
+    """Mean as an exact Python float for 0/1 scores (8/24 == 1/3), nan when empty."""
+    return float(scores.double().sum().item()) / scores.numel() if scores.numel() else float("nan")
+
+
+def split_score(model: Model, items: Sequence[QAItem], metric: str = "mc", normalize: Normalize = "sum",
+                batch_size: int = 256) -> float:
+    """Mean item score: accuracy for multiple choice, mean ROUGE-L recall for TOFU."""
+    if not items:
+        return float("nan")
+    return mean_score(item_scores(model, items, metric, normalize, batch_size))
+
+
+def items_known(model: Model, items: Sequence[QAItem], metric: str = "mc", threshold: float = 0.0
+                ) -> Tensor:
+    """Boolean per item: does the model still give the answer? (mc: gold wins; rouge: recall > threshold)."""
+    if metric == "rouge":
+        return rouge_recalls(model, items) > threshold
+    return multiple_choice_correct(model, items)
+
+
 @dataclass
 class EvalReport:
     """FS, RS, US and the per-split, per-kind accuracies behind them."""
 
-    fs: float  # forget-set accuracy on base questions (lower = more forgotten)
-    rs: float  # accuracy on base questions of retain + test clusters
-    us: float  # accuracy on the utility set
+    fs: float  # forget-set score on base questions (lower = more forgotten)
+    rs: float  # score on base questions of retain + test clusters
+    us: float  # score on the utility set
     detail: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> kind -> accuracy
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    metric: str = "mc"  # mc: accuracies; rouge: mean ROUGE-L recalls
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -121,10 +191,11 @@ class EvalReport:
 
 def evaluate(model: Model, ds: QADataset, kinds: Sequence[str] = KINDS, normalize: Normalize = "sum",
              batch_size: int = 256) -> EvalReport:
-    """Score every split and kind once; FS/RS/US are read off the same per-item results."""
+    """Score every split and kind once with the dataset's metric; FS/RS/US are read off the same item scores."""
+    metric = dataset_metric(ds)
     detail: dict[str, dict[str, float]] = {}
     counts: dict[str, dict[str, int]] = {}
-    correct_by: dict[tuple[str, str], Tensor] = {}
+    scores_by: dict[tuple[str, str], Tensor] = {}
     for split in [*ds.splits, "utility"]:
         if split == "other":
             continue
@@ -132,14 +203,14 @@ def evaluate(model: Model, ds: QADataset, kinds: Sequence[str] = KINDS, normaliz
             items = ds.items(split, kind)
             if not items:
                 continue
-            c = multiple_choice_correct(model, items, normalize, batch_size)
-            correct_by[split, kind] = c
-            detail.setdefault(split, {})[kind] = fraction(c)
+            sc = item_scores(model, items, metric, normalize, batch_size)
+            scores_by[split, kind] = sc
+            detail.setdefault(split, {})[kind] = mean_score(sc)
             counts.setdefault(split, {})[kind] = len(items)
 
     def pooled(*keys: tuple[str, str]) -> float:
-        parts = [correct_by[k] for k in keys if k in correct_by]
-        return fraction(torch.cat(parts)) if parts else float("nan")
+        parts = [scores_by[k] for k in keys if k in scores_by]
+        return mean_score(torch.cat(parts)) if parts else float("nan")
 
     return EvalReport(
         fs=pooled(("forget", "base")),
@@ -147,4 +218,5 @@ def evaluate(model: Model, ds: QADataset, kinds: Sequence[str] = KINDS, normaliz
         us=pooled(("utility", "base")),
         detail=detail,
         counts=counts,
+        metric=metric,
     )

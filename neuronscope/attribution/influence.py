@@ -53,11 +53,14 @@ def influence_from_scores(base: NeuronScores, unlearned: NeuronScores) -> pd.Dat
     """D+/D- per neuron from per-example scores of the same items (the paper's formula, item by item)."""
     if base.item_ids != unlearned.item_ids:
         raise NeuronscopeError("base and unlearned attributions are over different items")
+    if base.n_neurons != unlearned.n_neurons:
+        raise NeuronscopeError(f"base and unlearned models have different neuron counts ({base.n_neurons} vs "
+                               f"{unlearned.n_neurons})")
+    if not (base.has_examples and unlearned.has_examples):  # streamed: the same means, from the per-neuron sums
+        (max_b, _, min_b), (_, max_pos_u, min_u) = base.means(), unlearned.means()
+        return _frame(base.neuron_index(), (max_b - max_pos_u).numpy(), (min_b - min_u).numpy())
     mb, nb = base.stacked()
     mu, nu = unlearned.stacked()
-    if mb.shape != mu.shape:
-        raise NeuronscopeError(f"base and unlearned models have different neuron counts ({mb.shape[1]} vs "
-                               f"{mu.shape[1]})")
     d_plus, d_minus = influence_terms(mb.double(), nb.double(), mu.double(), nu.double())
     return _frame(base.neuron_index(), d_plus.numpy(), d_minus.numpy())
 

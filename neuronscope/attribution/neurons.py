@@ -79,33 +79,56 @@ def reduce_positions(
 
 @dataclass
 class NeuronScores:
-    """Per-example max_k A and min_k A for every neuron of every hooked projection (kept on the CPU)."""
+    """Per-neuron sums over items of max_k A, max(max_k A, 0) and min_k A (float64, on the CPU), and, only when
+    kept (`keep_examples`), the per-example max_k A and min_k A: O(items x neurons), the one part that grows."""
 
     projections: list[Projection]
-    max: dict[str, Float[Tensor, "example neuron"]]  # keyed by hook name
+    max: dict[str, Float[Tensor, "example neuron"]]  # keyed by hook name; empty when examples were not kept
     min: dict[str, Float[Tensor, "example neuron"]]
     item_ids: list[str]
     positions: str
     meta: dict = field(default_factory=dict)
+    sum_max: dict[str, Float[Tensor, " neuron"]] | None = None  # None: summed from the per-example tensors
+    sum_max_pos: dict[str, Float[Tensor, " neuron"]] | None = None
+    sum_min: dict[str, Float[Tensor, " neuron"]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.sum_max is None:
+            self.sum_max = {h: v.double().sum(0) for h, v in self.max.items()}
+            self.sum_max_pos = {h: v.double().clamp(min=0).sum(0) for h, v in self.max.items()}
+            self.sum_min = {h: v.double().sum(0) for h, v in self.min.items()}
 
     @property
     def n_neurons(self) -> int:
-        return sum(self.max[p.hook].shape[1] for p in self.projections)
+        return sum(self.sum_max[p.hook].shape[0] for p in self.projections)  # type: ignore[index]
+
+    @property
+    def has_examples(self) -> bool:
+        return all(p.hook in self.max for p in self.projections)
 
     def stacked(self) -> tuple[Float[Tensor, "example neuron"], Float[Tensor, "example neuron"]]:
-        """All neurons side by side, in `neuron_index` order."""
+        """All neurons side by side, in `neuron_index` order (per example: needs keep_examples)."""
+        if not self.has_examples:
+            raise NeuronscopeError("per-example attributions were not kept (attribution_scores(keep_examples=True))")
         return (torch.cat([self.max[p.hook] for p in self.projections], 1),
                 torch.cat([self.min[p.hook] for p in self.projections], 1))
 
+    def means(self) -> tuple[Float[Tensor, " neuron"], Float[Tensor, " neuron"], Float[Tensor, " neuron"]]:
+        """Means over items of max_k A, max(max_k A, 0) and min_k A, all neurons in `neuron_index` order."""
+        n = max(len(self.item_ids), 1)
+        return tuple(torch.cat([acc[p.hook] for p in self.projections]) / n  # type: ignore[return-value]
+                     for acc in (self.sum_max, self.sum_max_pos, self.sum_min))  # type: ignore[union-attr]
+
     def neuron_index(self) -> pd.DataFrame:
         """layer, module, neuron for each column of `stacked()`."""
-        return neuron_index(self.projections, {p.hook: self.max[p.hook].shape[1] for p in self.projections})
+        widths = {p.hook: self.sum_max[p.hook].shape[0] for p in self.projections}  # type: ignore[index]
+        return neuron_index(self.projections, widths)
 
     def table(self, per_example: bool = False) -> pd.DataFrame:
         """The tidy table (see `attribute_neurons`)."""
-        a_max, a_min = self.stacked()
         index = self.neuron_index()
         if per_example:
+            a_max, a_min = self.stacked()
             n, k = a_max.shape
             out = pd.DataFrame({
                 "item": pd.Categorical(np.repeat(np.asarray(self.item_ids, dtype=object), k)),
@@ -116,11 +139,12 @@ class NeuronScores:
                 "min": a_min.reshape(-1).numpy(),
             })
         else:
+            mean_max, mean_max_pos, mean_min = self.means()
             out = index.copy()
-            out["max"] = a_max.mean(0).numpy()
-            out["max_pos"] = a_max.clamp(min=0).mean(0).numpy()
-            out["min"] = a_min.mean(0).numpy()
-            out["n"] = a_max.shape[0]
+            out["max"] = mean_max.float().numpy()
+            out["max_pos"] = mean_max_pos.float().numpy()
+            out["min"] = mean_min.float().numpy()
+            out["n"] = len(self.item_ids)
         out.attrs = {"positions": self.positions, "n_items": len(self.item_ids), **self.meta}
         return out
 
@@ -137,6 +161,25 @@ def neuron_index(projs: Sequence[Projection], widths: dict[str, int]) -> pd.Data
         "module": pd.Categorical(np.concatenate(modules) if modules else np.zeros(0, object)),
         "neuron": np.concatenate(neurons) if neurons else np.zeros(0, np.int32),
     })
+
+
+@contextlib.contextmanager
+def frozen_parameters(model: Model) -> Iterator[None]:
+    """Every parameter requires_grad=False for the duration; the previous flags are restored.
+
+    The backward pass starts at a leaf at the token embedding, so no parameter gradient is needed; with parameters
+    still requiring grad, autograd would also save each projection's *input* for a weight gradient never computed
+    (about as much memory again as the hooked outputs). The bridge shares the HF model's Parameter objects, so
+    freezing `model.hf` freezes both.
+    """
+    flags = [(p, p.requires_grad) for p in model.hf.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 @contextlib.contextmanager
@@ -168,8 +211,15 @@ def attribution_scores(
     positions: str = "prompt",
     batch_size: int = 16,
     progress: Progress | None = None,
+    keep_examples: bool = True,
 ) -> NeuronScores:
-    """Per-example max_k / min_k of A = h * dP(y|x)/dh for every neuron; one forward + one backward per batch."""
+    """max_k / min_k of A = h * dP(y|x)/dh for every neuron; one forward + one backward per batch.
+
+    Streams: each batch is reduced into per-neuron sums on the model's device (float64; float32 on mps, which has
+    no float64) and freed, so memory is weights + one batch's pass + O(neurons), whatever the number of items.
+    `keep_examples` also keeps every example's max and min on the CPU (O(items x neurons): needed for
+    `per_example` tables and `stacked()`).
+    """
     if not items:
         raise NeuronscopeError("no items to attribute (the selected split is empty)")
     if positions not in POSITIONS:
@@ -180,23 +230,36 @@ def attribution_scores(
         raise NeuronscopeError(f"{model.source}: the bridge exposes no projection hooks to attribute")
     maxes: dict[str, list[Tensor]] = {p.hook: [] for p in projs}
     mins: dict[str, list[Tensor]] = {p.hook: [] for p in projs}
+    sums: dict[str, list[Tensor]] = {}  # hook -> [sum max, sum max_pos, sum min], each (neuron,)
+    acc_dtype = torch.float32 if model.device.type == "mps" else torch.float64
     embed = _embed_hook(bridge)
-    with eval_mode(model), torch.enable_grad():
+    with eval_mode(model), frozen_parameters(model), torch.enable_grad():
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             batch = encode(model.tokenizer, [it.question for it in chunk], [it.answer for it in chunk])
             batch = batch.to(model.device)
             for hook, (a_max, a_min) in _attribute_batch(bridge, projs, embed, batch, positions).items():
-                maxes[hook].append(a_max)
-                mins[hook].append(a_min)
+                parts = (a_max.to(acc_dtype).sum(0), a_max.clamp(min=0).to(acc_dtype).sum(0),
+                         a_min.to(acc_dtype).sum(0))
+                if hook in sums:
+                    for acc, part in zip(sums[hook], parts, strict=True):
+                        acc += part
+                else:
+                    sums[hook] = list(parts)
+                if keep_examples:
+                    maxes[hook].append(a_max.cpu())
+                    mins[hook].append(a_min.cpu())
             if progress is not None:
                 progress(min(start + batch_size, len(items)), len(items))
     return NeuronScores(
         projections=projs,
-        max={h: torch.cat(v) for h, v in maxes.items()},
-        min={h: torch.cat(v) for h, v in mins.items()},
+        max={h: torch.cat(v) for h, v in maxes.items()} if keep_examples else {},
+        min={h: torch.cat(v) for h, v in mins.items()} if keep_examples else {},
         item_ids=[it.id for it in items],
         positions=positions,
+        sum_max={h: v[0].double().cpu() for h, v in sums.items()},
+        sum_max_pos={h: v[1].double().cpu() for h, v in sums.items()},
+        sum_min={h: v[2].double().cpu() for h, v in sums.items()},
     )
 
 
@@ -215,17 +278,20 @@ def _attribute_batch(bridge: object, projs: list[Projection], embed: str, batch:
     def capture(x: Tensor, hook: object) -> Tensor:
         name = hook.name  # type: ignore[attr-defined]
 
+        h = x.detach()  # not `x`: a hook on x that referred to x would be a reference cycle
+
         def on_grad(g: Tensor) -> None:
-            a = (x.detach() * g).flatten(2).float()  # heads flattened: a neuron is one coordinate
-            a_max, a_min = reduce_positions(a, mask)
-            out[name] = (a_max.cpu(), a_min.cpu())
+            # in float32 whatever the weights' dtype; heads flattened: a neuron is one coordinate. Kept on the
+            # layer's device (a device map spreads layers over GPUs): no synchronising copy inside the backward.
+            a = (h.float() * g.float()).flatten(2)
+            out[name] = reduce_positions(a, mask.to(a.device))
 
         x.register_hook(on_grad)
         return x
 
     hooks = [(embed, make_leaf)] + [(p.hook, capture) for p in projs]
     logits = bridge.run_with_hooks(batch.input_ids, fwd_hooks=hooks)  # type: ignore[attr-defined]
-    total = answer_logprobs(logits, batch).exp().sum()
+    total = answer_logprobs(logits, batch.to(logits.device)).exp().sum()  # logits sit on the last layer's device
     torch.autograd.grad(total, leaf)
     missing = [p.hook for p in projs if p.hook not in out]
     if missing:  # a projection with no path to the answer (never expected in a causal LM)
@@ -247,7 +313,7 @@ def attribute_neurons(
     `max_pos` = mean over items of max(max_k A, 0) (what D+ needs), `min` = mean over items of min_k A, n.
     Per example: one row per (item, neuron) with `max` and `min`.
     """
-    scores = attribution_scores(model, items, positions, batch_size, progress)
+    scores = attribution_scores(model, items, positions, batch_size, progress, keep_examples=per_example)
     return scores.table(per_example=per_example)
 
 

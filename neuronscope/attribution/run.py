@@ -34,6 +34,7 @@ from neuronscope.attribution.patching import PatchingResult, patching_curves
 from neuronscope.data.schema import QADataset, QAItem, load_dataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.io import write_json
+from neuronscope.models.device import DeviceMap
 from neuronscope.models.handle import Model, _check_checkpoint, load_model
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -81,8 +82,11 @@ def _items(data: str | Path | QADataset | Sequence[QAItem], split: str, kind: st
     return items
 
 
-def _model(ckpt: str | Path | Model, device: str) -> Model:
-    return ckpt if isinstance(ckpt, Model) else load_model(ckpt, device=device)
+def _model(ckpt: str | Path | Model, device: str, dtype: str | torch.dtype = torch.float32,
+           device_map: DeviceMap | None = None, trust_remote_code: bool = False) -> Model:
+    if isinstance(ckpt, Model):
+        return ckpt
+    return load_model(ckpt, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
 
 
 def run_attribute(
@@ -101,6 +105,9 @@ def run_attribute(
     seed: int = 0,
     report: bool = True,
     progress: Progress | None = None,
+    dtype: str | torch.dtype = torch.float32,
+    device_map: DeviceMap | None = None,
+    trust_remote_code: bool = False,
 ) -> AttributeRun:
     """Attribute `ckpt` on the `split` items of `data`; with `base`, also D+/D-, curves and the patching test."""
     t0 = time.perf_counter()
@@ -124,12 +131,13 @@ def run_attribute(
     def stage(name: str) -> Callable[[int, int], None] | None:
         return None if progress is None else (lambda done, total: progress(name, done, total))
 
-    unlearned = _model(ckpt, device)
-    base_model = _model(base, device) if base is not None else None
+    unlearned = _model(ckpt, device, dtype, device_map, trust_remote_code)
+    base_model = _model(base, device, dtype, device_map, trust_remote_code) if base is not None else None
     if base_model is not None:
         check_same_architecture(base_model, unlearned)
 
-    scores = attribution_scores(unlearned, items, positions, batch_size, stage("attributing checkpoint"))
+    scores = attribution_scores(unlearned, items, positions, batch_size, stage("attributing checkpoint"),
+                                keep_examples=per_example)
     files: dict[str, Path] = {}
     table = scores.table(per_example=per_example)
     files["attribution"] = save_table(table, out / "attribution.parquet")
@@ -142,7 +150,8 @@ def run_attribute(
     result = AttributeRun(summary=summary, files=files, attribution=table)
     sections: list = []
     if base_model is not None:
-        base_scores = attribution_scores(base_model, items, positions, batch_size, stage("attributing base"))
+        base_scores = attribution_scores(base_model, items, positions, batch_size, stage("attributing base"),
+                                         keep_examples=per_example)
         files["attribution_base"] = save_table(base_scores.table(per_example=per_example),
                                                out / "attribution_base.parquet")
         influence = influence_from_scores(base_scores, scores)
@@ -184,7 +193,7 @@ def run_attribute(
 
         intro = _intro(summary)
         files["report"] = write_report(out / "report.html", "neuronscope attribute", sections, intro)
-    summary["files"] = {k: str(v) for k, v in files.items()}
+    summary["files"] = {k: Path(v).name for k, v in files.items()}  # beside summary.json (the dir may move)
     files["summary"] = write_json(out / "summary.json", summary)
     return result
 
@@ -193,8 +202,9 @@ def _attribution_summary(scores: NeuronScores) -> dict:
     by_module = []
     for module in dict.fromkeys(p.module for p in scores.projections):
         hooks = [p.hook for p in scores.projections if p.module == module]
-        mx = torch.cat([scores.max[h] for h in hooks], 1).mean(0)
-        mn = torch.cat([scores.min[h] for h in hooks], 1).mean(0)
+        n = max(len(scores.item_ids), 1)
+        mx = torch.cat([scores.sum_max[h] for h in hooks]) / n  # type: ignore[index]
+        mn = torch.cat([scores.sum_min[h] for h in hooks]) / n  # type: ignore[index]
         by_module.append({"module": module, "neurons": int(mx.numel()), "mean_max": float(mx.mean()),
                           "mean_min": float(mn.mean()), "largest_max": float(mx.max()),
                           "smallest_min": float(mn.min())})

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
+from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DryRunOpt, DtypeOpt, SeqLenOpt, TrustRemoteCodeOpt
 
 
 @app.command("attack")
@@ -27,7 +28,12 @@ def attack_cmd(
     eval_every: Annotated[int, typer.Option("--eval-every", help="Measure FS every this many steps.")] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Attack batch size.")] = 16,
     benign_n: Annotated[int, typer.Option("--benign-n", help="Benign: sample this many items (0 = all).")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "auto",
+    device_map: DeviceMapOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    dry_run: DryRunOpt = False,
+    seq_len: SeqLenOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Fine-tune an unlearned checkpoint and report the highest forget accuracy it climbs back to."""
@@ -48,7 +54,21 @@ def attack_cmd(
     for c in cfgs:
         c.check()
     ds = load_dataset(data)
-    original = load_model(ckpt, device=device, bridge=False)
+    if dry_run:
+        from neuronscope.cli.options import plan_inputs, print_plan
+        from neuronscope.plan import plan_attack, planned_dtype
+
+        shape, counts = plan_inputs(ckpt, ds, seq_len)
+        wdtype = planned_dtype(dtype, device, device_map)
+        assert counts is not None
+        print_plan(plan_attack(shape, wdtype, batch_size, counts, steps, len(cfgs), eval_every), shape, counts,
+                   wdtype)
+        return
+    from neuronscope.cli.options import note_idle_gpu
+
+    note_idle_gpu(device, device_map)
+    original = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
+                          trust_remote_code=trust_remote_code)
     summary: dict[str, dict] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
+from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DryRunOpt, DtypeOpt, SeqLenOpt, TrustRemoteCodeOpt
 
 
 @app.command("attribute")
@@ -34,7 +35,12 @@ def attribute_cmd(
                                                                  "patching curves, e.g. 0,10,100 (default: 0, 1, "
                                                                  "2, 5, 10, ... all).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random-neuron control in the patching test.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "auto",
+    device_map: DeviceMapOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    dry_run: DryRunOpt = False,
+    seq_len: SeqLenOpt = None,
 ) -> None:
     """Attribute every neuron (A = h * dP(y|x)/dh); with --base, tell whether unlearning erased or hid."""
     from neuronscope.attribution.run import run_attribute
@@ -49,6 +55,24 @@ def attribute_cmd(
         if any(m < 0 for m in ms):
             raise NeuronscopeError(f"--patch-m values must be >= 0, got {patch_m!r}")
 
+    if dry_run:
+        from neuronscope.attribution.run import _items
+        from neuronscope.cli.options import plan_inputs, print_plan
+        from neuronscope.data.schema import load_dataset
+        from neuronscope.plan import plan_attribute, planned_dtype
+
+        ds = load_dataset(data)
+        items = _items(ds, split, None if kind == "all" else kind)
+        shape, counts = plan_inputs(ckpt, ds, seq_len)
+        assert counts is not None
+        wdtype = planned_dtype(dtype, device, device_map)
+        plan = plan_attribute(shape, wdtype, batch_size, len(items), counts.seq_len, per_example=per_example,
+                              with_base=base is not None, patching=patching and base is not None)
+        print_plan(plan, shape, counts, wdtype)
+        return
+    from neuronscope.cli.options import note_idle_gpu
+
+    note_idle_gpu(device, device_map)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         tasks: dict[str, int] = {}
@@ -59,7 +83,9 @@ def attribute_cmd(
             bar.update(tasks[stage], completed=done)
 
         run = run_attribute(ckpt, data, out, base=base, split=split, kind=None if kind == "all" else kind,
-                            positions=positions, batch_size=batch_size, device=device, per_example=per_example,
+                            positions=positions, batch_size=batch_size, device=device, dtype=dtype,
+                            device_map=device_map, trust_remote_code=trust_remote_code,
+                            per_example=per_example,
                             patching=patching, patch_ms=ms, seed=seed, progress=progress)
     s = run.summary
     console.print(metrics_table("attribution", {s["ckpt"]: {"items": s["n_items"], "neurons": s["n_neurons"],
@@ -78,6 +104,7 @@ def attribute_cmd(
         rows["patch all neurons"] = p["all_neurons_accuracy"]
         console.print(metrics_table("forget accuracy (3-option multiple choice)",
                                     {k: {"accuracy": v} for k, v in rows.items()}))
-    for name, path in s["files"].items():
-        console.print(f"{name}: {path}")
+    for name, path in run.files.items():
+        if name != "summary":
+            console.print(f"{name}: {path}")
     console.print(f"summary: {run.files['summary']}")

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.base_model import BaseTrainConfig
 from neuronscope.cli.app import app, console, metrics_table, user_errors
+from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DtypeOpt, TrustRemoteCodeOpt
 from neuronscope.models.toy import ToyConfig
 
 
@@ -87,9 +88,10 @@ def _print_report(report, json_out: bool, extra: dict | None = None) -> None:
     if json_out:
         typer.echo(json.dumps(report.to_json() | (extra or {}), indent=2))
         return
-    console.print(metrics_table("scores (3-option multiple choice, chance 0.333)",
+    what = "mean ROUGE-L recall" if report.metric == "rouge" else "multiple-choice accuracy"
+    console.print(metrics_table(f"scores ({what})",
                                 {"FS / RS / US": {"FS": report.fs, "RS": report.rs, "US": report.us}}))
-    console.print(metrics_table("accuracy by split and question kind", report.detail))
+    console.print(metrics_table(f"{what} by split and question kind", report.detail))
     for k, v in (extra or {}).items():
         console.print(f"{k}: {v}")
 
@@ -101,7 +103,17 @@ def eval_cmd(
     data: Annotated[Path, typer.Option("--data", help="Dataset directory (or one QA JSONL file).")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     normalize: Annotated[str, typer.Option(help="Option score: 'sum' (log P) or 'mean' (per token).")] = "sum",
-    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "auto",
+    device_map: DeviceMapOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    lm_eval: Annotated[str | None, typer.Option(
+        "--lm-eval", help="Also score utility with lm-evaluation-harness tasks, comma-separated (mmlu,gsm8k,...; "
+                          "'paper' = the paper's five); needs neuronscope[lmeval].")] = None,
+    lm_eval_limit: Annotated[int, typer.Option(
+        "--lm-eval-limit", help="Items per lm-eval task (the paper: 500); 0 = all.")] = 500,
+    lm_eval_include: Annotated[Path | None, typer.Option(
+        "--lm-eval-include", help="A directory of extra lm-eval task YAMLs (your own benchmarks).")] = None,
 ) -> None:
     """Score a checkpoint: FS (forget), RS (retain + test), US (utility) and a per-kind breakdown."""
     from neuronscope.data.schema import load_dataset
@@ -111,6 +123,28 @@ def eval_cmd(
 
     if normalize not in ("sum", "mean"):
         raise NeuronscopeError(f"--normalize must be 'sum' or 'mean', got {normalize!r}")
+    tasks: tuple[str, ...] | None = None
+    if lm_eval is not None:  # fail before loading anything: extra not installed, unknown task, data not offline
+        from neuronscope.lm_eval_utility import check_tasks, parse_tasks
+
+        if lm_eval_limit < 0:
+            raise NeuronscopeError(f"--lm-eval-limit must be 0 (all) or positive, got {lm_eval_limit}")
+        tasks = parse_tasks(lm_eval)
+        check_tasks(tasks, lm_eval_include)
     ds = load_dataset(data)
-    model = load_model(ckpt, device=device, bridge=False)
-    _print_report(evaluate(model, ds, normalize=normalize), json_out)  # type: ignore[arg-type]
+    model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
+                          trust_remote_code=trust_remote_code)
+    report = evaluate(model, ds, normalize=normalize)  # type: ignore[arg-type]
+    if tasks is None:
+        _print_report(report, json_out)
+        return
+    from neuronscope.lm_eval_utility import lm_eval_utility
+
+    utility = lm_eval_utility(model, tasks, lm_eval_limit or None, include_path=lm_eval_include)
+    if json_out:
+        _print_report(report, True, {"lm_eval": utility.to_json()})
+        return
+    _print_report(report, False)
+    rows = {t: {"accuracy": s.accuracy, "metric": s.metric, "n": s.n} for t, s in utility.tasks.items()}
+    console.print(metrics_table(f"lm-eval utility (at most {utility.limit or 'all'} items per task)",
+                                {**rows, "US (mean)": {"accuracy": utility.us}}))

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
+from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DtypeOpt, TrustRemoteCodeOpt
 
 
 @app.command("lens")
@@ -29,7 +30,10 @@ def lens_cmd(
     position: Annotated[int, typer.Option(help="Prompt token to read (-1: last, the answer-predicting one).")
                         ] = -1,
     batch_size: Annotated[int, typer.Option(help="Items per forward pass.")] = 64,
-    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "auto",
+    device_map: DeviceMapOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
     """Logit lens: at every layer, does the residual stream prefer the gold answer over a distractor? (chance 0.5)"""
     import pandas as pd
@@ -59,7 +63,8 @@ def lens_cmd(
     models = {"ckpt": ckpt} | ({"base": base} if base is not None else {})
     per_item = []
     for name, path in models.items():
-        model = load_model(path, device=device)
+        model = load_model(path, device=device, dtype=dtype, device_map=device_map,
+                           trust_remote_code=trust_remote_code)
         rows = logit_lens(model, items, seed=seed, position=position, final_norm=not no_final_norm,
                           answer_tokens=answer_tokens, batch_size=batch_size, per_item=True)
         per_item.append(rows.assign(model=name))

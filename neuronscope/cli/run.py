@@ -9,6 +9,26 @@ import typer
 
 from neuronscope.cli import attack as _attack  # noqa: F401  (registers `attack` with this module)
 from neuronscope.cli.app import app, console, user_errors
+from neuronscope.cli.options import DryRunOpt, SeqLenOpt
+
+
+def _dry_run(cfg, seq_len: int | None, dtype: str | None) -> None:  # noqa: ANN001  (an ExperimentConfig)
+    """Print plan_grid's tables: the base checkpoint's config.json (or the toy recipe) and the data's counts."""
+    from neuronscope.cli.options import plan_inputs, print_plan
+    from neuronscope.experiment.grid import load_experiment_data
+    from neuronscope.plan import DataCounts, plan_grid, planned_dtype, shape_from_config
+
+    ds = load_experiment_data(cfg)  # exactly what the run would prepare (no weights are read)
+    if cfg.base_ckpt is not None:
+        shape, counts = plan_inputs(Path(cfg.base_ckpt), ds, seq_len)
+    else:  # the toy base the grid would train: its (tiny) architecture is built to be measured
+        from neuronscope.base_model import new_toy_model
+
+        toy = new_toy_model(ds, cfg.base.toy)
+        shape, counts = shape_from_config(toy.hf.config, "toy"), DataCounts.from_dataset(ds, toy.tokenizer, seq_len)
+    assert counts is not None
+    wdtype = planned_dtype(dtype or cfg.dtype, cfg.device, cfg.device_map or None)
+    print_plan(plan_grid(cfg, shape, wdtype, counts), shape, counts, wdtype)
 
 
 def _finish(result) -> None:  # noqa: ANN001  (a GridResult; imported lazily to keep `--help` fast)
@@ -24,13 +44,32 @@ def _finish(result) -> None:  # noqa: ANN001  (a GridResult; imported lazily to 
 @user_errors
 def run_cmd(
     config: Annotated[Path, typer.Argument(help="Experiment config (TOML); see docs/experiments.md.")],
-    out: Annotated[Path, typer.Option("--out", help="Run directory: artifacts, tables and the log.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory: artifacts, tables and the log.")] = None,
+    dry_run: DryRunOpt = False,
+    seq_len: SeqLenOpt = None,
+    dtype: Annotated[str | None, typer.Option(
+        "--dtype", help="Dry run: plan for this weight dtype instead of the config's run.dtype (auto: bfloat16 if "
+                        "run.device is cuda).")] = None,
 ) -> None:
     """Run (or resume) an experiment grid: base, oracle, unlearning, attacks, attribution, lens, Table 1."""
     from neuronscope.experiment.config import load_config
     from neuronscope.experiment.grid import run_grid
 
     cfg = load_config(config)
+    if dry_run:
+        _dry_run(cfg, seq_len, dtype)
+        return
+    if out is None:
+        from neuronscope.errors import NeuronscopeError
+
+        raise NeuronscopeError("--out is required (except with --dry-run)")
+    from neuronscope.experiment.distributed import is_launched, run_grid_distributed
+
+    if is_launched():  # one of several processes (accelerate launch / torchrun): docs/experiments.md
+        result = run_grid_distributed(cfg, out, console=console)
+        if result is not None:  # rank 0 assembled the results; the others only computed their chains
+            _finish(result)
+        return
     _finish(run_grid(cfg, out, console=console))
 
 

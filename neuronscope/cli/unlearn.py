@@ -17,6 +17,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
+from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DryRunOpt, DtypeOpt, SeqLenOpt, TrustRemoteCodeOpt
 
 DEFAULT_LR_GRID = "1e-5,3e-5,1e-4,3e-4,1e-3,3e-3"
 
@@ -60,13 +61,19 @@ def unlearn_cmd(
     beta: Annotated[float, typer.Option("--beta", help="DPO/NPO inverse temperature.")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of batch order and random vectors.")] = 0,
     max_steps: Annotated[int, typer.Option("--max-steps", help="Give up after this many steps.")] = 500,
-    threshold: Annotated[float, typer.Option("--threshold", help="Stop once forget accuracy <= this.")] = 1 / 3,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", help="Stop once FS <= this (default: the data's own: chance, or TOFU's 0.1971).")] = None,
     check_every: Annotated[int, typer.Option("--check-every", help="Steps between forget checks.")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Forget and retain batch size.")] = 16,
     lr_search: Annotated[bool, typer.Option(
         "--lr-search", help="Use the lowest lr of --lr-grid that reaches the threshold.")] = False,
     lr_grid: Annotated[str, typer.Option("--lr-grid", help="Comma-separated learning rates.")] = DEFAULT_LR_GRID,
-    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "auto",
+    device_map: DeviceMapOpt = None,
+    trust_remote_code: TrustRemoteCodeOpt = False,
+    dry_run: DryRunOpt = False,
+    seq_len: SeqLenOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Unlearn the forget split from a checkpoint; stop as soon as forget accuracy reaches chance."""
@@ -89,7 +96,21 @@ def unlearn_cmd(
     ds = load_dataset(data)
     if not ds.items("forget", "base"):
         raise NeuronscopeError(f"{data}: the forget split has no base questions: nothing to unlearn")
-    model = load_model(ckpt, device=device, bridge=False)
+    if dry_run:
+        from neuronscope.cli.options import plan_inputs, print_plan
+        from neuronscope.plan import plan_unlearn, planned_dtype
+
+        shape, counts = plan_inputs(ckpt, ds, seq_len)
+        wdtype = planned_dtype(dtype, device, device_map)
+        assert counts is not None
+        print_plan(plan_unlearn(shape, wdtype, method, batch_size, counts, max_steps, len(set(grid)) or 1,
+                                check_every, cfg.rs_every, cfg.rmu_trainable), shape, counts, wdtype)
+        return
+    from neuronscope.cli.options import note_idle_gpu
+
+    note_idle_gpu(device, device_map)
+    model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
+                          trust_remote_code=trust_remote_code)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -116,6 +137,7 @@ def unlearn_cmd(
     if json_out:
         typer.echo(json.dumps(result.summary() | {"checkpoint": str(out)}, indent=2))
         return
+    threshold = float(result.config["threshold"])
     console.print(metrics_table(f"unlearning with {method} (threshold {threshold:.3f})", {
         "result": {"lr": f"{result.lr:g}", "steps": result.steps, "reached": str(result.reached),
                    "FS": result.fs, "RS": result.rs, "US": result.us, "seconds": f"{result.seconds:.1f}"}}))
@@ -125,6 +147,6 @@ def unlearn_cmd(
     for note in result.notes:
         console.print(f"note: {note}")
     if not result.reached:
-        console.print(f"[yellow]warning:[/] forget accuracy {result.fs:.3f} did not reach {threshold:.3f} "
+        console.print(f"[yellow]warning:[/] FS {result.fs:.3f} did not reach {threshold:.3f} "
                       f"in {max_steps} steps")
     console.print(f"wrote {out} (checkpoint, neuronscope_unlearn.json, unlearn_curve.csv)")

@@ -141,7 +141,8 @@ def _tofu_split_of(stem: str) -> str:
 
 
 def _find(directory: Path, stem: str) -> Path | None:
-    for name in (f"{stem}.json", f"{stem}.jsonl", f"{stem}_dataset.json", f"{stem}_dataset.jsonl"):
+    for name in (f"{stem}.json", f"{stem}.jsonl", f"{stem}_dataset.json", f"{stem}_dataset.jsonl",
+                 f"{stem}_perturbed.json", f"{stem}_perturbed.jsonl"):  # TOFU ships real_authors_perturbed.json
         if (directory / name).is_file():
             return directory / name
     return None
@@ -160,8 +161,8 @@ def load_tofu(path: str | Path, forget: str = "forget01", retain: str | None = N
         split = _tofu_split_of(path.stem)
         items = load_tofu_items(path, per_author)
         if split == "utility":
-            return QADataset(splits={}, utility=items, meta={"name": path.stem, "format": "tofu"})
-        return QADataset(splits={split: items}, meta={"name": path.stem, "format": "tofu"})
+            return QADataset(splits={}, utility=items, meta={"name": path.stem, "format": "tofu", "metric": "rouge"})
+        return QADataset(splits={split: items}, meta={"name": path.stem, "format": "tofu", "metric": "rouge"})
     if not path.is_dir():
         raise NeuronscopeError(f"{path}: file or directory not found")
     forget_file = _find(path, forget)
@@ -175,7 +176,7 @@ def load_tofu(path: str | Path, forget: str = "forget01", retain: str | None = N
     if retain_file is not None:
         splits["retain"] = load_tofu_items(retain_file, per_author)
     utility = [it for stem in _TOFU_UTILITY if (f := _find(path, stem)) for it in load_tofu_items(f, per_author)]
-    meta = {"name": path.name, "format": "tofu", "forget": forget_file.name,
+    meta = {"name": path.name, "format": "tofu", "metric": "rouge", "forget": forget_file.name,
             "retain": retain_file.name if retain_file else None}
     return QADataset(splits=splits, utility=utility, meta=meta)
 

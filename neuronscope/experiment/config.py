@@ -4,11 +4,14 @@ Every value is checked when the config is read (unknown keys, unknown methods, p
 directory), so a mistake is one clear NeuronscopeError before any training starts. The built-in profiles
 (`PROFILES`, used by `neuronscope demo`) are the same TOML text as configs/demo.toml and configs/small.toml.
 
-    [run]          name, device, threads (torch CPU threads; 1 = bit-reproducible, see grid.py)
-    [data]         dir = "path"  OR  [data.world] (WorldConfig fields: people, seed, forget, ...)
-    [base]         ckpt = "path" OR the toy recipe: lr, batch_size, max_epochs, target, check_every, seed,
-                   [base.toy] (ToyConfig fields)
-    [oracle]       enabled: train the base recipe without the forget facts (needs the toy recipe)
+    [run]          name, device, threads (torch CPU threads; 1 = bit-reproducible, see grid.py), dtype,
+                   device_map ("auto": each model spread over the visible GPUs)
+    [data]         path = "file or dir" (any format; `dir` is the same key) with format, prompt, template, chat,
+                   system, benign, benign_n, seed (DataSection: neuronscope.data.prepare)
+                   OR [data.world] (WorldConfig fields: people, seed, forget, ...)
+    [base]         ckpt = "path" [+ [base.finetune] lr, epochs, batch_size, seed: fine-tune it first (TOFU)]
+                   OR the toy recipe: lr, batch_size, max_epochs, target, check_every, seed, [base.toy]
+    [oracle]       enabled: the base recipe without the forget facts (the toy recipe or base.finetune)
     [unlearn]      methods = [...], any UnlearnConfig field (lr, max_steps, ...), lr_grid = [...] (the lowest rate
                    that reaches the threshold, via lr_search), [unlearn.method.<name>] per-method overrides
     [attacks]      seeds, harmful_p, benign, harmful_lr, benign_lr, steps, eval_every, batch_size, benign_n
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronscope.attacks import AttackConfig
-from neuronscope.base_model import BaseTrainConfig
+from neuronscope.base_model import BaseTrainConfig, FinetuneConfig
 from neuronscope.data.world import WorldConfig
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.toy import ToyConfig
@@ -68,13 +71,31 @@ class UnlearnSection:
 
 
 @dataclass(frozen=True)
+class DataSection:
+    """How real files are prepared (neuronscope.data.prepare.prepare_dataset); ignored for the embedded world."""
+
+    format: str = "auto"  # auto | world | faithun | tofu
+    prompt: str = "plain"  # plain | mcqa | mcqa-letters (neuronscope.data.prompts)
+    template: str = ""  # custom template over {question} and {options} ("" = the preset's)
+    chat: bool = False  # wrap prompts in base.ckpt's chat template (instruction-tuned models)
+    system: str = ""
+    benign: str = ""  # Alpaca JSON for the benign attack ("" = the data's own benign corpus, if any)
+    benign_n: int = 0  # seeded sample of the benign corpus (0 = all)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "experiment"
     device: str = "cpu"
     threads: int = 1  # torch CPU threads during the run: 1 makes every number reproducible (see grid.py)
-    data_dir: str | None = None
+    dtype: str = "float32"  # weights of every model the grid loads: float32 | bfloat16 | float16 | auto
+    device_map: str = ""  # "auto": spread each model over the visible GPUs (accelerate); "" = one device
+    data_dir: str | None = None  # a data file or directory (any supported format); None: the embedded world
+    data: DataSection = DataSection()
     world: WorldConfig = WorldConfig()
     base_ckpt: str | None = None
+    finetune: FinetuneConfig | None = None  # fine-tune base_ckpt on the data first (TOFU)
     base: BaseTrainConfig = BaseTrainConfig()
     oracle: bool = True
     unlearn: UnlearnSection = UnlearnSection()
@@ -140,6 +161,11 @@ def _dataclass_from(cls: type, table: dict[str, Any], where: str, skip: set[str]
     return type(default)(**{**{k: getattr(default, k) for k in names}, **kwargs})
 
 
+def _resolve(value: str, base_dir: Path | None) -> Path:
+    """A config path: absolute as given, relative to the config file's folder otherwise."""
+    return Path(value) if base_dir is None or Path(value).is_absolute() else base_dir / value
+
+
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
     value = doc.get(name, {})
     if not isinstance(value, dict):
@@ -152,48 +178,97 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     _check_keys(doc, _SECTIONS, source)
 
     run = _section(doc, "run")
-    _check_keys(run, {"name", "device", "threads"}, f"{source}: [run]")
+    _check_keys(run, {"name", "device", "threads", "dtype", "device_map"}, f"{source}: [run]")
     threads = _typed(run.get("threads", 1), 1, f"{source}: run.threads")
     if threads < 1:
         raise _fail(f"{source}: run.threads", f"must be at least 1, got {threads}")
     name = _typed(run.get("name", "experiment"), "", f"{source}: run.name")
     device = _typed(run.get("device", "cpu"), "", f"{source}: run.device")
+    dtype = _typed(run.get("dtype", "float32"), "", f"{source}: run.dtype")
+    device_map = _typed(run.get("device_map", ""), "", f"{source}: run.device_map")
+    from neuronscope.models.device import DTYPES
+
+    if dtype != "auto" and dtype not in DTYPES:
+        raise _fail(f"{source}: run.dtype", f"must be auto or one of {', '.join(DTYPES)}, got {dtype!r}")
+    if device_map not in ("", "auto", "balanced", "balanced_low_0", "sequential"):
+        raise _fail(f"{source}: run.device_map", f"must be auto, balanced, balanced_low_0 or sequential, got "
+                                                 f"{device_map!r}")
 
     data = _section(doc, "data")
-    _check_keys(data, {"dir", "world"}, f"{source}: [data]")
-    data_dir = data.get("dir")
+    prep_keys = {f.name for f in fields(DataSection)}
+    _check_keys(data, {"dir", "path", "world"} | prep_keys, f"{source}: [data]")
+    if "dir" in data and "path" in data:
+        raise _fail(f"{source}: [data]", "give either dir or path, not both")
+    key = "path" if "path" in data else "dir"
+    data_dir = data.get(key)
+    prep = _dataclass_from(DataSection, {k: v for k, v in data.items() if k in prep_keys}, f"{source}: data")
     if data_dir is not None:
         if "world" in data:
-            raise _fail(f"{source}: [data]", "give either dir or [data.world], not both")
-        data_dir = _typed(data_dir, "", f"{source}: data.dir")
-        path = Path(data_dir) if base_dir is None or Path(data_dir).is_absolute() else base_dir / data_dir
-        if not path.is_dir():
-            raise _fail(f"{source}: data.dir", f"data directory {path} not found")
-        if not (path / "forget.jsonl").is_file():
-            raise _fail(f"{source}: data.dir", f"{path} is not a dataset directory (no forget.jsonl)")
+            raise _fail(f"{source}: [data]", f"give either {key} or [data.world], not both")
+        data_dir = _typed(data_dir, "", f"{source}: data.{key}")
+        path = _resolve(data_dir, base_dir)
+        from neuronscope.data.loaders import FORMATS, detect_format
+
+        if prep.format not in FORMATS:
+            raise _fail(f"{source}: data.format", f"must be one of {', '.join(FORMATS)}, got {prep.format!r}")
+        try:
+            if prep.format == "auto":
+                detect_format(path)
+            elif not path.exists():
+                raise NeuronscopeError(f"{path}: file or directory not found")
+        except NeuronscopeError as e:
+            raise _fail(f"{source}: data.{key}", str(e)) from None
         data_dir = str(path.resolve())
+        if prep.benign:
+            benign = _resolve(prep.benign, base_dir)
+            if not benign.is_file():
+                raise _fail(f"{source}: data.benign", f"Alpaca file {benign} not found")
+            prep = DataSection(**{**asdict(prep), "benign": str(benign.resolve())})
+    elif any(k in data for k in prep_keys):
+        raise _fail(f"{source}: [data]", f"{', '.join(sorted(set(data) & prep_keys))} need data.path (real files)")
+    from neuronscope.data.prompts import prompt_format
+
+    try:
+        prompt_format(prep.prompt, chat=prep.chat, system=prep.system, template=prep.template or None)
+    except NeuronscopeError as e:
+        raise _fail(f"{source}: data.prompt", str(e)) from None
     world = _dataclass_from(WorldConfig, _section(data, "world"), f"{source}: data.world")
     world.check()
 
     base = _section(doc, "base")
     base_ckpt = base.pop("ckpt", None)
+    finetune_t = base.pop("finetune", None)
     toy = _dataclass_from(ToyConfig, _section(base, "toy"), f"{source}: base.toy")
     base.pop("toy", None)
     train = _dataclass_from(BaseTrainConfig, base, f"{source}: base", skip={"toy", "exclude_splits"})
     train = BaseTrainConfig(**{**asdict(train), "toy": toy, "exclude_splits": ()})
     if base_ckpt is not None:
         base_ckpt = _typed(base_ckpt, "", f"{source}: base.ckpt")
-        path = Path(base_ckpt) if base_dir is None or Path(base_ckpt).is_absolute() else base_dir / base_ckpt
+        path = _resolve(base_ckpt, base_dir)
         if not (path / "config.json").is_file():
             raise _fail(f"{source}: base.ckpt", f"{path} is not an HF checkpoint directory")
         base_ckpt = str(path.resolve())
+    finetune = None
+    if finetune_t is not None:
+        if not isinstance(finetune_t, dict):
+            raise _fail(f"{source}: base.finetune", "must be a table")
+        if base_ckpt is None:
+            raise _fail(f"{source}: base.finetune", "fine-tunes a given checkpoint: set base.ckpt")
+        finetune = _dataclass_from(FinetuneConfig, finetune_t, f"{source}: base.finetune", skip={"exclude_splits"})
+        try:
+            finetune.check()
+        except NeuronscopeError as e:
+            raise _fail(f"{source}: base.finetune", str(e)) from None
+    if prep.chat and base_ckpt is None:
+        raise _fail(f"{source}: data.chat", "renders prompts with base.ckpt's chat template: set base.ckpt")
 
     oracle_t = _section(doc, "oracle")
     _check_keys(oracle_t, {"enabled"}, f"{source}: [oracle]")
     oracle = _typed(oracle_t.get("enabled", True), True, f"{source}: oracle.enabled")
-    if oracle and base_ckpt is not None:
-        raise _fail(f"{source}: [oracle]", "the oracle retrains the toy base recipe without the forget facts; "
-                                           "with base.ckpt set, disable it (enabled = false)")
+    if oracle and base_ckpt is not None and finetune is None:
+        raise _fail(f"{source}: [oracle]", "the oracle is the base recipe without the forget facts (the toy trained "
+                                           "from scratch, or base.finetune); with a given base.ckpt and no "
+                                           "[base.finetune], disable it (enabled = false)")
 
     unlearn = _parse_unlearn(_section(doc, "unlearn"), source)
     attacks = _dataclass_from(AttacksSection, _section(doc, "attacks"), f"{source}: attacks")
@@ -221,8 +296,10 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     _check_keys(lens_t, {"enabled"}, f"{source}: [lens]")
     lens = _typed(lens_t.get("enabled", True), True, f"{source}: lens.enabled")
 
-    return ExperimentConfig(name=name, device=device, threads=threads, data_dir=data_dir, world=world,
-                            base_ckpt=base_ckpt, base=train, oracle=oracle, unlearn=unlearn, attacks=attacks,
+    return ExperimentConfig(name=name, device=device, threads=threads, dtype=dtype, device_map=device_map,
+                            data_dir=data_dir, data=prep, world=world,
+                            base_ckpt=base_ckpt, finetune=finetune, base=train, oracle=oracle, unlearn=unlearn,
+                            attacks=attacks,
                             attribution=attribution, attribution_attack=attribution_attack, patching=patching,
                             lens=lens, source=source)
 

@@ -14,7 +14,7 @@ import hashlib
 import importlib
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,12 +25,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.attacks import AttackConfig, AttackResult, attack
-from neuronscope.base_model import BaseTrainConfig, train_base
+from neuronscope.base_model import BaseTrainConfig, FinetuneConfig, finetune_base, train_base
+from neuronscope.data.prepare import prepare_dataset
 from neuronscope.data.schema import QADataset, load_dataset, save_dataset
 from neuronscope.data.world import build_world
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.cache import Artifact, ArtifactCache, file_sha256
-from neuronscope.experiment.config import ExperimentConfig
+from neuronscope.experiment.config import DataSection, ExperimentConfig
 from neuronscope.io import read_json, write_json
 from neuronscope.models.handle import Model, load_model
 from neuronscope.scoring import evaluate
@@ -75,6 +76,31 @@ def deterministic() -> Iterator[None]:
         torch.use_deterministic_algorithms(prev)
 
 
+def model_placement(cfg: ExperimentConfig) -> dict[str, Any]:
+    """load_model's device, dtype and device_map from [run] (a device map replaces the single device)."""
+    if cfg.device_map:
+        return {"device": "cpu", "dtype": cfg.dtype, "device_map": cfg.device_map}
+    return {"device": cfg.device, "dtype": cfg.dtype}
+
+
+def load_experiment_data(cfg: ExperimentConfig) -> QADataset:
+    """The dataset the grid's data stage writes: the embedded world, or the real files prepared per [data]."""
+    if cfg.data_dir is None:
+        return build_world(cfg.world)
+    d = cfg.data
+    return prepare_dataset(cfg.data_dir, format=d.format, prompt=d.prompt, template=d.template or None,
+                           chat=d.chat, system=d.system, tokenizer_from=cfg.base_ckpt if d.chat else None,
+                           benign=d.benign or None, benign_n=d.benign_n, seed=d.seed)
+
+
+def data_fingerprint(path: Path) -> dict[str, str]:
+    """sha256 of a data file, or of every JSON / JSONL / split-index file under a data directory."""
+    if path.is_file():
+        return {path.name: file_sha256(path)}
+    return {str(f.relative_to(path)): file_sha256(f) for f in sorted(path.rglob("*"))
+            if f.is_file() and f.suffix in (".json", ".jsonl", ".txt")}
+
+
 def dir_fingerprint(path: Path, pattern: str) -> dict[str, str]:
     """sha256 of each matching file: the cache key of external inputs (a data dir, a given checkpoint)."""
     return {f.name: file_sha256(f) for f in sorted(path.glob(pattern)) if f.is_file()}
@@ -95,9 +121,11 @@ class GridResult:
 class _Run:
     """State of one grid run: the cache, the progress display, the log, lazily loaded models."""
 
-    def __init__(self, cfg: ExperimentConfig, out: Path, console: Console, api: UnlearnAPI | None):
+    def __init__(self, cfg: ExperimentConfig, out: Path, console: Console, api: UnlearnAPI | None,
+                 chains: Collection[str] | None = None, tag: str = ""):
         self.cfg, self.out, self.console = cfg, out, console
         self.api = api
+        self.chains, self.tag = chains, tag  # see run_grid
         self.log_path = out / "run.log"
         self.cache = ArtifactCache(out / "artifacts", self.log)
         self.computed: list[str] = []
@@ -110,12 +138,16 @@ class _Run:
         self._models: dict[str, Path] = {}
 
     def log(self, msg: str) -> None:
-        self.progress.console.print(msg, highlight=False)
+        self.progress.console.print(f"{self.tag}{msg}", highlight=False)
         plain = msg
         for tag in ("[dim]", "[green]", "[yellow]", "[/]", "[bold]"):
             plain = plain.replace(tag, "")
         with self.log_path.open("a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {plain}\n")
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {self.tag}{plain}\n")
+
+    def mine(self, chain: str) -> bool:
+        """Whether this process computes `chain` ('base' = its lens, 'oracle', or a method): see run_grid."""
+        return self.chains is None or chain in self.chains
 
     def step(self, name: str, inputs: dict[str, Any], compute: Callable[[Path], None], what: str) -> Artifact:
         self.progress.update(self.overall, description=what)
@@ -134,7 +166,7 @@ class _Run:
         return update
 
     def load(self, path: Path) -> Model:
-        return load_model(path, device=self.cfg.device, bridge=False)
+        return load_model(path, bridge=False, **model_placement(self.cfg))
 
 
 def _n_artifacts(cfg: ExperimentConfig) -> int:
@@ -148,20 +180,25 @@ def _n_artifacts(cfg: ExperimentConfig) -> int:
 
 
 def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = None,
-             api: UnlearnAPI | None = None) -> GridResult:
-    """Run (or resume) the whole grid in `out`; returns results.json's content and what was computed/skipped."""
+             api: UnlearnAPI | None = None, *, chains: Collection[str] | None = None, tag: str = "") -> GridResult:
+    """Run (or resume) the whole grid in `out`; returns results.json's content and what was computed/skipped.
+
+    `chains` (experiment.distributed) makes this one process of several sharing `out`: after the shared stages
+    (data, base, oracle training) it computes only the named per-model chains ('oracle' or a method: unlearning,
+    attacks, attribution, lens; 'base': the base model's lens), leaves partial files alone (another process may be
+    writing them) and writes no results.json or tables. `tag` prefixes this process's lines in run.log.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     api = api or unlearn_api()
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars say what is happening; HF's per-load bars are noise here
-    run = _Run(cfg, out, console or Console(stderr=True), api)
+    run = _Run(cfg, out, console or Console(stderr=True), api, chains, tag)
     write_json(out / "config.json", cfg.to_json())
     run.log(f"[bold]run[/] {cfg.name} in {out}")
-    for stale in sorted((out / "artifacts").glob(".*.tmp")):  # left by a run killed mid-write (one run per dir)
-        run.log(f"[yellow]remove[/] partial {stale.name}")
-        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    if chains is None:
+        remove_partial(out, run.log)
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
@@ -171,27 +208,44 @@ def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = N
             results = _grid(run, cfg, api)
     finally:
         torch.set_num_threads(threads)
+    if chains is not None:  # one part of a distributed run: the final, cached pass assembles the results
+        run.log(f"[bold]finished[/] chains {', '.join(chains) or '(shared stages)'}: {len(run.computed)} "
+                f"computed, {len(run.skipped)} skipped (cached), {time.perf_counter() - t0:.1f}s")
+        return GridResult(out, {}, run.computed, run.skipped)
     results["seconds"] = round(time.perf_counter() - t0, 1)
     results["computed"], results["skipped"] = len(run.computed), len(run.skipped)
     write_json(out / "results.json", results)
-    from neuronscope.experiment.table import build_table, write_tables
+    from neuronscope.experiment.table import build_table, threshold_note, write_tables
 
-    write_tables(build_table(results), out)
+    write_tables(build_table(results), out, threshold_note(results))
     run.log(f"[bold]finished[/] {len(run.computed)} computed, {len(run.skipped)} skipped (cached), "
             f"{results['seconds']}s")
     return GridResult(out, results, run.computed, run.skipped)
 
 
+def remove_partial(out: Path, log: Callable[[str], None]) -> None:
+    """Delete temporary files left by a run killed mid-write (one run per dir: only its owner may call this)."""
+    for stale in sorted((out / "artifacts").glob(".*.tmp")):
+        log(f"[yellow]remove[/] partial {stale.name}")
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+
+
 def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
     # --- data ---------------------------------------------------------------------------------------------------
     if cfg.data_dir is not None:
-        data_inputs: dict[str, Any] = {"dir": cfg.data_dir, "files": dir_fingerprint(Path(cfg.data_dir), "*.json*")}
+        data_inputs: dict[str, Any] = {"dir": cfg.data_dir, "files": data_fingerprint(Path(cfg.data_dir))}
+        if cfg.data != DataSection():  # real files: how they were prepared, and what rendered them
+            data_inputs["prep"] = asdict(cfg.data)
+            if cfg.data.benign:
+                data_inputs["benign"] = data_fingerprint(Path(cfg.data.benign))
+            if cfg.data.chat:
+                ckpt = Path(cfg.base_ckpt)
+                data_inputs["tokenizer"] = dir_fingerprint(ckpt, "*token*") | dir_fingerprint(ckpt, "*chat*")
     else:
         data_inputs = {"world": asdict(cfg.world)}
 
     def make_data(tmp: Path) -> None:
-        ds = load_dataset(cfg.data_dir) if cfg.data_dir is not None else build_world(cfg.world)
-        save_dataset(ds, tmp / "data")
+        save_dataset(load_experiment_data(cfg), tmp / "data")
 
     data = run.step("data", data_inputs, make_data, "data")
     ds = load_dataset(data.path / "data")
@@ -209,7 +263,23 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
             _save_eval(run.load(tmp / "model"), ds, tmp, extra={"train": result.summary()})
         return compute
 
-    if cfg.base_ckpt is not None:
+    def finetuned(exclude: tuple[str, ...], label: str) -> Callable[[Path], None]:
+        def compute(tmp: Path) -> None:
+            assert cfg.finetune is not None and cfg.base_ckpt is not None
+            fcfg = FinetuneConfig(**{**asdict(cfg.finetune), "exclude_splits": exclude})
+            result = finetune_base(run.load(Path(cfg.base_ckpt)), ds, fcfg,
+                                   progress=run.inner_bar(f"fine-tuning {label}", None))
+            result.model.save(tmp / "model")
+            _save_eval(run.load(tmp / "model"), ds, tmp, extra={"train": result.summary()})
+        return compute
+
+    if cfg.base_ckpt is not None and cfg.finetune is not None:  # TOFU: fine-tune the given checkpoint first
+        base_inputs = {"data": data.key, "ckpt": cfg.base_ckpt,
+                       "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors"),
+                       "finetune": asdict(cfg.finetune)}
+        base = run.step("base", base_inputs, finetuned((), "base"), "fine-tuning base")
+        base_model_dir = base.path / "model"
+    elif cfg.base_ckpt is not None:
         base_inputs = {"data": data.key, "ckpt": cfg.base_ckpt,
                        "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors")}
 
@@ -226,14 +296,21 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
     evals: dict[str, dict[str, Any]] = {"base": read_json(base.path / "eval.json")}
     unlearn_runs: dict[str, dict[str, Any]] = {}
 
-    if cfg.oracle:
+    if cfg.oracle and cfg.finetune is not None:
+        oracle = run.step("oracle", {**base_inputs, "exclude": ["forget"]}, finetuned(("forget",), "oracle"),
+                          "fine-tuning oracle (without the forget facts)")
+    elif cfg.oracle:
         oracle = run.step("oracle", {"data": data.key, "train": _base_json(cfg.base), "exclude": ["forget"]},
                           trained(("forget",), "oracle"), "training oracle (without the forget facts)")
-        models["oracle"] = (oracle, oracle.path / "model")
+    if cfg.oracle:
+        if run.mine("oracle"):
+            models["oracle"] = (oracle, oracle.path / "model")
         evals["oracle"] = read_json(oracle.path / "eval.json")
 
     # --- unlearning -------------------------------------------------------------------------------------------------
     for method in cfg.unlearn.methods:
+        if not run.mine(method):
+            continue
         params = cfg.unlearn.params_for(method)
         lr_grid = tuple(params.pop("lr_grid", ()))
         ucfg = api.config_cls(**params)
@@ -299,7 +376,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
     if cfg.attribution:
         analyses["attribution"] = _attribution_stage(run, ds, data, base_model_dir, models, attacked_dirs)
     if cfg.lens:
-        lens_models = {"base": base_model_dir, **{n: ckpt for n, (_, ckpt) in models.items()}}
+        lens_models = {**({"base": base_model_dir} if run.mine("base") else {}),
+                       **{n: ckpt for n, (_, ckpt) in models.items()}}
         analyses["lens"] = _lens_stage(run, ds, data, lens_models)
 
     return {"name": cfg.name, "config": cfg.to_json(), "methods": list(cfg.unlearn.methods), "oracle": cfg.oracle,
@@ -332,8 +410,8 @@ def _jsonable(obj: Any) -> Any:
 
 def _save_eval(model: Model, ds: QADataset, tmp: Path, extra: dict[str, Any] | None = None) -> None:
     report = evaluate(model, ds)
-    write_json(tmp / "eval.json", {"fs": report.fs, "rs": report.rs, "us": report.us, "detail": report.detail,
-                                   "counts": report.counts, **(extra or {})})
+    write_json(tmp / "eval.json", {"fs": report.fs, "rs": report.rs, "us": report.us, "metric": report.metric,
+                                   "detail": report.detail, "counts": report.counts, **(extra or {})})
 
 
 def _progress_adapter(update: Callable[[int, float], None]) -> Callable[..., None]:
@@ -365,7 +443,7 @@ def _attribution_stage(run: _Run, ds: QADataset, data: Artifact, base_dir: Path,
         for a_name, a_dir, b_name, b_dir in pairs:
             def compute(tmp: Path, a_dir: Path = a_dir, b_dir: Path = b_dir) -> None:
                 torch.manual_seed(0)
-                run_attribute(b_dir, ds, tmp, base=a_dir, device=run.cfg.device, patching=run.cfg.patching,
+                run_attribute(b_dir, ds, tmp, base=a_dir, **model_placement(run.cfg), patching=run.cfg.patching,
                               report=False, progress=lambda stage, done, total: run.progress.update(
                                   run.inner, description=f"  attribution: {stage}", completed=done, total=total,
                                   visible=True, info=""))
@@ -389,7 +467,7 @@ def _lens_stage(run: _Run, ds: QADataset, data: Artifact, model_dirs: dict[str, 
     items = ds.items("forget")
     for name, d in model_dirs.items():
         def compute(tmp: Path, d: Path = d) -> None:
-            table = logit_lens(load_model(d, device=run.cfg.device), items, seed=0)
+            table = logit_lens(load_model(d, **model_placement(run.cfg)), items, seed=0)
             write_json(tmp / "lens.json", _jsonable(table.to_dict(orient="records")))
 
         art = run.step(f"lens-{name}", {"data": data.key, "model": _dir_key(d)}, compute, f"logit lens {name}")
@@ -405,4 +483,4 @@ def _dir_key(model_dir: Path) -> str:
     return hashlib.sha256(str(dir_fingerprint(model_dir, "*.safetensors")).encode()).hexdigest()[:16]
 
 
-__all__ = ["GridResult", "UnlearnAPI", "run_grid", "unlearn_api"]
+__all__ = ["GridResult", "UnlearnAPI", "remove_partial", "run_grid", "unlearn_api"]

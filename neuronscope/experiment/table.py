@@ -121,15 +121,25 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 _NOTE = ("Recovery = max FS during retraining on forget items not trained on (mean ± sd over seeds, strongest lr). "
-         "Gap = method − oracle with a Welch 95% interval. Chance is 0.333.")
+         "Gap = method − oracle with a Welch 95% interval.")
 
 
-def to_markdown(rows: list[dict[str, Any]]) -> str:
+def threshold_note(results: dict[str, Any]) -> str:
+    """What FS means in this run and where unlearning stopped (chance, or TOFU's ROUGE-L threshold)."""
+    runs = list(results.get("unlearn", {}).values())
+    thresholds = sorted({round(float(r["threshold"]), 4) for r in runs if r.get("threshold") is not None})
+    metric = next((e.get("metric") for e in results.get("evals", {}).values() if e.get("metric")), "mc")
+    what = "mean ROUGE-L recall" if metric == "rouge" else "multiple-choice accuracy"
+    stop = f" Unlearning stopped at FS <= {', '.join(f'{t:.4g}' for t in thresholds)}." if thresholds else ""
+    return f"FS, RS, US: {what}.{stop}"
+
+
+def to_markdown(rows: list[dict[str, Any]], note: str = "") -> str:
     cols = _columns(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
         lines.append("| " + " | ".join(_cell(c, r.get(c)) for c in cols) + " |")
-    return "\n".join(lines) + f"\n\n{_NOTE}\n"
+    return "\n".join(lines) + f"\n\n{_NOTE}{' ' + note if note else ''}\n"
 
 
 def _short(c: str) -> str:
@@ -160,6 +170,7 @@ def to_rich(rows: list[dict[str, Any]], title: str = "Table 1: erased or hidden?
     return table
 
 
-def write_tables(rows: list[dict[str, Any]], out: str | Path) -> dict[str, Path]:
+def write_tables(rows: list[dict[str, Any]], out: str | Path, note: str = "") -> dict[str, Path]:
     out = Path(out)
-    return {"csv": write_text(out / "table.csv", to_csv(rows)), "md": write_text(out / "table.md", to_markdown(rows))}
+    return {"csv": write_text(out / "table.csv", to_csv(rows)),
+            "md": write_text(out / "table.md", to_markdown(rows, note))}

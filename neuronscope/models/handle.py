@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -26,6 +27,7 @@ from transformers import (
 
 from neuronscope.errors import NeuronscopeError
 from neuronscope.io import atomic_path
+from neuronscope.models.device import DeviceMap, map_dtype_device, parse_device_map, resolve_device, resolve_dtype
 
 # TransformerBridge switches a model to eager attention when it boots (its attention hooks need it). Loading
 # every model eager from the start keeps logits bit-identical whether or not a bridge was ever built.
@@ -48,7 +50,13 @@ class Model:
 
     @property
     def device(self) -> torch.device:
-        return next(self.hf.parameters()).device
+        """Where inputs go: the input embedding's device (under a device map, layers live on several devices)."""
+        return input_device(self.hf)
+
+    @property
+    def device_map(self) -> dict[str, Any] | None:
+        """accelerate's placement {module: device} when loaded with a device map, else None."""
+        return getattr(self.hf, "hf_device_map", None)
 
     @property
     def bridge(self) -> Any:
@@ -61,7 +69,13 @@ class Model:
         return sum(p.numel() for p in self.hf.parameters())
 
     def clone(self) -> Model:
-        """An independent copy (own parameters), e.g. a frozen reference for NPO or RMU."""
+        """An independent copy (own parameters), e.g. a frozen reference for NPO or RMU.
+
+        A dispatched model is not deep-copied: accelerate's hooks keep closures over the original module (its
+        `to`, `cuda` wrappers), so the copy would move the original. It is rebuilt on the same devices instead.
+        """
+        if self.device_map is not None:
+            return Model(_rebuild(self.hf, copy_tensors=True), self.tokenizer, self.source)
         hf = copy.deepcopy(self.hf)
         hf.eval()
         return Model(hf, self.tokenizer, self.source)
@@ -74,16 +88,80 @@ class Model:
         return Path(out)
 
 
+def input_device(hf: PreTrainedModel) -> torch.device:
+    """The device input ids must be on: the input embedding's (the first parameter's if there is none)."""
+    embed = hf.get_input_embeddings() if hasattr(hf, "get_input_embeddings") else None
+    param = next(embed.parameters(), None) if embed is not None else None
+    return (param if param is not None else next(hf.parameters())).device
+
+
 def _twin(hf: PreTrainedModel) -> PreTrainedModel:
     """A second module tree over the same parameter and buffer objects (no weights are copied)."""
+    return _rebuild(hf, copy_tensors=False)
+
+
+def _rebuild(hf: PreTrainedModel, copy_tensors: bool) -> PreTrainedModel:
+    """A new module tree of `hf`'s architecture holding `hf`'s tensors (shared, or copied on their own devices).
+
+    Tied parameters stay tied (one Parameter object per tensor). A dispatched `hf` (device map) gets the new tree
+    dispatched with the same map: accelerate's hooks live on modules, so the twin needs its own to move activations
+    between devices; the weights are already where the map puts them, so dispatching moves none.
+    """
     with torch.device("meta"):
-        twin = AutoModelForCausalLM.from_config(copy.deepcopy(hf.config), attn_implementation=ATTN_IMPLEMENTATION)
-    twin.load_state_dict(dict(hf.state_dict(keep_vars=True)), assign=True, strict=True)
+        if getattr(hf.config, "auto_map", None):  # remote code the user already allowed: its class is loaded
+            twin = type(hf)._from_config(copy.deepcopy(hf.config), attn_implementation=ATTN_IMPLEMENTATION)
+        else:
+            twin = AutoModelForCausalLM.from_config(copy.deepcopy(hf.config),
+                                                    attn_implementation=ATTN_IMPLEMENTATION)
+    copies: dict[int, torch.Tensor] = {}
+
+    def own(t: torch.Tensor) -> torch.Tensor:
+        if not copy_tensors:
+            return t
+        if id(t) not in copies:
+            data = t.detach().clone()
+            copies[id(t)] = torch.nn.Parameter(data, t.requires_grad) if isinstance(t, torch.nn.Parameter) else data
+        return copies[id(t)]
+
+    twin.load_state_dict({k: own(v) for k, v in hf.state_dict(keep_vars=True).items()}, assign=True, strict=True)
     for name, buf in hf.named_buffers():  # non-persistent buffers (rotary frequencies) are not in the state dict
         module, _, leaf = name.rpartition(".")
-        twin.get_submodule(module)._buffers[leaf] = buf
+        twin.get_submodule(module)._buffers[leaf] = own(buf)
+    device_map = getattr(hf, "hf_device_map", None)
+    if device_map is not None:
+        dispatch(twin, device_map)
     twin.eval()
     return twin
+
+
+def dispatch(hf: PreTrainedModel, device_map: dict[str, Any]) -> PreTrainedModel:
+    """Attach accelerate's device hooks for `device_map` to a model whose weights already sit where it says.
+
+    Hooks are forced even when the map names one device, so a single-device map runs the same code as a split.
+    A model that already carries hooks (transformers dispatches multi-device loads itself) is left as it is.
+    """
+    from accelerate import dispatch_model
+
+    if not any(hasattr(m, "_hf_hook") for m in hf.modules()):
+        log = logging.getLogger("accelerate.big_modeling")
+        level = log.level
+        log.setLevel(logging.ERROR)  # an all-cpu map is not offloading, whatever accelerate's warning says
+        try:
+            dispatch_model(hf, device_map=dict(device_map), force_hooks=True,
+                           skip_keys=getattr(hf, "_skip_keys_device_placement", None))
+        finally:
+            log.setLevel(level)
+    hf.hf_device_map = dict(device_map)
+    return hf
+
+
+def _check_placement(device_map: dict[str, Any], path: Path) -> None:
+    """Reject offloading: training and hooks need every weight resident, on a real device."""
+    values = {str(v) for v in device_map.values()}
+    if "disk" in values or ("cpu" in values and values - {"cpu"}):
+        raise NeuronscopeError(f"{path}: the device map offloads modules to {'disk' if 'disk' in values else 'cpu'} "
+                               f"({', '.join(sorted(values))}); neuronscope trains and hooks the weights in place, "
+                               "so every module must sit on a GPU (or all on the cpu)")
 
 
 def _check_checkpoint(path: Path) -> dict[str, Any]:
@@ -119,14 +197,96 @@ def boot_bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source:
             logging.disable(logging.WARNING)
             try:
                 bridge = TransformerBridge.boot_transformers(
-                    str(source), hf_model=hf, tokenizer=tokenizer, device=hf.device, dtype=hf.dtype
+                    str(source), hf_model=hf, tokenizer=tokenizer, device=input_device(hf), dtype=hf.dtype
                 )
             finally:
                 logging.disable(logging.NOTSET)
     except Exception as e:  # the bridge raises several types for an unknown architecture
         raise NeuronscopeError(f"{source}: architecture {arch} is not supported by TransformerBridge ({e})") from None
+    _live_fused_qkv(bridge)
     bridge.eval()
     return bridge
+
+
+class FusedQKVSlice(nn.Module):
+    """q, k or v of a fused qkv projection (GPT-2 c_attn, GPT-NeoX query_key_value), read live from its weights.
+
+    At boot TransformerBridge splits a fused qkv weight into three new nn.Linear parameters, once: copies for
+    GPT-NeoX (stale as soon as the model trains), storage-sharing views for GPT-2 (no gradient reaches the fused
+    parameter). This module slices the fused parameter on every call instead, so hooks always see the weights
+    being trained and gradients through the bridge land on the HF model's own parameters.
+    """
+
+    def __init__(self, fused: nn.Module, index: torch.Tensor, rows_are_outputs: bool):
+        super().__init__()
+        self.fused = fused
+        self.rows_are_outputs = rows_are_outputs  # nn.Linear stores (out, in); transformers' Conv1D (in, out)
+        self.register_buffer("index", index, persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        w = self.fused.weight if self.rows_are_outputs else self.fused.weight.t()
+        return w.index_select(0, self.index)
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        b = self.fused.bias
+        return None if b is None else b.index_select(0, self.index)
+
+    @property
+    def in_features(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.index.numel()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight, self.bias)
+
+
+def _live_fused_qkv(bridge: Any) -> None:
+    """Replace the bridge's boot-time q/k/v split of every fused qkv projection by live slices (`FusedQKVSlice`).
+
+    Which fused output feeds which q/k/v coordinate is asked of the bridge's own split function, run on a stand-in
+    whose bias is 0, 1, 2, ...: the split biases are then the index maps, whatever the layout (GPT-2 [q|k|v],
+    GPT-NeoX per-head interleaved). A slice replaces the split only if it reproduces the split's weights exactly.
+    """
+    from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import JointQKVAttentionBridge
+
+    for attn in bridge.modules():
+        if not isinstance(attn, JointQKVAttentionBridge) or getattr(attn, "qkv", None) is None:
+            continue
+        fused = attn.qkv.original_component
+        weight = getattr(fused, "weight", None)
+        if weight is None:
+            continue
+        n_out = sum(getattr(attn, n).original_component.weight.shape[0] for n in ("q", "k", "v"))
+        if weight.shape[0] == n_out and weight.shape[1] != n_out:
+            rows_are_outputs = True
+        elif weight.shape[1] == n_out and weight.shape[0] != n_out:
+            rows_are_outputs = False
+        else:
+            continue
+        probe = nn.Module()
+        probe_fused = nn.Module()
+        probe_fused.weight = nn.Parameter(torch.zeros(weight.shape), requires_grad=False)
+        probe_fused.bias = nn.Parameter(torch.arange(n_out, dtype=torch.float32), requires_grad=False)
+        setattr(probe, attn.submodules["qkv"].name, probe_fused)
+        try:
+            split = attn.split_qkv_matrix(probe)
+        except Exception:  # a split function that needs more of the real module: keep the bridge's own split
+            continue
+        for name, part in zip(("q", "k", "v"), split, strict=True):
+            index = part.bias.detach().round().long().to(weight.device)
+            live = FusedQKVSlice(fused, index, rows_are_outputs)
+            old = getattr(attn, name).original_component
+            with torch.no_grad():
+                same = live.weight.shape == old.weight.shape and torch.equal(live.weight, old.weight) and (
+                    (live.bias is None and old.bias is None)
+                    or (live.bias is not None and old.bias is not None and torch.equal(live.bias, old.bias)))
+            if same:
+                getattr(attn, name).set_original_component(live)
 
 
 # Tokenizer classes that mean "exactly the tokenizer.json saved here". AutoTokenizer would otherwise pick the
@@ -135,33 +295,63 @@ def boot_bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source:
 _GENERIC_TOKENIZERS = {"TokenizersBackend", "PreTrainedTokenizerFast"}
 
 
-def _load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+def load_tokenizer(path: Path, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """A checkpoint directory's tokenizer, offline; remote code only when asked for."""
     cfg_file = path / "tokenizer_config.json"
     cls = json.loads(cfg_file.read_text()).get("tokenizer_class") if cfg_file.is_file() else None
     if cls in _GENERIC_TOKENIZERS and (path / "tokenizer.json").is_file():
         return PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
-    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
 
 
-def load_model(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32,
-               bridge: bool = True) -> Model:
-    """Load a local HF causal-LM checkpoint offline; `bridge=False` skips the hook wrapper."""
+def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32,
+               bridge: bool = True, device_map: DeviceMap | None = None, trust_remote_code: bool = False) -> Model:
+    """Load a local HF causal-LM checkpoint offline; `bridge=False` skips the hook wrapper.
+
+    Weights come from safetensors only (never a pickle). `trust_remote_code=True` lets a checkpoint run the Python
+    code it ships (an architecture transformers does not know): only for checkpoints whose code you trust.
+
+    `device`: auto, cpu, cuda, cuda:N or mps; `dtype`: a torch dtype or auto, float32, bfloat16, float16
+    (`neuronscope.models.device`). `device_map` ("auto", ... or {module: device}) spreads the layers over several
+    devices through accelerate, weights loaded straight onto them; it replaces `device` (leave that at cpu/auto).
+    """
     path = Path(path)
-    _check_checkpoint(path)
+    cfg = _check_checkpoint(path)
+    if cfg.get("auto_map") and not trust_remote_code:
+        raise NeuronscopeError(f"{path}: the checkpoint ships its own model code (config.json 'auto_map'), which "
+                               "neuronscope does not run unless asked: pass --trust-remote-code if you trust it")
+    device_map = parse_device_map(device_map)
+    if device_map is not None:
+        if str(device).lower() not in ("cpu", "auto"):
+            raise NeuronscopeError(f"give either --device ({device}) or --device-map, not both")
+        dtype = resolve_dtype(dtype, map_dtype_device(device_map))
+        placement: dict[str, Any] = {"device_map": device_map}
+    else:
+        device = resolve_device(device)
+        dtype = resolve_dtype(dtype, device)
+        placement = {}
     try:
         hf = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, use_safetensors=True, trust_remote_code=False, local_files_only=True,
-            attn_implementation=ATTN_IMPLEMENTATION,
+            path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code, local_files_only=True,
+            attn_implementation=ATTN_IMPLEMENTATION, **placement,
         )
     except (ValueError, KeyError) as e:
         raise NeuronscopeError(f"{path}: cannot load as a causal LM ({str(e).splitlines()[0]})") from None
     try:
-        tok = _load_tokenizer(path)
+        tok = load_tokenizer(path, trust_remote_code)
     except (OSError, ValueError) as e:
         raise NeuronscopeError(f"{path}: no usable tokenizer ({str(e).splitlines()[0]})") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    hf.to(device).eval()
+    if device_map is not None:
+        # transformers records no map when everything landed on one device (e.g. "auto" without a GPU)
+        realised = getattr(hf, "hf_device_map", None) or (
+            device_map if isinstance(device_map, dict) else {"": str(input_device(hf))})
+        _check_placement(realised, path)
+        dispatch(hf, realised)
+    else:
+        hf.to(device)
+    hf.eval()
     model = Model(hf, tok, path)
     if bridge:
         _ = model.bridge

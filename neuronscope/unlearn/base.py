@@ -29,7 +29,7 @@ class UnlearnConfig:
 
     lr: float = 1e-4
     max_steps: int = 500
-    threshold: float = 1 / 3  # stop as soon as forget accuracy (3-option multiple choice) is <= this
+    threshold: float | None = None  # stop once FS <= this; None: the dataset's own (chance, TOFU's 0.1971)
     check_every: int = 1  # steps between forget-accuracy checks (the stopping rule)
     rs_every: int = 10  # steps between retain/test accuracy logs in the curve (0: only at the end)
     batch_size: int = 16  # forget and retain batch size
@@ -56,7 +56,7 @@ class UnlearnConfig:
             raise NeuronscopeError(f"--lr must be a positive number, got {self.lr}")
         if self.max_steps < 1:
             raise NeuronscopeError(f"--max-steps must be at least 1, got {self.max_steps}")
-        if not 0 <= self.threshold <= 1:
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
             raise NeuronscopeError(f"--threshold must lie in [0, 1], got {self.threshold}")
         if self.check_every < 1:
             raise NeuronscopeError(f"--check-every must be at least 1, got {self.check_every}")

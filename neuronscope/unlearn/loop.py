@@ -1,8 +1,10 @@
 """The one loop every method shares: batches, AdamW, the paper's stopping rule, logging; and the lr search.
 
-Stopping rule (PAPER.md section 5): stop as soon as forget-set accuracy (3-option multiple choice on the forget
-base questions) is <= `threshold` (default 1/3, chance), checked before training and every `check_every` steps,
-or at `max_steps`. The learning rate is the lowest of a grid that reaches the threshold (`lr_search`).
+Stopping rule (PAPER.md section 5): stop as soon as the forget-set score (FS: multiple-choice accuracy, or mean
+ROUGE-L recall on TOFU) of the forget base questions is <= `threshold` (default: the dataset's own,
+`neuronscope.scoring.stop_threshold`: chance, 1/3 for 3 options, or TOFU's 0.1971), checked before training and
+every `check_every` steps, or at `max_steps`. The learning rate is the lowest of a grid that reaches the threshold
+(`lr_search`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from neuronscope.data.schema import QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
-from neuronscope.scoring import EvalReport, evaluate, multiple_choice_accuracy
+from neuronscope.scoring import EvalReport, dataset_metric, evaluate, split_score, stop_threshold
 from neuronscope.unlearn.base import StepBatch, UnlearnConfig, encode_items, seeded_generator
 from neuronscope.unlearn.registry import get_method
 
@@ -67,11 +69,11 @@ def at_or_below(fs: float, threshold: float) -> bool:
     return fs <= threshold + 1e-6
 
 
-def _accuracy(model: Model, items: list[QAItem]) -> float:
+def _score(model: Model, items: list[QAItem], metric: str) -> float:
     was_training = model.hf.training
     model.hf.eval()
     try:
-        return multiple_choice_accuracy(model, items)
+        return split_score(model, items, metric)
     finally:
         model.hf.train(was_training)
 
@@ -88,6 +90,8 @@ def unlearn(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig = Unlea
     if method_cls.needs_retain and not retain:
         raise NeuronscopeError(f"method {method} needs retain base questions, but the dataset has none")
     rs_items = ds.items("retain", "base") + ds.items("test", "base")
+    metric = dataset_metric(ds)
+    threshold = cfg.threshold if cfg.threshold is not None else stop_threshold(ds)
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     m = method_cls(model, ds, cfg)
@@ -100,10 +104,12 @@ def unlearn(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig = Unlea
     forget_batches = _cycle(len(forget), cfg.batch_size, seeded_generator(cfg.seed, 1))
     retain_batches = _cycle(len(retain), cfg.batch_size, seeded_generator(cfg.seed, 2)) if retain else None
 
-    fs = _accuracy(model, forget)
-    curve: list[dict[str, Any]] = [{"step": 0, "fs": fs, "rs": _accuracy(model, rs_items) if rs_items else None}]
-    reached, step = at_or_below(fs, cfg.threshold), 0
-    model.hf.train()
+    fs = _score(model, forget, metric)
+    curve: list[dict[str, Any]] = [{"step": 0, "fs": fs, "rs": _score(model, rs_items, metric) if rs_items else None}]
+    reached, step = at_or_below(fs, threshold), 0
+    # Eval mode while training: dropout (GPT-2's default 0.1) would make the model differ from its frozen reference
+    # (NPO, DPO, RMU start away from their reference values) and from the bridge that ssiuu-neuron hooks.
+    model.hf.eval()
     try:
         while not reached and step < cfg.max_steps:
             step += 1
@@ -123,10 +129,10 @@ def unlearn(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig = Unlea
             opt.step()
             row: dict[str, Any] = {"step": step, **terms}
             if step % cfg.check_every == 0 or step == cfg.max_steps:
-                row["fs"] = fs = _accuracy(model, forget)
-                reached = at_or_below(fs, cfg.threshold)
+                row["fs"] = fs = _score(model, forget, metric)
+                reached = at_or_below(fs, threshold)
             if rs_items and cfg.rs_every and step % cfg.rs_every == 0:
-                row["rs"] = _accuracy(model, rs_items)
+                row["rs"] = _score(model, rs_items, metric)
             curve.append(row)
             if progress is not None:
                 progress(step, row)
@@ -136,10 +142,11 @@ def unlearn(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig = Unlea
             p.requires_grad_(flag)
     report = evaluate(model, ds, kinds=cfg.eval_kinds)
     curve[-1]["fs"], curve[-1]["rs"] = report.fs, report.rs
-    reached = at_or_below(report.fs, cfg.threshold)
+    reached = at_or_below(report.fs, threshold)
     return UnlearnResult(model=model, method=method, lr=cfg.lr, steps=step, reached=reached,
                          fs=report.fs, rs=report.rs, us=report.us, seconds=time.perf_counter() - t0, curve=curve,
-                         config=cfg.to_json() | {"method": method}, report=report, notes=m.notes)
+                         config=cfg.to_json() | {"method": method, "threshold": threshold}, report=report,
+                         notes=m.notes)
 
 
 def lr_search(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig, grid: Sequence[float],

@@ -55,7 +55,9 @@ def hidden_at(model: Model, batch: Batch, layer: int) -> Float[Tensor, "batch po
 
 def masked_mse(h: Float[Tensor, "batch pos d"], target: Tensor, mask: Bool[Tensor, "batch pos"]) -> Tensor:
     """Mean over masked tokens and the d coordinates of the squared difference."""
-    sq = ((h - target) ** 2).mean(-1)
+    # h is on its block's device (models split over GPUs): bring target and mask there; reduce in float32 (bf16)
+    sq = ((h.float() - target.to(h.device, torch.float32)) ** 2).mean(-1)
+    mask = mask.to(h.device)
     return (sq * mask).sum() / mask.sum().clamp(min=1)
 
 

@@ -29,9 +29,9 @@ from neuronscope.unlearn.registry import register
 
 def negative_attribution_regulariser(a_t: Sequence[Tensor], a_ref: Sequence[Tensor]) -> Float[Tensor, ""]:
     """sum over entries with A_t < 0 of (A_ref - A_t)^2; the selection I- is a constant (no gradient)."""
-    total = a_t[0].new_zeros(())
+    total = a_t[0].new_zeros((), dtype=torch.float32)  # summed in float32 under bfloat16 weights
     for a, ref in zip(a_t, a_ref, strict=True):
-        total = total + ((ref - a).square() * (a.detach() < 0)).sum()
+        total = total + ((ref - a).square() * (a.detach() < 0)).sum(dtype=torch.float32)
     return total
 
 

@@ -4,7 +4,8 @@
 
 This answers a reviewer's question (PAPER.md section 4): the paper compares A_t with A_{t-1} from a different
 batch; here both sides see the same batch b. At t = 1, phi = phi_0, so L_reg = 0 without a special case.
-A_0 is computed on a frozen copy (one more forward + backward per step), cached per forget batch.
+A_0 is computed on a frozen copy (one more forward + backward per step), cached per forget batch within a
+memory budget: one entry is a full copy of the trainable parameters, so a 3B model caches none and recomputes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from neuronscope.unlearn.ssiuu import Ssiuu
 class SsiuuAnchor(Ssiuu):
     name = "ssiuu-anchor"
     default_lambda = 1e2  # from the sweep in docs/unlearning.md
-    cache_size = 64
+    cache_size = 64  # at most this many forget batches ...
+    cache_bytes = 1 << 30  # ... and at most 1 GiB of cached attributions
 
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
         super().__init__(model, ds, cfg)
@@ -40,7 +42,8 @@ class SsiuuAnchor(Ssiuu):
         ref_params = [self.ref_params[names[id(p)]] for p in params]
         g0 = answer_probability_grads(self.ref, sb.forget, ref_params)
         a0 = [(p.detach() * g).detach() for p, g in zip(ref_params, g0, strict=True)]
-        if key and len(self.cache) < self.cache_size:
+        entry = sum(a.numel() * a.element_size() for a in a0)
+        if key and len(self.cache) < self.cache_size and (len(self.cache) + 1) * entry <= self.cache_bytes:
             self.cache[key] = a0
         return a0
 

@@ -31,10 +31,11 @@ def pooled_neuron_attribution(acts: list[Tensor], grads: list[Tensor], mask: Boo
                               ) -> Float[Tensor, " neurons"]:
     """a[i] = mean over examples of sum over masked positions of h * g.detach(), all hooks concatenated."""
     out = []
-    m = mask.unsqueeze(-1).to(acts[0].dtype)
     for h, g in zip(acts, grads, strict=True):
-        a = (h * g.detach()).flatten(2)  # batch pos neurons (per-head outputs flattened)
-        out.append((a * m).sum(1).mean(0))
+        # float32 whatever the weights' dtype (sums over positions and examples); per-head outputs flattened
+        a = (h.float() * g.detach().float()).flatten(2)
+        m = mask.unsqueeze(-1).to(a.device, torch.float32)
+        out.append((a * m).sum(1).mean(0).to(acts[0].device))  # one device: layers may sit on several
     return torch.cat(out)
 
 

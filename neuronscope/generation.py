@@ -1,0 +1,45 @@
+"""Greedy answers: what a model says after each prompt (TOFU's ROUGE-L score reads them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from neuronscope.batching import carries_bos
+from neuronscope.models.handle import Model
+
+
+@torch.no_grad()
+def greedy_answers(model: Model, prompts: Sequence[str], max_new_tokens: int = 64, batch_size: int = 32
+                   ) -> list[str]:
+    """Greedy continuations of each prompt, decoded without special tokens and stripped.
+
+    Batches are left-padded with an attention mask (generation appends on the right); each prompt is tokenised
+    exactly as `neuronscope.batching.encode` does (BOS added unless the text already carries it), so the answer
+    follows the same context it is scored and trained on.
+    """
+    tok = model.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    out: list[str] = []
+    was_training = model.hf.training
+    model.hf.eval()
+    try:
+        for start in range(0, len(prompts), batch_size):
+            rows = [tok(p, add_special_tokens=not carries_bos(tok, p))["input_ids"]
+                    for p in prompts[start:start + batch_size]]
+            width = max(len(r) for r in rows)
+            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, r in enumerate(rows):
+                input_ids[i, width - len(r):] = torch.tensor(r)
+                mask[i, width - len(r):] = 1
+            generated = model.hf.generate(
+                input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
+                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, eos_token_id=tok.eos_token_id,
+            )
+            for row in generated[:, width:]:
+                out.append(tok.decode(row, skip_special_tokens=True).strip())
+    finally:
+        model.hf.train(was_training)
+    return out

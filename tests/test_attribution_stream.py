@@ -1,0 +1,66 @@
+"""Streaming attribution: per-neuron sums instead of per-example rows, parameters frozen during the pass."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from neuronscope.attribution import neurons
+from neuronscope.attribution.influence import influence_from_scores
+from neuronscope.attribution.neurons import attribution_scores
+from neuronscope.data.schema import QADataset
+from neuronscope.errors import NeuronscopeError
+from neuronscope.models.handle import load_model
+
+
+def test_streamed_sums_equal_per_example_means(tiny_ckpt: Path, tiny_world: QADataset) -> None:
+    model = load_model(tiny_ckpt)
+    items = tiny_world.forget[:7]
+    kept = attribution_scores(model, items, batch_size=3, keep_examples=True)
+    streamed = attribution_scores(model, items, batch_size=2, keep_examples=False)
+    assert streamed.max == {} and not streamed.has_examples
+    with pytest.raises(NeuronscopeError, match="not kept"):
+        streamed.stacked()
+    a_max, a_min = kept.stacked()  # independent: plain means of the kept per-example rows
+    mean_max, mean_max_pos, mean_min = streamed.means()
+    torch.testing.assert_close(mean_max, a_max.double().mean(0), rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(mean_max_pos, a_max.double().clamp(min=0).mean(0), rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(mean_min, a_min.double().mean(0), rtol=1e-5, atol=1e-9)
+    assert streamed.n_neurons == kept.n_neurons == a_max.shape[1]
+    other = attribution_scores(load_model(tiny_ckpt, dtype=torch.float64), items, keep_examples=True)
+    exact, fast = influence_from_scores(other, kept), influence_from_scores(other, streamed)
+    np.testing.assert_allclose(fast["d_plus_raw"], exact["d_plus_raw"], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(fast["d_minus_raw"], exact["d_minus_raw"], rtol=1e-5, atol=1e-9)
+
+
+def test_parameters_frozen_for_the_pass_and_restored(tiny_ckpt: Path, tiny_world: QADataset,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    model = load_model(tiny_ckpt)
+    params = list(model.hf.parameters())
+    params[0].requires_grad_(False)  # a mix of flags, to see each one restored
+    flags = [p.requires_grad for p in params]
+    seen: list[bool] = []
+    original = neurons._attribute_batch
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(any(p.requires_grad for p in model.bridge.parameters()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(neurons, "_attribute_batch", spy)
+    items = tiny_world.forget[:4]
+    frozen = attribution_scores(model, items, batch_size=2)
+    assert seen == [False, False]  # no parameter of the bridge (shared with the HF model) needed a gradient
+    assert [p.requires_grad for p in params] == flags and all(p.grad is None for p in params)
+    # the gradient still reaches every hooked activation: same values as with parameters left requiring grad
+    monkeypatch.setattr(neurons, "frozen_parameters", lambda m: contextlib.nullcontext())
+    for p in params:
+        p.requires_grad_(True)
+    unfrozen = attribution_scores(model, items, batch_size=2)
+    for hook in frozen.max:
+        assert frozen.max[hook].abs().max() > 0
+        torch.testing.assert_close(frozen.max[hook], unfrozen.max[hook], rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(frozen.min[hook], unfrozen.min[hook], rtol=1e-6, atol=1e-9)
