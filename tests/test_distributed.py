@@ -16,47 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
+from test_experiment_grid import TINY_TOML
 
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.distributed import assign, grid_chains, is_launched, world_size
 
-TOML = """
-[run]
-name = "tiny-dist"
-[data.world]
-people = 16
-seed = 0
-forget = 0.25
-retain = 0.25
-test = 0.5
-cities = 5
-countries = 3
-companies = 5
-universities = 5
-arithmetic = 2
-[base]
-lr = 3e-3
-max_epochs = 150
-check_every = 5
-[base.toy]
-d_model = 48
-n_layers = 2
-n_heads = 2
-d_mlp = 96
-[unlearn]
-methods = ["fake", "fake2"]
-lr = 0.01
-max_steps = 60
-[attacks]
-seeds = [0]
-harmful_p = [0.3]
-steps = 6
-eval_every = 3
-[attribution]
-enabled = false
-[lens]
-enabled = false
-"""
+# test_experiment_grid's tiny grid with two fake methods (two chains to deal out) and one attack seed
+TOML = (TINY_TOML.replace('name = "tiny"', 'name = "tiny-dist"')
+        .replace('methods = ["fake"]', 'methods = ["fake", "fake2"]').replace("seeds = [0, 1]", "seeds = [0]"))
 
 # The CLI itself (`neuronscope run CONFIG --out DIR`), with the fake unlearning methods swapped in.
 DRIVER = """
@@ -172,3 +139,18 @@ def test_world_size_from_the_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "four")
     with pytest.raises(NeuronscopeError, match="WORLD_SIZE"):
         world_size()
+
+
+def test_a_device_map_is_refused_under_a_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from test_experiment_grid import FAKE_API, tiny_config
+
+    from neuronscope.experiment import grid
+    from neuronscope.experiment.distributed import run_grid_distributed
+
+    monkeypatch.setattr(grid, "unlearn_api", lambda: FAKE_API)
+    cfg = replace(tiny_config(), device_map="auto")
+    with pytest.raises(NeuronscopeError, match="run.device_map spreads each model"):
+        run_grid_distributed(cfg, Path("never-written"))
+    assert not Path("never-written").exists()

@@ -98,6 +98,9 @@ def run_grid_distributed(cfg: ExperimentConfig, out: str | Path, console: Consol
                          api: UnlearnAPI | None = None) -> GridResult | None:
     """This process's share of the grid; rank 0 returns the assembled GridResult, the others None."""
     out = Path(out)
+    if cfg.device_map:
+        raise NeuronscopeError("run.device_map spreads each model over every visible GPU, which several processes "
+                               "would share; launch one process per model (no launcher) or drop run.device_map")
     barrier = _Barrier()
     rank, n = barrier.rank, barrier.n
     tag = f"rank {rank}/{n}: "
