@@ -136,3 +136,50 @@ def test_task_list_and_metric_choice() -> None:
     assert pick_accuracy("gsm8k", gsm) == ("exact_match,strict-match", 0.2)
     with pytest.raises(NeuronscopeError, match="no accuracy metric"):
         pick_accuracy("x", {"bleu,none": 1.0})
+
+
+def test_grid_utility_stage_scores_every_model_and_recomputes_nothing_else(tiny_world: QADataset, task_dir: Path,
+                                                                           tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """[utility] in a grid: one cached artifact per model, US lm-eval equal to neuronscope's own scoring of the
+    same model on the task's items, a Table 1 column; adding it to a finished run computes only those artifacts."""
+    from test_experiment_grid import FAKE_API, tiny_config
+
+    from neuronscope.experiment import grid
+    from neuronscope.experiment.grid import run_grid
+    from neuronscope.io import read_json
+    from neuronscope.models.handle import load_model
+
+    monkeypatch.setattr(grid, "unlearn_api", lambda: FAKE_API)
+    out = tmp_path / "run"
+    first = run_grid(tiny_config(), out, api=FAKE_API)
+    cfg = tiny_config(**{"utility.lm_eval": ["ns_tiny"], "utility.limit": 0, "utility.include": str(task_dir),
+                         "utility.defaults": False})
+    again = run_grid(cfg, out, api=FAKE_API)
+    assert sorted(a.rsplit("-", 1)[0] for a in again.computed) == ["utility-base", "utility-fake", "utility-oracle"]
+    assert len(again.skipped) == first.results["computed"]
+    models = again.results["analyses"]["utility"]["models"]
+    items = tiny_world.items("forget") + tiny_world.items("test")
+    base_dir = next((out / "artifacts").glob("base-*")) / "model"
+    assert models["base"]["us"] == pytest.approx(multiple_choice_accuracy(load_model(base_dir, bridge=False), items),
+                                                 abs=1e-9)
+    assert models["base"]["tasks"]["ns_tiny"]["n"] == len(items)
+    assert "US lm-eval" in (out / "table.md").read_text()
+    assert read_json(out / "results.json")["analyses"]["utility"]["tasks"] == ["ns_tiny"]
+
+
+def test_grid_refuses_a_missing_benchmark_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_experiment_grid import FAKE_API, tiny_config
+
+    from neuronscope.experiment import grid
+    from neuronscope.experiment.grid import run_grid
+
+    monkeypatch.setattr(grid, "unlearn_api", lambda: FAKE_API)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    cfg = tiny_config(**{"utility.lm_eval": ["paper"]})
+    assert cfg.utility.lm_eval == PAPER_TASKS
+    with pytest.raises(NeuronscopeError, match="its data is not available offline"):
+        run_grid(cfg, tmp_path / "run", api=FAKE_API)
+    assert not list((tmp_path / "run").glob("artifacts/*"))  # nothing trained

@@ -121,6 +121,7 @@ def test_shipped_configs_parse(name: str, files: dict[str, Path], tiny_ckpt: Pat
         assert cfg.patching is False
     else:
         assert cfg.finetune is None and not cfg.oracle and cfg.data.prompt == "mcqa"
+    assert len(cfg.utility.lm_eval) == 5 and cfg.utility.limit == 500  # the paper's US: five benchmarks, 500 each
     # chat needs a tokenizer with a chat template: the tiny word-level one has none
     chat = _config(name, _tiny(files, tiny_ckpt, name) | {"data.chat": True})
     assert parse_config(chat, name).data.chat
@@ -137,6 +138,7 @@ def blank_ckpt(tiny_world: QADataset, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def _shrink(doc: dict[str, Any], tofu: bool) -> dict[str, Any]:
+    assert doc.pop("utility")["lm_eval"] == ["paper"]  # no benchmark data offline; tests/test_lm_eval_utility.py
     doc["unlearn"] = {"methods": ["ga"], "lr": 3e-3, "max_steps": 40, "check_every": 2 if tofu else 1}
     doc["attacks"] = {"seeds": [0], "harmful_p": [0.3], "benign": True, "harmful_lr": [1e-3], "benign_lr": [1e-3],
                       "steps": 2, "eval_every": 1, "batch_size": 8}

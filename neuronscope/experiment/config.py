@@ -18,6 +18,7 @@ directory), so a mistake is one clear NeuronscopeError before any training start
     [attribution]  enabled, attack ("benign" or "harmful"): which attacked model is compared with its unlearned one,
                    patching (also run the causal patching test)
     [lens]         enabled
+    [utility]      lm_eval = ["paper"] or task names, limit, include, defaults: US through lm-evaluation-harness
 """
 
 from __future__ import annotations
@@ -85,6 +86,16 @@ class DataSection:
 
 
 @dataclass(frozen=True)
+class UtilitySection:
+    """US of every model through lm-evaluation-harness (the optional extra `lmeval`), next to the data's own."""
+
+    lm_eval: tuple[str, ...] = ()  # lm-eval task names; ["paper"] = MMLU, GSM8K, HellaSwag, ARC-C, Winogrande
+    limit: int = 500  # items per task (the paper's 500); 0 = all
+    include: str = ""  # a directory of extra task YAMLs (relative to the config file)
+    defaults: bool = True  # index lm-eval's built-in tasks too (False: only `include`, faster)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "experiment"
     device: str = "cpu"
@@ -104,6 +115,7 @@ class ExperimentConfig:
     attribution_attack: str = "benign"
     patching: bool = True  # attribution: also run the causal patching test (run_attribute's `patching`)
     lens: bool = True
+    utility: UtilitySection = UtilitySection()
     source: str = ""  # where the config came from (for messages only; not part of any cache key)
 
     def to_json(self) -> dict[str, Any]:
@@ -113,7 +125,7 @@ class ExperimentConfig:
         return d
 
 
-_SECTIONS = {"run", "data", "base", "oracle", "unlearn", "attacks", "attribution", "lens"}
+_SECTIONS = {"run", "data", "base", "oracle", "unlearn", "attacks", "attribution", "lens", "utility"}
 
 
 def _fail(where: str, msg: str) -> NeuronscopeError:
@@ -295,13 +307,25 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     lens_t = _section(doc, "lens")
     _check_keys(lens_t, {"enabled"}, f"{source}: [lens]")
     lens = _typed(lens_t.get("enabled", True), True, f"{source}: lens.enabled")
+    utility = _dataclass_from(UtilitySection, _section(doc, "utility"), f"{source}: utility")
+    if utility.lm_eval:
+        from neuronscope.lm_eval_utility import PAPER_TASKS
+
+        tasks = tuple(dict.fromkeys(t for name in utility.lm_eval for t in (PAPER_TASKS if name == "paper" else
+                                                                             (name,))))
+        if utility.limit < 0:
+            raise _fail(f"{source}: utility.limit", f"must be >= 0 (0 = all items), got {utility.limit}")
+        include = str(_resolve(utility.include, base_dir).resolve()) if utility.include else ""
+        if include and not Path(include).is_dir():
+            raise _fail(f"{source}: utility.include", f"task directory {include} not found")
+        utility = UtilitySection(lm_eval=tasks, limit=utility.limit, include=include, defaults=utility.defaults)
 
     return ExperimentConfig(name=name, device=device, threads=threads, dtype=dtype, device_map=device_map,
                             data_dir=data_dir, data=prep, world=world,
                             base_ckpt=base_ckpt, finetune=finetune, base=train, oracle=oracle, unlearn=unlearn,
                             attacks=attacks,
                             attribution=attribution, attribution_attack=attribution_attack, patching=patching,
-                            lens=lens, source=source)
+                            lens=lens, utility=utility, source=source)
 
 
 def _parse_unlearn(table: dict[str, Any], source: str) -> UnlearnSection:

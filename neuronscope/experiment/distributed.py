@@ -56,7 +56,8 @@ def is_launched() -> bool:
 
 def grid_chains(cfg: ExperimentConfig) -> list[str]:
     """The per-model chains of `cfg`, in the order they are dealt out (the cheap base lens last)."""
-    return (["oracle"] if cfg.oracle else []) + list(cfg.unlearn.methods) + (["base"] if cfg.lens else [])
+    base_work = cfg.lens or bool(cfg.utility.lm_eval)  # the base model's own lens / lm-eval utility
+    return (["oracle"] if cfg.oracle else []) + list(cfg.unlearn.methods) + (["base"] if base_work else [])
 
 
 def assign(chains: list[str], rank: int, n: int) -> list[str]:

@@ -176,6 +176,8 @@ def _n_artifacts(cfg: ExperimentConfig) -> int:
         n += n_models + (n_models if _kept_attack(cfg, cfg.attacks.configs()) else 0)
     if cfg.lens:
         n += 1 + n_models
+    if cfg.utility.lm_eval:
+        n += 1 + n_models
     return n
 
 
@@ -199,6 +201,10 @@ def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = N
     run.log(f"[bold]run[/] {cfg.name} in {out}")
     if chains is None:
         remove_partial(out, run.log)
+    if cfg.utility.lm_eval:  # unknown task or benchmark data missing offline: fail now, not after training
+        from neuronscope.lm_eval_utility import check_tasks
+
+        check_tasks(cfg.utility.lm_eval, cfg.utility.include or None, cfg.utility.defaults)
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
@@ -375,10 +381,12 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
     analyses: dict[str, Any] = {}
     if cfg.attribution:
         analyses["attribution"] = _attribution_stage(run, ds, data, base_model_dir, models, attacked_dirs)
+    own_models = {**({"base": base_model_dir} if run.mine("base") else {}),
+                  **{n: ckpt for n, (_, ckpt) in models.items()}}
     if cfg.lens:
-        lens_models = {**({"base": base_model_dir} if run.mine("base") else {}),
-                       **{n: ckpt for n, (_, ckpt) in models.items()}}
-        analyses["lens"] = _lens_stage(run, ds, data, lens_models)
+        analyses["lens"] = _lens_stage(run, ds, data, own_models)
+    if cfg.utility.lm_eval:
+        analyses["utility"] = _utility_stage(run, own_models)
 
     return {"name": cfg.name, "config": cfg.to_json(), "methods": list(cfg.unlearn.methods), "oracle": cfg.oracle,
             "attack_labels": list(dict.fromkeys(attack_label(a) for a in attack_cfgs)),
@@ -472,6 +480,25 @@ def _lens_stage(run: _Run, ds: QADataset, data: Artifact, model_dirs: dict[str, 
 
         art = run.step(f"lens-{name}", {"data": data.key, "model": _dir_key(d)}, compute, f"logit lens {name}")
         out["models"][name] = read_json(art.path / "lens.json")
+    return out
+
+
+def _utility_stage(run: _Run, model_dirs: dict[str, Path]) -> dict[str, Any]:
+    """US through lm-evaluation-harness per model ([utility]): its own artifact, so changing the tasks recomputes
+    only this, never the models."""
+    from neuronscope.lm_eval_utility import lm_eval_utility
+
+    u = run.cfg.utility
+    out: dict[str, Any] = {"tasks": list(u.lm_eval), "limit": u.limit, "models": {}}
+    for name, d in model_dirs.items():
+        def compute(tmp: Path, d: Path = d) -> None:
+            score = lm_eval_utility(run.load(d), u.lm_eval, u.limit or None, include_path=u.include or None,
+                                    include_defaults=u.defaults)
+            write_json(tmp / "utility.json", score.to_json())
+
+        art = run.step(f"utility-{name}", {"model": _dir_key(d), "utility": asdict(u)}, compute,
+                       f"lm-eval utility {name}")
+        out["models"][name] = read_json(art.path / "utility.json")
     return out
 
 

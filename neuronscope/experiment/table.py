@@ -40,6 +40,9 @@ def build_table(results: dict[str, Any]) -> list[dict[str, Any]]:
     for name in names:
         ev = results["evals"][name]
         row: dict[str, Any] = {"method": name, "FS": ev["fs"], "RS": ev["rs"], "US": ev["us"]}
+        lm_eval = results.get("analyses", {}).get("utility", {}).get("models", {}).get(name)
+        if lm_eval is not None:  # [utility]: the paper's US, the mean accuracy over lm-eval benchmarks
+            row["US lm-eval"] = lm_eval["us"]
         un = results.get("unlearn", {}).get(name)
         if un is not None:
             row["reached"] = un.get("reached")
