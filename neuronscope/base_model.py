@@ -118,9 +118,12 @@ def finetune_base(model: Model, ds: QADataset, cfg: FinetuneConfig = FinetuneCon
     if not items:
         raise NeuronscopeError("nothing to fine-tune on: the dataset has no base questions outside "
                                f"{', '.join(cfg.exclude_splits) or 'the excluded splits'}")
+    from neuronscope.models.precision import precision_note
+
+    note = precision_note(model.hf.parameters(), cfg.lr)
     fit_result = fit(model, [it.question for it in items], [it.answer for it in items], lr=cfg.lr,
                      batch_size=cfg.batch_size, max_epochs=cfg.epochs, seed=cfg.seed, progress=progress)
-    model.hf.config.neuronscope = {"finetune": asdict(cfg)}
+    model.hf.config.neuronscope = {"finetune": asdict(cfg) | ({"note": note} if note else {})}
     report = evaluate(model, ds)
     return BaseTrainResult(model, report, fit_result.epochs, fit_result.steps, fit_result.seconds, True,
                            model.n_params)

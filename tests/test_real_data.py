@@ -113,7 +113,7 @@ def _tiny(files: dict[str, Path], ckpt: Path, name: str) -> dict[str, Any]:
 @pytest.mark.parametrize("name", ["faithun", "tofu"])
 def test_shipped_configs_parse(name: str, files: dict[str, Path], tiny_ckpt: Path) -> None:
     shipped = _config(name, {})
-    assert shipped["run"]["dtype"] == "bfloat16" and shipped["run"]["device"] == "cuda"
+    assert shipped["run"]["dtype"] == "float32" and shipped["run"]["device"] == "cuda"
     cfg = parse_config(_config(name, _tiny(files, tiny_ckpt, name)), name)
     assert cfg.data.format == name and cfg.base_ckpt == str(tiny_ckpt.resolve())
     if name == "tofu":

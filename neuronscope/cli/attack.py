@@ -29,7 +29,7 @@ def attack_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Attack batch size.")] = 16,
     benign_n: Annotated[int, typer.Option("--benign-n", help="Benign: sample this many items (0 = all).")] = 0,
     device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = "float32",  # training: bf16 weights stall at small lr (neuronscope.models.precision)
     device_map: DeviceMapOpt = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
     dry_run: DryRunOpt = False,
@@ -70,6 +70,7 @@ def attack_cmd(
     original = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)
     summary: dict[str, dict] = {}
+    notes: list[str] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("attacking", total=len(cfgs) * steps)
@@ -78,6 +79,7 @@ def attack_cmd(
             result = attack(original.clone(), ds, c, progress=lambda _s, _l: bar.advance(task))
             tag = f"{kind}{f'-p{p:g}' if kind == 'harmful' else ''}-lr{c.lr:g}-seed{c.seed}"
             write_json(out / f"attack-{tag}.json", result.to_json())
+            notes += [n for n in result.notes if n not in notes]
             summary.setdefault(f"lr {c.lr:g}", {"lr": c.lr, "max_fs": [], "start_fs": []})
             summary[f"lr {c.lr:g}"]["max_fs"].append(result.max_fs)
             summary[f"lr {c.lr:g}"]["start_fs"].append(result.start_fs)
@@ -91,6 +93,8 @@ def attack_cmd(
     rows = {k: {"start FS": sum(v["start_fs"]) / len(v["start_fs"]), "max FS mean": v["summary"]["mean"],
                 "sd": v["summary"]["sd"], "95% ±": v["summary"]["ci95"], "seeds": len(v["max_fs"])}
             for k, v in summary.items()}
-    title = f"{kind} attack{f' (p={p:g})' if kind == 'harmful' else ''}: max FS during retraining (chance 0.333)"
+    title = f"{kind} attack{f' (p={p:g})' if kind == 'harmful' else ''}: max FS during retraining"
     console.print(metrics_table(title, rows))
+    for note in notes:
+        console.print(f"[yellow]warning:[/] {note}")
     console.print(f"written to {out}")

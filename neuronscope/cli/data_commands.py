@@ -60,7 +60,7 @@ def finetune(
     exclude: Annotated[list[str] | None, typer.Option(
         "--exclude", help="Split to leave out (repeatable); --exclude forget gives the retain-only oracle.")] = None,
     device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = "float32",  # training: bf16 weights stall at small lr (neuronscope.models.precision)
     device_map: DeviceMapOpt = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
 ) -> None:
@@ -81,4 +81,6 @@ def finetune(
     console.print(metrics_table(f"fine-tuned {ckpt} for {result.epochs} epochs ({result.steps} steps)",
                                 {"FS / RS / US": {"FS": result.report.fs, "RS": result.report.rs,
                                                   "US": result.report.us}}))
+    if note := result.model.hf.config.neuronscope.get("finetune", {}).get("note"):
+        console.print(f"[yellow]warning:[/] {note}")
     console.print(f"checkpoint: {out}")

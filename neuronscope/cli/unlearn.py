@@ -69,7 +69,7 @@ def unlearn_cmd(
         "--lr-search", help="Use the lowest lr of --lr-grid that reaches the threshold.")] = False,
     lr_grid: Annotated[str, typer.Option("--lr-grid", help="Comma-separated learning rates.")] = DEFAULT_LR_GRID,
     device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = "auto",
+    dtype: DtypeOpt = "float32",  # training: bf16 weights stall at small lr (neuronscope.models.precision)
     device_map: DeviceMapOpt = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
     dry_run: DryRunOpt = False,

@@ -334,6 +334,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
                 result = api.lr_search(model, ds, method, ucfg, list(lr_grid), progress=bar)
             else:
                 result = api.unlearn(model, ds, method, ucfg, progress=bar)
+            for note in result.notes:
+                run.log(f"[yellow]note[/] {method}: {note}")
             result.model.save(tmp / "model")
             write_json(tmp / "unlearn.json", _jsonable(result.to_json()))
             _save_eval(run.load(tmp / "model"), ds, tmp)
@@ -361,6 +363,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
                 torch.manual_seed(acfg.seed)
                 result = attack(model, ds, acfg, progress=run.inner_bar(
                     f"{name}: {attack_label(acfg)} lr {acfg.lr:g} seed {acfg.seed}", acfg.steps))
+                for note in result.notes:
+                    run.log(f"[yellow]note[/] {name}: {note}")
                 write_json(tmp / "attack.json", result.to_json())
                 if keep:
                     model.save(tmp / "model")

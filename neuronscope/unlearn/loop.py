@@ -20,6 +20,7 @@ import torch
 from neuronscope.data.schema import QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
+from neuronscope.models.precision import precision_note
 from neuronscope.scoring import EvalReport, dataset_metric, evaluate, split_score, stop_threshold
 from neuronscope.unlearn.base import StepBatch, UnlearnConfig, encode_items, seeded_generator
 from neuronscope.unlearn.registry import get_method
@@ -101,6 +102,8 @@ def unlearn(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig = Unlea
     for p in model.hf.parameters():
         p.requires_grad_(id(p) in trainable)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if note := precision_note(params, cfg.lr):
+        m.notes.append(note)
     forget_batches = _cycle(len(forget), cfg.batch_size, seeded_generator(cfg.seed, 1))
     retain_batches = _cycle(len(retain), cfg.batch_size, seeded_generator(cfg.seed, 2)) if retain else None
 
