@@ -334,7 +334,7 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
                 result = api.lr_search(model, ds, method, ucfg, list(lr_grid), progress=bar)
             else:
                 result = api.unlearn(model, ds, method, ucfg, progress=bar)
-            for note in result.notes:
+            for note in getattr(result, "notes", ()):  # an UnlearnAPI result need not carry notes
                 run.log(f"[yellow]note[/] {method}: {note}")
             result.model.save(tmp / "model")
             write_json(tmp / "unlearn.json", _jsonable(result.to_json()))
