@@ -106,3 +106,17 @@ def test_training_items_exclude_held_out_kinds_and_optionally_splits() -> None:
 def test_bad_world_config(kwargs: dict, message: str) -> None:
     with pytest.raises(NeuronscopeError, match=message):
         build_world(WorldConfig(**kwargs))
+
+
+def test_same_seed_same_world_in_any_process() -> None:
+    """The world must not depend on Python's per-process string hashing (set order): it once did, through the
+    occupation-field distractor pool, and two processes then scored the same model differently."""
+    import subprocess
+    import sys
+
+    code = ("import hashlib, json; from neuronscope.data.world import build_world; ds = build_world(); "
+            "rows = [it.to_json() for s in ds.splits.values() for it in s] + [it.to_json() for it in ds.utility]; "
+            "print(hashlib.sha256(json.dumps(rows).encode()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "PYTHONHASHSEED": s},
+                              capture_output=True, text=True, check=True).stdout for s in ("1", "2", "3")}
+    assert len(digests) == 1

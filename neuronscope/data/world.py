@@ -151,7 +151,7 @@ def build_world(cfg: WorldConfig = WorldConfig()) -> QADataset:
     for u in universities:
         world_fact(f"univ.{u}", f"in which country is {u} university ?", univ_country[u], countries)
     for o in OCCUPATIONS:
-        world_fact(f"occ.{o}", f"in which field does a {o} work ?", occ_field[o], list(set(FIELDS)))
+        world_fact(f"occ.{o}", f"in which field does a {o} work ?", occ_field[o], list(dict.fromkeys(FIELDS)))
     same_answer_q = {
         "birthplace": ({v: k for k, v in landmark_city.items()}, "which city is home to the {x} tower ?"),
         "employer": ({v: k for k, v in product_company.items()}, "which company makes the {x} ?"),
@@ -172,7 +172,7 @@ def build_world(cfg: WorldConfig = WorldConfig()) -> QADataset:
     all_names = [f"{f} {last}" for f in firsts for last in lasts]
     names = rng.sample(all_names, cfg.people)
     hop = {"birthplace": (city_country, countries), "employer": (company_country, countries),
-           "education": (univ_country, countries), "occupation": (occ_field, list(set(FIELDS)))}
+           "education": (univ_country, countries), "occupation": (occ_field, list(dict.fromkeys(FIELDS)))}
     people_items: dict[str, list[QAItem]] = {}
     for i, name in enumerate(names):
         pid = f"p{i:04d}"
