@@ -3,9 +3,9 @@
 Every step is an artifact of `ArtifactCache` keyed by its inputs (upstream artifacts by their keys), so re-running
 skips what is done and a run killed anywhere resumes where it stopped. Each step loads its inputs from disk and
 seeds torch itself, so a resumed run computes exactly what an uninterrupted one would (deterministic torch on
-CPU, same machine and torch build). The run uses `threads` torch threads, 1 by default: with several threads the
-BLAS may split reductions differently from run to run on a loaded machine (MKL's dynamic threading), and the
-trained numbers then differ in the last bits, which training amplifies; the toy model gains little from threads.
+CPU, same machine and torch build): the resume and 2-process tests check every number bit for bit. The run uses
+`threads` torch threads, 1 by default, the setting those tests check; with several threads the BLAS may split
+reductions differently from run to run (MKL's dynamic threading), and the toy model gains little from threads.
 """
 
 from __future__ import annotations
