@@ -229,3 +229,9 @@ def test_shipped_faithun_config_dry_run_plans_a_3b_model_without_weights(files: 
     assert r.exit_code == 0, r.output
     assert "3,212,749,824" in r.output and "grid: optimiser steps" in r.output
     assert not list(tmp_path.glob("runs*"))
+    from neuronscope.cli.figures import build_figures
+
+    fig = build_figures(tmp_path / "run")["figure2_recovery"]  # Figure 2 says what FS is and what its line means
+    assert ("ROUGE-L recall" in fig.layout.yaxis.title.text) == tofu
+    assert [a.text for a in fig.layout.annotations] == ["stop threshold" if tofu else "chance"]
+    assert fig.layout.shapes[0].y0 == pytest.approx(ga["threshold"])

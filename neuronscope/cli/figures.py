@@ -31,6 +31,7 @@ def build_figures(run_dir: Path) -> dict[str, Any]:
     from neuronscope.plots.influence import figure3_cumulative, figure5_heatmaps
     from neuronscope.plots.lens import figure4_lens
     from neuronscope.plots.rundir import (
+        forget_score,
         influence_frames,
         lens_frame,
         load_run,
@@ -44,8 +45,13 @@ def build_figures(run_dir: Path) -> dict[str, Any]:
     figs: dict[str, Any] = {}
     rec = recovery_frame(run)
     if not rec.empty:
-        figs["figure2_recovery"] = figure2_recovery(rec)
-        figs["figure2_trajectories"] = figure2_trajectories(trajectory_frame(run), rec)
+        fs = forget_score(run)
+        figs["figure2_recovery"] = figure2_recovery(
+            rec, fs["chance"], f"Relearning attacks: {fs['score']} recovered (max FS during retraining)",
+            fs["score"], fs["line_label"])
+        figs["figure2_trajectories"] = figure2_trajectories(
+            trajectory_frame(run), rec, fs["chance"], f"Attack trajectories: {fs['score']} during retraining",
+            fs["score"])
     names = (["oracle"] if run.results.get("oracle") else []) + list(run.results.get("methods", []))
     frames = {n: influence_frames(run, n) for n in names}
     curves = {n: f["curves"] for n, f in frames.items() if "curves" in f}

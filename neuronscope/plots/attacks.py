@@ -22,8 +22,8 @@ def _order(names: list[str]) -> list[str]:
 
 
 def figure2_recovery(recovery: pd.DataFrame, chance: float | None = CHANCE,
-                     title: str = "Relearning attacks: forget accuracy recovered (max FS during retraining)"
-                     ) -> go.Figure:
+                     title: str = "Relearning attacks: forget accuracy recovered (max FS during retraining)",
+                     score: str = "forget accuracy", line_label: str = "chance") -> go.Figure:
     """Grouped bars: x = attack, one bar per model (oracle included, drawn hatched), error bar = sd over seeds.
 
     `recovery` columns: method, attack, mean, sd, n, lr (one row per method and attack, as in Table 1).
@@ -41,9 +41,9 @@ def figure2_recovery(recovery: pd.DataFrame, chance: float | None = CHANCE,
                              error_y={"type": "data", "array": sd.tolist(), "visible": True},
                              hovertext=hover, hoverinfo="text"))
     if chance is not None:
-        fig.add_hline(y=chance, line={"dash": "dot", "color": "grey", "width": 1}, annotation_text="chance",
+        fig.add_hline(y=chance, line={"dash": "dot", "color": "grey", "width": 1}, annotation_text=line_label,
                       annotation_position="top left")
-    fig.update_yaxes(title_text="forget accuracy recovered (mean ± sd over seeds)", range=[0, 1.05])
+    fig.update_yaxes(title_text=f"{score} recovered (mean ± sd over seeds)", range=[0, 1.05])
     fig.update_xaxes(title_text="attack")
     fig.update_layout(title=title, barmode="group", template="plotly_white", height=420)
     return fig
@@ -51,7 +51,8 @@ def figure2_recovery(recovery: pd.DataFrame, chance: float | None = CHANCE,
 
 def figure2_trajectories(trajectories: pd.DataFrame, recovery: pd.DataFrame | None = None,
                          chance: float | None = CHANCE,
-                         title: str = "Attack trajectories: forget accuracy during retraining") -> go.Figure:
+                         title: str = "Attack trajectories: forget accuracy during retraining",
+                         score: str = "forget accuracy") -> go.Figure:
     """One panel per attack: FS vs step per model, mean over seeds with sd error bars.
 
     `trajectories` columns: method, attack, lr, seed, step, fs. With `recovery`, only the learning rate Table 1
@@ -82,7 +83,7 @@ def figure2_trajectories(trajectories: pd.DataFrame, recovery: pd.DataFrame | No
         if chance is not None:
             fig.add_hline(y=chance, line={"dash": "dot", "color": "grey", "width": 1}, row=1, col=col)
     fig.update_xaxes(title_text="attack step")
-    fig.update_yaxes(title_text="forget accuracy (held-out forget items)", range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(title_text=f"{score} (held-out forget items)", range=[0, 1.05], row=1, col=1)
     fig.update_layout(title=title, template="plotly_white", height=400)
     return fig
 

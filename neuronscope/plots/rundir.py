@@ -54,6 +54,19 @@ def load_run(path: str | Path) -> RunDir:
     return RunDir(p, results, config)
 
 
+def forget_score(run: RunDir) -> dict[str, Any]:
+    """How FS reads in this run, for the figures: its name, the reference line and that line's label.
+
+    Multiple choice: accuracy, with the chance line where unlearning stopped (1/3 for 3 options). TOFU: ROUGE-L
+    recall, with the stop threshold (0.1971) - a threshold, not a chance level.
+    """
+    metric = next((e.get("metric") for e in run.results.get("evals", {}).values() if e.get("metric")), "mc")
+    stops = [u["threshold"] for u in run.results.get("unlearn", {}).values() if u.get("threshold") is not None]
+    if metric == "rouge":
+        return {"score": "forget ROUGE-L recall", "chance": min(stops, default=None), "line_label": "stop threshold"}
+    return {"score": "forget accuracy", "chance": min(stops, default=1 / 3), "line_label": "chance"}
+
+
 def results_table(run: RunDir) -> pd.DataFrame:
     """Table 1 as written to table.csv."""
     csv = run.path / "table.csv"
