@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from neuronscope.batching import carries_bos
+from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 
 
@@ -34,9 +35,15 @@ def greedy_answers(model: Model, prompts: Sequence[str], max_new_tokens: int = 6
             for i, r in enumerate(rows):
                 input_ids[i, width - len(r):] = torch.tensor(r)
                 mask[i, width - len(r):] = 1
+            # never past the model's positions (learned position embeddings, e.g. GPT-2, have no more rows)
+            room = getattr(model.hf.config, "max_position_embeddings", None)
+            new = max_new_tokens if room is None else min(max_new_tokens, room - width)
+            if new < 1:
+                raise NeuronscopeError(f"a prompt of {width} tokens leaves no room to generate within the model's "
+                                       f"{room} positions")
             generated = model.hf.generate(
                 input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
-                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, eos_token_id=tok.eos_token_id,
+                max_new_tokens=new, do_sample=False, pad_token_id=pad, eos_token_id=tok.eos_token_id,
             )
             for row in generated[:, width:]:
                 out.append(tok.decode(row, skip_special_tokens=True).strip())

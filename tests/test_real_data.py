@@ -171,6 +171,12 @@ def test_shipped_protocols_run_end_to_end(name: str, files: dict[str, Path], tin
     note = (tmp_path / "run" / "table.md").read_text()
     assert ("mean ROUGE-L recall. Unlearning stopped at FS <= 0.1971" if tofu else
             "multiple-choice accuracy. Unlearning stopped at FS <= 0.3333") in note
+    from neuronscope.cli.figures import build_figures
+
+    fig = build_figures(tmp_path / "run")["figure2_recovery"]  # Figure 2 says what FS is and what its line means
+    assert ("ROUGE-L recall" in fig.layout.yaxis.title.text) == tofu
+    assert [a.text for a in fig.layout.annotations] == ["stop threshold" if tofu else "chance"]
+    assert fig.layout.shapes[0].y0 == pytest.approx(ga["threshold"])
 
 
 def test_chat_prepared_data_scores_through_the_template(files: dict[str, Path], tiny_ckpt: Path, tmp_path: Path
@@ -229,9 +235,3 @@ def test_shipped_faithun_config_dry_run_plans_a_3b_model_without_weights(files: 
     assert r.exit_code == 0, r.output
     assert "3,212,749,824" in r.output and "grid: optimiser steps" in r.output
     assert not list(tmp_path.glob("runs*"))
-    from neuronscope.cli.figures import build_figures
-
-    fig = build_figures(tmp_path / "run")["figure2_recovery"]  # Figure 2 says what FS is and what its line means
-    assert ("ROUGE-L recall" in fig.layout.yaxis.title.text) == tofu
-    assert [a.text for a in fig.layout.annotations] == ["stop threshold" if tofu else "chance"]
-    assert fig.layout.shapes[0].y0 == pytest.approx(ga["threshold"])
