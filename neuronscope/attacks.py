@@ -22,7 +22,6 @@ from typing import Any, Literal
 from neuronscope.data.schema import QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
-from neuronscope.models.precision import precision_note
 from neuronscope.scoring import dataset_metric, items_known, split_score, stop_threshold
 from neuronscope.training import fit
 
@@ -165,12 +164,11 @@ def attack(model: Model, ds: QADataset, cfg: AttackConfig,
         if progress is not None:
             progress(step, loss)
 
-    notes = [n for n in [precision_note(model.hf.parameters(), cfg.lr)] if n]
     result = fit(model, prompts, answers, lr=cfg.lr, batch_size=cfg.batch_size, max_epochs=cfg.steps,
                  seed=cfg.seed, max_steps=cfg.steps, progress=on_step)
     return AttackResult(
         config=cfg.to_json(), trajectory=trajectory, max_fs=max_over_trajectory(trajectory),
         start_fs=trajectory[0]["fs"], final_fs=trajectory[-1]["fs"], train_ids=train_ids,
         eval_ids=[it.id for it in eval_items], n_wrong=n_wrong, seconds=time.perf_counter() - t0,
-        losses=[round(x, 6) for x in result.losses], notes=notes,
+        losses=[round(x, 6) for x in result.losses], notes=result.notes,
     )

@@ -105,7 +105,7 @@ class FinetuneConfig:
 def finetune_items(ds: QADataset, exclude_splits: tuple[str, ...] = ()) -> list:
     """The base questions of every split not excluded. Utility questions are never fine-tuned on: on TOFU they
     are the real-world evaluation sets (real authors, world facts)."""
-    return [it for s, items in ds.splits.items() if s not in exclude_splits for it in items if it.kind == "base"]
+    return ds.training_items(exclude_splits, utility=False)
 
 
 def finetune_base(model: Model, ds: QADataset, cfg: FinetuneConfig = FinetuneConfig(), progress=None
@@ -118,12 +118,10 @@ def finetune_base(model: Model, ds: QADataset, cfg: FinetuneConfig = FinetuneCon
     if not items:
         raise NeuronscopeError("nothing to fine-tune on: the dataset has no base questions outside "
                                f"{', '.join(cfg.exclude_splits) or 'the excluded splits'}")
-    from neuronscope.models.precision import precision_note
-
-    note = precision_note(model.hf.parameters(), cfg.lr)
     fit_result = fit(model, [it.question for it in items], [it.answer for it in items], lr=cfg.lr,
                      batch_size=cfg.batch_size, max_epochs=cfg.epochs, seed=cfg.seed, progress=progress)
-    model.hf.config.neuronscope = {"finetune": asdict(cfg) | ({"note": note} if note else {})}
+    model.hf.config.neuronscope = {"finetune": asdict(cfg) | ({"note": fit_result.notes[0]} if fit_result.notes
+                                                              else {})}
     report = evaluate(model, ds)
     return BaseTrainResult(model, report, fit_result.epochs, fit_result.steps, fit_result.seconds, True,
                            model.n_params)

@@ -100,16 +100,15 @@ def multiple_choice_correct(model: Model, items: Sequence[QAItem], normalize: No
     return gold_wins(torch.cat(scores) if scores else torch.zeros(0), items)
 
 
-def fraction(correct: Tensor) -> float:
-    """Share of True entries as an exact Python float (8/24 must compare equal to 1/3, which float32 does not)."""
-    return int(correct.sum()) / correct.numel() if correct.numel() else float("nan")
+def fraction(scores: Tensor) -> float:
+    """Mean of per-item scores as a Python float, nan when empty. Exact for booleans and 0/1 scores (8/24 must
+    compare equal to 1/3, which float32 does not): their float64 sum is an exact integer."""
+    return float(scores.double().sum().item()) / scores.numel() if scores.numel() else float("nan")
 
 
 def multiple_choice_accuracy(model: Model, items: Sequence[QAItem], normalize: Normalize = "sum",
                              batch_size: int = 256) -> float:
-    if not items:
-        return float("nan")
-    return fraction(multiple_choice_correct(model, items, normalize, batch_size))
+    return split_score(model, items, "mc", normalize, batch_size)
 
 
 def dataset_metric(ds: QADataset) -> str:
@@ -153,17 +152,12 @@ def item_scores(model: Model, items: Sequence[QAItem], metric: str = "mc", norma
     return multiple_choice_correct(model, items, normalize, batch_size).to(torch.float64)
 
 
-def mean_score(scores: Tensor) -> float:
-    """Mean as an exact Python float for 0/1 scores (8/24 == 1/3), nan when empty."""
-    return float(scores.double().sum().item()) / scores.numel() if scores.numel() else float("nan")
-
-
 def split_score(model: Model, items: Sequence[QAItem], metric: str = "mc", normalize: Normalize = "sum",
                 batch_size: int = 256) -> float:
     """Mean item score: accuracy for multiple choice, mean ROUGE-L recall for TOFU."""
     if not items:
         return float("nan")
-    return mean_score(item_scores(model, items, metric, normalize, batch_size))
+    return fraction(item_scores(model, items, metric, normalize, batch_size))
 
 
 def items_known(model: Model, items: Sequence[QAItem], metric: str = "mc", threshold: float = 0.0
@@ -205,12 +199,12 @@ def evaluate(model: Model, ds: QADataset, kinds: Sequence[str] = KINDS, normaliz
                 continue
             sc = item_scores(model, items, metric, normalize, batch_size)
             scores_by[split, kind] = sc
-            detail.setdefault(split, {})[kind] = mean_score(sc)
+            detail.setdefault(split, {})[kind] = fraction(sc)
             counts.setdefault(split, {})[kind] = len(items)
 
     def pooled(*keys: tuple[str, str]) -> float:
         parts = [scores_by[k] for k in keys if k in scores_by]
-        return mean_score(torch.cat(parts)) if parts else float("nan")
+        return fraction(torch.cat(parts)) if parts else float("nan")
 
     return EvalReport(
         fs=pooled(("forget", "base")),

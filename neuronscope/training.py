@@ -18,6 +18,7 @@ from torch import Tensor
 from neuronscope.batching import Batch, encode
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
+from neuronscope.models.precision import precision_note
 from neuronscope.scoring import answer_token_logprobs
 
 
@@ -33,6 +34,7 @@ class FitResult:
     seconds: float
     losses: list[float] = field(default_factory=list)
     stopped_early: bool = False
+    notes: list[str] = field(default_factory=list)  # e.g. half-precision weights this lr cannot move
 
 
 def fit(
@@ -60,6 +62,7 @@ def fit(
         raise NeuronscopeError(f"learning rate must be positive, got {lr}")
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.hf.parameters(), lr=lr, weight_decay=weight_decay)
+    notes = [n for n in [precision_note(model.hf.parameters(), lr)] if n]
     model.hf.train()
     t0, step, losses = time.perf_counter(), 0, []
     epoch = 0
@@ -81,13 +84,13 @@ def fit(
                 if progress:
                     progress(step, loss.item())
                 if max_steps is not None and step >= max_steps:
-                    return FitResult(step, epoch, time.perf_counter() - t0, losses, stopped_early=True)
+                    return FitResult(step, epoch, time.perf_counter() - t0, losses, stopped_early=True, notes=notes)
             if on_epoch is not None:
                 model.hf.eval()
                 stop = on_epoch(epoch)
                 model.hf.train()
                 if stop:
-                    return FitResult(step, epoch, time.perf_counter() - t0, losses, stopped_early=True)
+                    return FitResult(step, epoch, time.perf_counter() - t0, losses, stopped_early=True, notes=notes)
     finally:
         model.hf.eval()
-    return FitResult(step, epoch, time.perf_counter() - t0, losses)
+    return FitResult(step, epoch, time.perf_counter() - t0, losses, notes=notes)

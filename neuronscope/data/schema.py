@@ -131,14 +131,15 @@ class QADataset:
         pool = self.utility if split == "utility" else self.splits.get(split, [])
         return [it for it in pool if kind is None or it.kind == kind]
 
-    def training_items(self, exclude_splits: tuple[str, ...] = ()) -> list[QAItem]:
+    def training_items(self, exclude_splits: tuple[str, ...] = (), utility: bool = True) -> list[QAItem]:
         """What a base model is trained on: every base question of every split, plus the utility facts.
 
         Paraphrase, multi-hop and same-answer questions are never trained on: they measure generalisation.
+        `utility=False` leaves the utility questions out (TOFU: they are real-world evaluation sets).
         """
         out = [it for s, items in self.splits.items() if s not in exclude_splits for it in items
                if it.kind == "base"]
-        return out + list(self.utility)
+        return out + list(self.utility) if utility else out
 
     def all_text(self) -> list[str]:
         texts: list[str] = []

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from neuronscope.data.schema import QADataset, QAItem
+from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 from neuronscope.models.precision import precision_note
@@ -70,15 +70,6 @@ def at_or_below(fs: float, threshold: float) -> bool:
     return fs <= threshold + 1e-6
 
 
-def _score(model: Model, items: list[QAItem], metric: str) -> float:
-    was_training = model.hf.training
-    model.hf.eval()
-    try:
-        return split_score(model, items, metric)
-    finally:
-        model.hf.train(was_training)
-
-
 def unlearn(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig = UnlearnConfig(),
             progress: Progress | None = None) -> UnlearnResult:
     """Unlearn the forget split's base questions from `model` IN PLACE (clone first to keep the original)."""
@@ -107,12 +98,13 @@ def unlearn(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig = Unlea
     forget_batches = _cycle(len(forget), cfg.batch_size, seeded_generator(cfg.seed, 1))
     retain_batches = _cycle(len(retain), cfg.batch_size, seeded_generator(cfg.seed, 2)) if retain else None
 
-    fs = _score(model, forget, metric)
-    curve: list[dict[str, Any]] = [{"step": 0, "fs": fs, "rs": _score(model, rs_items, metric) if rs_items else None}]
-    reached, step = at_or_below(fs, threshold), 0
-    # Eval mode while training: dropout (GPT-2's default 0.1) would make the model differ from its frozen reference
-    # (NPO, DPO, RMU start away from their reference values) and from the bridge that ssiuu-neuron hooks.
+    # Eval mode throughout, training included: dropout (GPT-2's default 0.1) would make the model differ from its
+    # frozen reference (NPO, DPO, RMU start away from their reference values) and from the bridge ssiuu-neuron hooks.
     model.hf.eval()
+    fs = split_score(model, forget, metric)
+    curve: list[dict[str, Any]] = [{"step": 0, "fs": fs,
+                                    "rs": split_score(model, rs_items, metric) if rs_items else None}]
+    reached, step = at_or_below(fs, threshold), 0
     try:
         while not reached and step < cfg.max_steps:
             step += 1
@@ -132,15 +124,14 @@ def unlearn(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig = Unlea
             opt.step()
             row: dict[str, Any] = {"step": step, **terms}
             if step % cfg.check_every == 0 or step == cfg.max_steps:
-                row["fs"] = fs = _score(model, forget, metric)
+                row["fs"] = fs = split_score(model, forget, metric)
                 reached = at_or_below(fs, threshold)
             if rs_items and cfg.rs_every and step % cfg.rs_every == 0:
-                row["rs"] = _score(model, rs_items, metric)
+                row["rs"] = split_score(model, rs_items, metric)
             curve.append(row)
             if progress is not None:
                 progress(step, row)
     finally:
-        model.hf.eval()
         for p, flag in saved_flags:
             p.requires_grad_(flag)
     report = evaluate(model, ds, kinds=cfg.eval_kinds)
