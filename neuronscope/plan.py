@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2}
 REFERENCE_METHODS = ("dpo", "npo", "rmu", "ssiuu-anchor")  # methods that clone the model (unlearn/*.py)
-ANCHOR_CACHE = 64  # SsiuuAnchor.cache_size
-ANCHOR_CACHE_BYTES = 1 << 30  # SsiuuAnchor.cache_bytes
 SCORING_BATCH = 256  # scoring.option_scores' default batch of sequences
 GiB = 2**30
 
@@ -252,7 +250,9 @@ def plan_unlearn(s: Shape, dtype: torch.dtype, method: str, batch_size: int, cou
     if method == "ssiuu":
         plan.add(stage, "A_(t-1), g_t", 2 * train * b, "previous attribution kept + this step's gradient of P")
     if method == "ssiuu-anchor":
-        cached = min(ANCHOR_CACHE, max_steps, ANCHOR_CACHE_BYTES // max(1, train * b))
+        from neuronscope.unlearn.ssiuu_anchor import SsiuuAnchor  # its own cache bounds, not a copy of them
+
+        cached = min(SsiuuAnchor.cache_size, max_steps, SsiuuAnchor.cache_bytes // max(1, train * b))
         plan.add(stage, "g_0 + A_0 cache", (1 + cached) * train * b,
                  f"reference gradient + A_0 cached per forget batch (up to {cached})")
     seqs = _sequences_per_step(method) * batch_size

@@ -56,9 +56,8 @@ def plan_inputs(ckpt: Path, ds: QADataset | None, seq_len: int | None) -> tuple[
     if seq_len is None:
         try:
             tokenizer = load_tokenizer(ckpt)
-        except (OSError, ValueError) as e:
-            raise NeuronscopeError(f"{ckpt}: no tokenizer to measure the data with ({str(e).splitlines()[0]}); "
-                                   "give --seq-len") from None
+        except NeuronscopeError as e:
+            raise NeuronscopeError(f"{e}; it measures the data: give --seq-len instead") from None
     return shape, DataCounts.from_dataset(ds, tokenizer, seq_len)
 
 

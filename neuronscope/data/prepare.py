@@ -45,8 +45,5 @@ def prepare_dataset(path: str | Path, *, format: str = "auto", prompt: str = "pl
         ckpt = Path(tokenizer_from)
         if not ckpt.is_dir():
             raise NeuronscopeError(f"{ckpt}: checkpoint directory not found (--tokenizer-from)")
-        try:
-            tokenizer = load_tokenizer(ckpt)
-        except (OSError, ValueError) as e:
-            raise NeuronscopeError(f"{ckpt}: no usable tokenizer ({str(e).splitlines()[0]})") from None
+        tokenizer = load_tokenizer(ckpt)
     return format_dataset(ds, fmt, tokenizer)

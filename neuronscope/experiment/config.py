@@ -198,13 +198,12 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     device = _typed(run.get("device", "cpu"), "", f"{source}: run.device")
     dtype = _typed(run.get("dtype", "float32"), "", f"{source}: run.dtype")
     device_map = _typed(run.get("device_map", ""), "", f"{source}: run.device_map")
-    from neuronscope.models.device import DTYPES
+    from neuronscope.models.device import DEVICE_MAP_STRATEGIES, DTYPES
 
     if dtype != "auto" and dtype not in DTYPES:
         raise _fail(f"{source}: run.dtype", f"must be auto or one of {', '.join(DTYPES)}, got {dtype!r}")
-    if device_map not in ("", "auto", "balanced", "balanced_low_0", "sequential"):
-        raise _fail(f"{source}: run.device_map", f"must be auto, balanced, balanced_low_0 or sequential, got "
-                                                 f"{device_map!r}")
+    if device_map and device_map not in DEVICE_MAP_STRATEGIES:
+        raise _fail(f"{source}: run.device_map", f"must be {', '.join(DEVICE_MAP_STRATEGIES)}, got {device_map!r}")
 
     data = _section(doc, "data")
     prep_keys = {f.name for f in fields(DataSection)}

@@ -31,7 +31,7 @@ from rich.console import Console
 
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.config import ExperimentConfig
-from neuronscope.experiment.grid import GridResult, UnlearnAPI, remove_partial, run_grid
+from neuronscope.experiment.grid import GridResult, UnlearnAPI, log_line, remove_partial, run_grid
 from neuronscope.io import read_json, write_json
 
 # Processes wait at a barrier while others train (rank 0 the base and oracle, the rest their longest chain); a
@@ -111,7 +111,7 @@ def run_grid_distributed(cfg: ExperimentConfig, out: str | Path, console: Consol
     shared: list[str] = []
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        remove_partial(out, lambda msg: _log(out, tag, msg, console))
+        remove_partial(out, lambda msg: log_line(out / "run.log", tag, msg, console or Console(stderr=True)))
         shared = run_grid(local, out, console, api, chains=(), tag=tag).computed
     barrier.wait("shared")
     part = run_grid(local, out, console, api, chains=mine, tag=tag)
@@ -126,16 +126,6 @@ def run_grid_distributed(cfg: ExperimentConfig, out: str | Path, console: Consol
     write_json(out / RANKS_DIR / "summary.json", {"world_size": n, "ranks": ranks,
                                                   "final_pass_computed": result.computed})
     return result
-
-
-def _log(out: Path, tag: str, msg: str, console: Console | None) -> None:
-    """A line in run.log (the same format as the grid's) for work done outside run_grid."""
-    (console or Console(stderr=True)).print(f"{tag}{msg}", highlight=False)
-    plain = msg
-    for t in ("[dim]", "[green]", "[yellow]", "[/]", "[bold]"):
-        plain = plain.replace(t, "")
-    with (out / "run.log").open("a", encoding="utf-8") as f:
-        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {tag}{plain}\n")
 
 
 __all__ = ["assign", "grid_chains", "is_launched", "run_grid_distributed", "world_size"]

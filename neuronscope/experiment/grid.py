@@ -34,7 +34,7 @@ from neuronscope.experiment.cache import Artifact, ArtifactCache, file_sha256
 from neuronscope.experiment.config import DataSection, ExperimentConfig
 from neuronscope.io import read_json, write_json
 from neuronscope.models.handle import Model, load_model
-from neuronscope.scoring import evaluate
+from neuronscope.scoring import EvalReport, evaluate
 
 # --- the unlearning package, behind one adapter (tests may swap it) -------------------------------------------
 
@@ -118,6 +118,16 @@ class GridResult:
     skipped: list[str] = field(default_factory=list)
 
 
+def log_line(log_path: Path, tag: str, msg: str, console: Console) -> None:
+    """Print a rich-markup line and append it, timestamped and without markup, to run.log."""
+    console.print(f"{tag}{msg}", highlight=False)
+    plain = msg
+    for markup in ("[dim]", "[green]", "[yellow]", "[/]", "[bold]"):
+        plain = plain.replace(markup, "")
+    with log_path.open("a", encoding="utf-8") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {tag}{plain}\n")
+
+
 class _Run:
     """State of one grid run: the cache, the progress display, the log, lazily loaded models."""
 
@@ -138,12 +148,7 @@ class _Run:
         self._models: dict[str, Path] = {}
 
     def log(self, msg: str) -> None:
-        self.progress.console.print(f"{self.tag}{msg}", highlight=False)
-        plain = msg
-        for tag in ("[dim]", "[green]", "[yellow]", "[/]", "[bold]"):
-            plain = plain.replace(tag, "")
-        with self.log_path.open("a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {self.tag}{plain}\n")
+        log_line(self.log_path, self.tag, msg, self.progress.console)
 
     def mine(self, chain: str) -> bool:
         """Whether this process computes `chain` ('base' = its lens, 'oracle', or a method): see run_grid."""
@@ -266,7 +271,7 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
                     f"the {label} model did not reach base accuracy {bcfg.target:.2f} in {bcfg.max_epochs} epochs "
                     f"(FS {result.report.fs:.3f}, RS {result.report.rs:.3f}); raise base.max_epochs or base.lr")
             result.model.save(tmp / "model")
-            _save_eval(run.load(tmp / "model"), ds, tmp, extra={"train": result.summary()})
+            _write_eval(result.report, tmp, extra={"train": result.summary()})  # scored once, by the trainer
         return compute
 
     def finetuned(exclude: tuple[str, ...], label: str) -> Callable[[Path], None]:
@@ -276,7 +281,7 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
             result = finetune_base(run.load(Path(cfg.base_ckpt)), ds, fcfg,
                                    progress=run.inner_bar(f"fine-tuning {label}", None))
             result.model.save(tmp / "model")
-            _save_eval(run.load(tmp / "model"), ds, tmp, extra={"train": result.summary()})
+            _write_eval(result.report, tmp, extra={"train": result.summary()})  # scored once, by the trainer
         return compute
 
     if cfg.base_ckpt is not None and cfg.finetune is not None:  # TOFU: fine-tune the given checkpoint first
@@ -421,7 +426,10 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _save_eval(model: Model, ds: QADataset, tmp: Path, extra: dict[str, Any] | None = None) -> None:
-    report = evaluate(model, ds)
+    _write_eval(evaluate(model, ds), tmp, extra)
+
+
+def _write_eval(report: EvalReport, tmp: Path, extra: dict[str, Any] | None = None) -> None:
     write_json(tmp / "eval.json", {"fs": report.fs, "rs": report.rs, "us": report.us, "metric": report.metric,
                                    "detail": report.detail, "counts": report.counts, **(extra or {})})
 
@@ -514,4 +522,4 @@ def _dir_key(model_dir: Path) -> str:
     return hashlib.sha256(str(dir_fingerprint(model_dir, "*.safetensors")).encode()).hexdigest()[:16]
 
 
-__all__ = ["GridResult", "UnlearnAPI", "remove_partial", "run_grid", "unlearn_api"]
+__all__ = ["GridResult", "UnlearnAPI", "log_line", "remove_partial", "run_grid", "unlearn_api"]

@@ -127,11 +127,17 @@ _NOTE = ("Recovery = max FS during retraining on forget items not trained on (me
          "Gap = method − oracle with a Welch 95% interval.")
 
 
+def run_metric(results: dict[str, Any]) -> tuple[str, list[float]]:
+    """How a run scored FS ('mc' or 'rouge', from its evaluations) and the thresholds its unlearning stopped at."""
+    metric = next((e.get("metric") for e in results.get("evals", {}).values() if e.get("metric")), "mc")
+    stops = [float(u["threshold"]) for u in results.get("unlearn", {}).values() if u.get("threshold") is not None]
+    return metric, stops
+
+
 def threshold_note(results: dict[str, Any]) -> str:
     """What FS means in this run and where unlearning stopped (chance, or TOFU's ROUGE-L threshold)."""
-    runs = list(results.get("unlearn", {}).values())
-    thresholds = sorted({round(float(r["threshold"]), 4) for r in runs if r.get("threshold") is not None})
-    metric = next((e.get("metric") for e in results.get("evals", {}).values() if e.get("metric")), "mc")
+    metric, stops = run_metric(results)
+    thresholds = sorted({round(t, 4) for t in stops})
     what = "mean ROUGE-L recall" if metric == "rouge" else "multiple-choice accuracy"
     stop = f" Unlearning stopped at FS <= {', '.join(f'{t:.4g}' for t in thresholds)}." if thresholds else ""
     return f"FS, RS, US: {what}.{stop}"

@@ -296,12 +296,16 @@ _GENERIC_TOKENIZERS = {"TokenizersBackend", "PreTrainedTokenizerFast"}
 
 
 def load_tokenizer(path: Path, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
-    """A checkpoint directory's tokenizer, offline; remote code only when asked for."""
-    cfg_file = path / "tokenizer_config.json"
-    cls = json.loads(cfg_file.read_text()).get("tokenizer_class") if cfg_file.is_file() else None
-    if cls in _GENERIC_TOKENIZERS and (path / "tokenizer.json").is_file():
-        return PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
-    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+    """A checkpoint directory's tokenizer, offline; remote code only when asked for. A missing or broken one is a
+    NeuronscopeError naming the directory."""
+    try:
+        cfg_file = path / "tokenizer_config.json"
+        cls = json.loads(cfg_file.read_text()).get("tokenizer_class") if cfg_file.is_file() else None
+        if cls in _GENERIC_TOKENIZERS and (path / "tokenizer.json").is_file():
+            return PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+        return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        raise NeuronscopeError(f"{path}: no usable tokenizer ({str(e).splitlines()[0]})") from None
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32,
@@ -337,10 +341,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str 
         )
     except (ValueError, KeyError) as e:
         raise NeuronscopeError(f"{path}: cannot load as a causal LM ({str(e).splitlines()[0]})") from None
-    try:
-        tok = load_tokenizer(path, trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise NeuronscopeError(f"{path}: no usable tokenizer ({str(e).splitlines()[0]})") from None
+    tok = load_tokenizer(path, trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if device_map is not None:

@@ -16,7 +16,7 @@ import pandas as pd
 from neuronscope.attribution.neurons import aggregate, load_table
 from neuronscope.attribution.shift import attribution_distributions, attribution_shift
 from neuronscope.errors import NeuronscopeError
-from neuronscope.experiment.table import build_table
+from neuronscope.experiment.table import build_table, run_metric
 from neuronscope.io import read_json
 
 SHIFT_COLUMNS = ("max", "min", "both")
@@ -60,8 +60,7 @@ def forget_score(run: RunDir) -> dict[str, Any]:
     Multiple choice: accuracy, with the chance line where unlearning stopped (1/3 for 3 options). TOFU: ROUGE-L
     recall, with the stop threshold (0.1971) - a threshold, not a chance level.
     """
-    metric = next((e.get("metric") for e in run.results.get("evals", {}).values() if e.get("metric")), "mc")
-    stops = [u["threshold"] for u in run.results.get("unlearn", {}).values() if u.get("threshold") is not None]
+    metric, stops = run_metric(run.results)
     if metric == "rouge":
         return {"score": "forget ROUGE-L recall", "chance": min(stops, default=None), "line_label": "stop threshold"}
     return {"score": "forget accuracy", "chance": min(stops, default=1 / 3), "line_label": "chance"}
