@@ -77,13 +77,26 @@ def timed(fns: dict[str, Callable[[], object]], repeats: int, device: str) -> di
     for _ in range(repeats):
         for name, fn in fns.items():
             times[name].append(_once(fn, device))
-    out = {}
-    for name, fn in fns.items():
-        ok = _reset_peak(device)
-        before = _rss_kib("VmRSS")
-        fn()
-        out[name] = (statistics.median(times[name]), _peak_mib(device, before) if ok else None)
-    return out
+    return {name: (statistics.median(times[name]), peak_of(fn, device)) for name, fn in fns.items()}
+
+
+def peak_of(fn: Callable[[], object], device: str) -> float | None:
+    """Peak extra memory (MiB) of one call of `fn`; None where the peak cannot be reset (no /proc)."""
+    if not _reset_peak(device):
+        return None
+    before = _rss_kib("VmRSS")
+    fn()
+    return _peak_mib(device, before)
+
+
+def fixed_mmap_threshold() -> None:
+    """Re-run this script with glibc's mmap threshold fixed, once.
+
+    A fixed threshold makes glibc return every large tensor to the OS when freed, so the peak resident set of one
+    phase measures that phase (the default dynamic threshold keeps freed memory in the heap).
+    """
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"})
 
 
 def main() -> None:
@@ -94,10 +107,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--ig-steps", type=int, default=20)
     args = ap.parse_args()
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        # A fixed mmap threshold makes glibc return every large tensor to the OS when freed, so the peak resident
-        # set of one phase measures that phase (the default dynamic threshold keeps freed memory in the heap).
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"})
+    fixed_mmap_threshold()
     torch.set_num_threads(args.threads)
 
     from neuronscope.attribution.neurons import attribution_scores

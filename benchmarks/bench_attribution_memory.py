@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_attribution import _peak_mib, _reset_peak, _rss_kib  # noqa: E402
+from bench_attribution import fixed_mmap_threshold, peak_of  # noqa: E402
 
 
 def peak(fn: Callable[[], object], device: str, repeats: int) -> float:
@@ -37,11 +37,10 @@ def peak(fn: Callable[[], object], device: str, repeats: int) -> float:
     fn()
     out = []
     for _ in range(repeats):
-        if not _reset_peak(device):
+        mib = peak_of(fn, device)
+        if mib is None:
             raise SystemExit("cannot reset the peak resident set here (/proc/self/clear_refs); run on Linux")
-        before = _rss_kib("VmRSS")
-        fn()
-        out.append(_peak_mib(device, before))
+        out.append(mib)
     return statistics.median(out)
 
 
@@ -67,8 +66,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"})
+    fixed_mmap_threshold()
     torch.set_num_threads(args.threads)
 
     from neuronscope.attribution.neurons import attribution_scores

@@ -133,15 +133,20 @@ _CLASSES: dict[str, Callable[[PretrainedConfig], PreTrainedModel]] = {
 }
 
 
-def build_family_checkpoint(family: str, tok: PreTrainedTokenizerFast, out: Path, seed: int = 0) -> Path:
-    """Save a tiny randomly initialised `family` model with `tok` as a safetensors checkpoint directory.
+def build_family_checkpoint(family: str, tok: PreTrainedTokenizerFast, out: Path, seed: int = 0,
+                            **config: object) -> Path:
+    """Save a tiny randomly initialised `family` model with `tok` as a safetensors checkpoint directory; `config`
+    overrides fields of the family's tiny config (e.g. max_position_embeddings).
 
     Weights are scaled up from HF's initialisation (std 0.02) to std 0.3 so activations, gradients and the
     answer probabilities actually vary between tokens: with the default init every logit is ~0 and attribution
     differences vanish below float32 noise.
     """
+    cfg = _config(family, tok)
+    for key, value in config.items():
+        setattr(cfg, key, value)
     torch.manual_seed(seed)
-    hf = _CLASSES[family](_config(family, tok))
+    hf = _CLASSES[family](cfg)
     with torch.no_grad():
         for name, p in hf.named_parameters():
             if p.dim() >= 2:
@@ -151,3 +156,18 @@ def build_family_checkpoint(family: str, tok: PreTrainedTokenizerFast, out: Path
     hf.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     return out
+
+
+def hf_block_outputs(hf: PreTrainedModel, family: str, ids: Tensor) -> list[Tensor]:
+    """The residual stream after every decoder layer, from forward hooks on the plain HF blocks."""
+    kept: list[Tensor] = []
+    blocks = hf.get_submodule(HF_BLOCKS[family])
+    handles = [b.register_forward_hook(lambda m, a, out: kept.append(out[0] if isinstance(out, tuple) else out))
+               for b in blocks]
+    try:
+        with torch.no_grad():
+            hf(input_ids=ids)
+    finally:
+        for h in handles:
+            h.remove()
+    return kept

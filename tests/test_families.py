@@ -30,6 +30,7 @@ from family_helpers import (
     build_family_checkpoint,
     expected_modules,
     hf_block_module,
+    hf_block_outputs,
     hf_slice,
 )
 from torch import Tensor
@@ -225,21 +226,6 @@ def test_attribution_equals_activation_times_autograd_gradient(family: str, ckpt
 
 
 # -- logit lens -------------------------------------------------------------------------------------------------
-
-def hf_block_outputs(hf: PreTrainedModel, family: str, ids: Tensor) -> list[Tensor]:
-    """The residual stream after every decoder layer, from forward hooks on the plain HF blocks."""
-    kept: list[Tensor] = []
-    blocks = hf.get_submodule(HF_BLOCKS[family])
-    handles = [b.register_forward_hook(lambda m, a, out: kept.append(out[0] if isinstance(out, tuple) else out))
-               for b in blocks]
-    try:
-        with torch.no_grad():
-            hf(input_ids=ids)
-    finally:
-        for h in handles:
-            h.remove()
-    return kept
-
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_lens_last_layer_is_the_models_own_logits(family: str, ckpts: Checkpoints, tok: PreTrainedTokenizerFast,

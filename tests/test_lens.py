@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from family_helpers import hf_block_outputs  # the toy model is a Llama
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedModel
 
 from neuronscope.base_model import BaseTrainResult
@@ -15,23 +16,6 @@ from neuronscope.errors import NeuronscopeError
 from neuronscope.lens import lens_logits, logit_lens, pick_distractors, summarize_lens
 from neuronscope.models.handle import Model, load_model
 from neuronscope.models.tokenizer import build_word_tokenizer
-
-
-def hand_residuals(hf: PreTrainedModel, ids: torch.Tensor) -> list[torch.Tensor]:
-    """Output of every decoder layer (before the final norm), captured with forward hooks on plain HF modules."""
-    captured: list[torch.Tensor] = []
-
-    def keep(module, args, out) -> None:
-        captured.append((out[0] if isinstance(out, tuple) else out).detach())
-
-    hooks = [layer.register_forward_hook(keep) for layer in hf.model.layers]
-    try:
-        with torch.no_grad():
-            hf(input_ids=ids)
-    finally:
-        for h in hooks:
-            h.remove()
-    return captured
 
 
 def hand_logp(hf: PreTrainedModel, resid: torch.Tensor, final_norm: bool) -> torch.Tensor:
@@ -47,7 +31,7 @@ def hand_first_token(hf: PreTrainedModel, tok, item: QAItem, distractor: str, fi
     gold = tok(" " + item.answer, add_special_tokens=False)["input_ids"][0]
     dist = tok(" " + distractor, add_special_tokens=False)["input_ids"][0]
     out = []
-    for resid in hand_residuals(hf, ids):
+    for resid in hf_block_outputs(hf, "llama", ids):
         logp = hand_logp(hf, resid[0, -1], final_norm)
         out.append((logp[gold].item(), logp[dist].item()))
     return out
@@ -59,7 +43,7 @@ def hand_teacher_forced(hf: PreTrainedModel, tok, question: str, answer: str) ->
     a_ids = tok(" " + answer, add_special_tokens=False)["input_ids"]
     ids = torch.tensor([p_ids + a_ids])
     out = []
-    for resid in hand_residuals(hf, ids):
+    for resid in hf_block_outputs(hf, "llama", ids):
         total = 0.0
         for k, target in enumerate(a_ids):
             total += hand_logp(hf, resid[0, len(p_ids) - 1 + k], True)[target].item()
@@ -180,7 +164,7 @@ def test_position_parameter(lens_model: Model, plain: PreTrainedModel, tiny_worl
     rows = logit_lens(lens_model, [item], position=0, per_item=True)  # the <bos> position
     ids = torch.tensor([lens_model.tokenizer(item.question)["input_ids"]])
     gold = lens_model.tokenizer(" " + item.answer, add_special_tokens=False)["input_ids"][0]
-    for layer, resid in enumerate(hand_residuals(plain, ids)):
+    for layer, resid in enumerate(hf_block_outputs(plain, "llama", ids)):
         assert rows["logp_gold"].iloc[layer] == pytest.approx(hand_logp(plain, resid[0, 0], True)[gold].item(),
                                                               abs=1e-4)
 

@@ -98,18 +98,13 @@ def test_unlearning_stops_at_tofu_threshold(tiny_ckpt: Path, tiny_world: QADatas
 def test_generation_stays_within_the_model_positions(tiny_world: QADataset, tmp_path: Path) -> None:
     """GPT-2's learned positions end at n_positions: answers are cut there, and a prompt that fills them is an
     error rather than an index error deep in the model."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from family_helpers import build_family_checkpoint
 
     from neuronscope.errors import NeuronscopeError
     from neuronscope.models.tokenizer import build_word_tokenizer
 
     tok = build_word_tokenizer(tiny_world.all_text())
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=12, n_embd=16, n_layer=1, n_head=2,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    GPT2LMHeadModel(cfg).save_pretrained(tmp_path, safe_serialization=True)
-    tok.save_pretrained(tmp_path)
-    model = load_model(tmp_path, bridge=False)
+    model = load_model(build_family_checkpoint("gpt2", tok, tmp_path, max_position_embeddings=12), bridge=False)
     prompt = "where was da leifex born ?"  # 7 tokens with BOS: room for 5 more
     (answer,) = greedy_answers(model, [prompt], max_new_tokens=64)
     assert 0 < len(model.tokenizer(answer, add_special_tokens=False)["input_ids"]) <= 5
