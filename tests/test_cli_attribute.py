@@ -40,7 +40,8 @@ def test_against_a_copy_of_itself_all_d_are_zero(tiny_ckpt: Path, tiny_world_dir
                         "--patch-m", "0,100")
     assert result.exit_code == 0, text
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["verdict"] == "none"
+    assert summary["paper_verdict"] == "none"
+    assert summary["verdict"] == "undetermined"  # no floor model: no calibrated analysis can speak
     assert summary["influence"]["top100_d_plus"] == 0.0 and summary["influence"]["top100_d_minus"] == 0.0
     inf = pd.read_parquet(out / "influence.parquet")
     assert (inf["d_plus"] == 0).all() and (inf["d_minus"] == 0).all()
@@ -61,8 +62,8 @@ def test_against_a_perturbed_copy(tiny_ckpt: Path, perturbed_ckpt: Path, tiny_wo
     assert {f.name for f in out.iterdir()} == names  # no temporary files left behind
     summary = json.loads((out / "summary.json").read_text())
     inf = summary["influence"]
-    assert inf["verdict"] in ("erase", "hide")
-    assert inf["verdict"] == ("erase" if inf["top100_d_plus"] > inf["top100_d_minus"] else "hide")
+    assert inf["paper_verdict"] in ("erase", "hide")
+    assert inf["paper_verdict"] == ("erase" if inf["top100_d_plus"] > inf["top100_d_minus"] else "hide")
     assert inf["top100_d_plus"] > 0 and inf["top100_d_minus"] > 0
     assert summary["n_items"] == len(tiny_world.items("forget"))
     ml = pd.read_parquet(out / "module_layer.parquet")
@@ -119,3 +120,49 @@ def test_bad_inputs_one_line_and_nonzero_exit(case: str, tiny_ckpt: Path, tiny_w
     assert len(lines) == 1 and lines[0].startswith("error:") and want in lines[0], text
     assert "Traceback" not in text
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.fixture(scope="module")
+def oracle_ckpt(tiny_world: QADataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny recipe trained without the forget facts: the floor of the calibrated verdict."""
+    from dataclasses import replace
+
+    from conftest import TINY_TRAIN
+
+    from neuronscope.base_model import train_base
+
+    result = train_base(tiny_world, replace(TINY_TRAIN, exclude_splits=("forget",)))
+    assert result.reached_target
+    return result.model.save(tmp_path_factory.mktemp("oracle") / "oracle")
+
+
+def _verdict_run(ckpt: Path, base: Path, oracle: Path, data: Path, out: Path) -> tuple[dict, str]:
+    result, text = _run("--ckpt", ckpt, "--base", base, "--oracle", oracle, "--data", data, "--out", out,
+                        "--no-patching")
+    assert result.exit_code == 0, text
+    return json.loads((out / "summary.json").read_text()), text
+
+
+def test_verdict_on_models_whose_answer_is_known(tiny_ckpt: Path, oracle_ckpt: Path, tiny_world_dir: Path,
+                                                 tmp_path: Path) -> None:
+    # the floor itself, unlearned from the base: indistinguishable from a model that never saw the facts
+    summary, text = _verdict_run(oracle_ckpt, tiny_ckpt, oracle_ckpt, tiny_world_dir, tmp_path / "erased")
+    detail = summary["verdict_detail"]
+    assert summary["verdict"] == "erase", detail
+    ran = {e["analysis"]: e["says"] for e in detail["evidence"] if e["calibrated"]}
+    assert ran["logit lens (intermediate layers)"] == "absent" and ran["relearning (harmful p=0.1)"] == "absent"
+    assert "verdict" in text and "ERASE" in text
+    assert "Verdict (calibrated)" in (tmp_path / "erased" / "report.html").read_text()
+    # the base itself: nothing was unlearned
+    summary, _ = _verdict_run(tiny_ckpt, tiny_ckpt, oracle_ckpt, tiny_world_dir, tmp_path / "unchanged")
+    assert summary["verdict"] == "not unlearned", summary["verdict_detail"]
+    assert summary["paper_verdict"] == "none"  # the paper's rule sees no change at all
+
+
+def test_oracle_needs_base(tiny_ckpt: Path, tiny_world_dir: Path, tmp_path: Path) -> None:
+    result, text = _run("--ckpt", tiny_ckpt, "--oracle", tiny_ckpt, "--data", tiny_world_dir, "--out",
+                        tmp_path / "o")
+    assert result.exit_code == 2 and "--oracle needs --base" in text
+    result, text = _run("--ckpt", tiny_ckpt, "--base", tiny_ckpt, "--data", tiny_world_dir, "--out", tmp_path / "t",
+                        "--target", "logit")
+    assert result.exit_code == 2 and "--target" in text

@@ -94,6 +94,18 @@ def test_demo_small_profile_end_to_end(small_run: tuple[Path, str]) -> None:
     assert results["analyses"]["lens"]["available"] and results["analyses"]["attribution"]["available"]
     assert "base vs ga" in results["analyses"]["attribution"]["pairs"]
     assert "ga vs ga+benign" in results["analyses"]["attribution"]["pairs"]
+    # every method has a calibrated verdict, Table 1 shows it, and it is a function of what the run measured
+    from neuronscope.verdict import run_verdicts
+
+    assert set(results["verdicts"]) == {"ga", "gd"}
+    assert run_verdicts(results) == results["verdicts"]
+    for v in results["verdicts"].values():
+        assert v["label"] in ("erase", "hide", "not unlearned", "undetermined")
+        assert {e["analysis"] for e in v["evidence"] if e["calibrated"]} >= {
+            "forget answers (FS)", "relearning (harmful p=0.1)", "logit lens (intermediate layers)"}
+        assert v["paper_rule"]["label"] in ("erase", "hide", "tie")
+    header = md.splitlines()[0]
+    assert "verdict" in header and f"| {results['verdicts']['ga']['label']} |" in md
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from neuronscope.experiment.cache import MANIFEST, ArtifactCache, input_key
-from neuronscope.experiment.stats import summarize, t975, welch_gap
+from neuronscope.stats import summarize, t975, welch_gap
 
 
 def _writer(calls: list[int], payload: bytes = b"x" * 1000):  # noqa: ANN202

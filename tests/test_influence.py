@@ -13,8 +13,8 @@ from neuronscope.attribution.influence import (
     influence_terms,
     influence_variation,
     module_layer_table,
+    paper_verdict,
     top_m_sum,
-    verdict,
 )
 from neuronscope.attribution.neurons import NeuronScores
 from neuronscope.attribution.shift import attribution_distributions, attribution_shift, correlation_matrix
@@ -76,7 +76,7 @@ def _influence(d_plus: list[float], d_minus: list[float], layers: list[int], mod
                          "d_minus_raw": d_minus, "d_plus": d_plus, "d_minus": d_minus})
 
 
-def test_curves_top_m_module_layer_and_verdict() -> None:
+def test_curves_top_m_module_layer_and_paper_verdict() -> None:
     inf = _influence([0.0, 3.0, 1.0, 0.5], [2.0, 0.0, 0.0, 5.0], [0, 0, 1, 1], ["q", "q", "q", "k"])
     curves = cumulative_curves(inf)
     plus = curves[curves.kind == "d_plus"]
@@ -86,9 +86,9 @@ def test_curves_top_m_module_layer_and_verdict() -> None:
     assert minus["cumulative"].tolist() == [5.0, 7.0, 7.0, 7.0]
     assert minus[["layer", "module"]].iloc[0].tolist() == [1, "k"]
     assert top_m_sum(inf, 2) == {"d_plus": 4.0, "d_minus": 7.0}
-    assert verdict(top_m_sum(inf, 2)) == "hide"
-    assert verdict({"d_plus": 2.0, "d_minus": 1.0}) == "erase"
-    assert verdict({"d_plus": 0.0, "d_minus": 0.0}) == "none"
+    assert paper_verdict(top_m_sum(inf, 2)) == "hide"
+    assert paper_verdict({"d_plus": 2.0, "d_minus": 1.0}) == "erase"
+    assert paper_verdict({"d_plus": 0.0, "d_minus": 0.0}) == "none"
     ml = module_layer_table(inf, top=1).set_index(["layer", "module"])
     assert ml.loc[(0, "q"), "d_plus_top_mean"] == 3.0 and ml.loc[(0, "q"), "d_plus_top_neuron"] == 1
     assert ml.loc[(0, "q"), "d_minus_top_mean"] == 2.0

@@ -7,8 +7,8 @@ from neuronscope.attribution.influence import (
     influence_terms,
     influence_variation,
     module_layer_table,
+    paper_verdict,
     top_m_sum,
-    verdict,
 )
 from neuronscope.attribution.neurons import (
     NeuronScores,
@@ -44,5 +44,5 @@ __all__ = [
     "run_attribute",
     "save_table",
     "top_m_sum",
-    "verdict",
+    "paper_verdict",
 ]

@@ -1,4 +1,4 @@
-"""Influence variation between a base and an unlearned model: erase (D+) versus hide (D-), PAPER.md section 2.
+"""Influence variation between a base and an unlearned model: erase (D+) versus hide (D-) (docs/method.md).
 
 Per neuron i, over the forget items:
 
@@ -121,8 +121,12 @@ def top_m_sum(influence: pd.DataFrame, m: int = TOP_M) -> dict[str, float]:
     return {kind: float(influence[kind].nlargest(m).sum()) for kind in ("d_plus", "d_minus")}
 
 
-def verdict(top: dict[str, float]) -> str:
-    """'erase' if top-m D+ exceeds top-m D-, 'hide' if the reverse, 'none' if both are 0 (nothing changed)."""
+def paper_verdict(top: dict[str, float]) -> str:
+    """The paper's rule: 'erase' if top-m D+ exceeds top-m D-, 'hide' if the reverse, 'none' if both are 0.
+
+    Not the toolkit's verdict: with the P target it calls a model that hides by construction "erase"
+    (neuronscope.verdict and docs/verdict.md have the calibrated rule).
+    """
     if top["d_plus"] == 0 and top["d_minus"] == 0:
         return "none"
     if top["d_plus"] == top["d_minus"]:
@@ -150,12 +154,12 @@ def module_layer_table(influence: pd.DataFrame, top: int = TOP_M) -> pd.DataFram
 
 
 def influence_summary(influence: pd.DataFrame, m: int = TOP_M) -> dict[str, object]:
-    """The headline numbers: top-m sums, the verdict, totals and how many neurons moved each way."""
+    """The headline numbers: top-m sums, the paper's verdict, totals and how many neurons moved each way."""
     top = top_m_sum(influence, m)
     return {
         f"top{m}_d_plus": top["d_plus"],
         f"top{m}_d_minus": top["d_minus"],
-        "verdict": verdict(top),
+        "paper_verdict": paper_verdict(top),
         "total_d_plus": float(influence["d_plus"].sum()),
         "total_d_minus": float(influence["d_minus"].sum()),
         "n_neurons": len(influence),

@@ -45,6 +45,8 @@ from neuronscope.scoring import answer_logprobs
 
 Positions = Literal["prompt", "all", "last"]
 POSITIONS: tuple[str, ...] = ("prompt", "all", "last")
+Target = Literal["p", "logp"]
+TARGETS: tuple[str, ...] = ("p", "logp")
 Progress = Callable[[int, int], None]  # (items done, items total)
 
 
@@ -212,8 +214,12 @@ def attribution_scores(
     batch_size: int = 16,
     progress: Progress | None = None,
     keep_examples: bool = True,
+    target: str = "p",
 ) -> NeuronScores:
     """max_k / min_k of A = h * dP(y|x)/dh for every neuron; one forward + one backward per batch.
+
+    `target="logp"` differentiates log P(y|x) instead: A / P per item. The P target (the paper's) shrinks every
+    attribution with P itself, so after unlearning it mostly measures how far P fell (docs/verdict.md).
 
     Streams: each batch is reduced into per-neuron sums on the model's device (float64; float32 on mps, which has
     no float64) and freed, so memory is weights + one batch's pass + O(neurons), whatever the number of items.
@@ -224,6 +230,8 @@ def attribution_scores(
         raise NeuronscopeError("no items to attribute (the selected split is empty)")
     if positions not in POSITIONS:
         raise NeuronscopeError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+    if target not in TARGETS:
+        raise NeuronscopeError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     bridge = model.bridge
     projs = projections(bridge)
     if not projs:
@@ -238,7 +246,7 @@ def attribution_scores(
             chunk = items[start:start + batch_size]
             batch = encode(model.tokenizer, [it.question for it in chunk], [it.answer for it in chunk])
             batch = batch.to(model.device)
-            for hook, (a_max, a_min) in _attribute_batch(bridge, projs, embed, batch, positions).items():
+            for hook, (a_max, a_min) in _attribute_batch(bridge, projs, embed, batch, positions, target).items():
                 parts = (a_max.to(acc_dtype).sum(0), a_max.clamp(min=0).to(acc_dtype).sum(0),
                          a_min.to(acc_dtype).sum(0))
                 if hook in sums:
@@ -257,14 +265,15 @@ def attribution_scores(
         min={h: torch.cat(v) for h, v in mins.items()} if keep_examples else {},
         item_ids=[it.id for it in items],
         positions=positions,
+        meta={"target": target},
         sum_max={h: v[0].double().cpu() for h, v in sums.items()},
         sum_max_pos={h: v[1].double().cpu() for h, v in sums.items()},
         sum_min={h: v[2].double().cpu() for h, v in sums.items()},
     )
 
 
-def _attribute_batch(bridge: object, projs: list[Projection], embed: str, batch: Batch, positions: str
-                     ) -> dict[str, tuple[Tensor, Tensor]]:
+def _attribute_batch(bridge: object, projs: list[Projection], embed: str, batch: Batch, positions: str,
+                     target: str = "p") -> dict[str, tuple[Tensor, Tensor]]:
     mask = position_mask(batch, positions)
     out: dict[str, tuple[Tensor, Tensor]] = {}
     leaf: list[Tensor] = []
@@ -291,7 +300,8 @@ def _attribute_batch(bridge: object, projs: list[Projection], embed: str, batch:
 
     hooks = [(embed, make_leaf)] + [(p.hook, capture) for p in projs]
     logits = bridge.run_with_hooks(batch.input_ids, fwd_hooks=hooks)  # type: ignore[attr-defined]
-    total = answer_logprobs(logits, batch.to(logits.device)).exp().sum()  # logits sit on the last layer's device
+    logp = answer_logprobs(logits, batch.to(logits.device))  # logits sit on the last layer's device
+    total = logp.sum() if target == "logp" else logp.exp().sum()
     torch.autograd.grad(total, leaf)
     missing = [p.hook for p in projs if p.hook not in out]
     if missing:  # a projection with no path to the answer (never expected in a causal LM)
@@ -306,6 +316,7 @@ def attribute_neurons(
     batch_size: int = 16,
     per_example: bool = False,
     progress: Progress | None = None,
+    target: str = "p",
 ) -> pd.DataFrame:
     """The attribution table of one model on `items`.
 
@@ -313,7 +324,8 @@ def attribute_neurons(
     `max_pos` = mean over items of max(max_k A, 0) (what D+ needs), `min` = mean over items of min_k A, n.
     Per example: one row per (item, neuron) with `max` and `min`.
     """
-    scores = attribution_scores(model, items, positions, batch_size, progress, keep_examples=per_example)
+    scores = attribution_scores(model, items, positions, batch_size, progress, keep_examples=per_example,
+                                target=target)
     return scores.table(per_example=per_example)
 
 

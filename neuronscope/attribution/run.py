@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from neuronscope.attacks import AttackConfig
 from neuronscope.attribution.influence import (
     TOP_M,
     cumulative_curves,
@@ -29,13 +30,14 @@ from neuronscope.attribution.influence import (
     influence_summary,
     module_layer_table,
 )
-from neuronscope.attribution.neurons import POSITIONS, NeuronScores, attribution_scores, save_table
+from neuronscope.attribution.neurons import POSITIONS, TARGETS, NeuronScores, attribution_scores, save_table
 from neuronscope.attribution.patching import PatchingResult, patching_curves
 from neuronscope.data.schema import QADataset, QAItem, load_dataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.io import write_json
 from neuronscope.models.device import DeviceMap
 from neuronscope.models.handle import Model, _check_checkpoint, load_model
+from neuronscope.verdict.evidence import Verdict
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -108,14 +110,35 @@ def run_attribute(
     dtype: str | torch.dtype = torch.float32,
     device_map: DeviceMap | None = None,
     trust_remote_code: bool = False,
+    target: str = "p",
+    also_targets: Sequence[str] = (),
+    oracle: str | Path | Model | None = None,
+    relearn: Sequence[AttackConfig] | None = None,
+    relearn_seeds: Sequence[int] = (0, 1, 2),
 ) -> AttributeRun:
-    """Attribute `ckpt` on the `split` items of `data`; with `base`, also D+/D-, curves and the patching test."""
+    """Attribute `ckpt` on the `split` items of `data`; with `base`, also D+/D-, curves and the patching test.
+
+    `target` ("p", the paper's, or "logp") is what the attribution differentiates; each of `also_targets` adds
+    that target's D+/D- headline numbers to the summary (`influence_<target>`), computed without writing tables.
+
+    With `base`, the summary's `verdict` is the calibrated one (neuronscope.verdict): it needs `oracle`, a model
+    that never saw the forget facts, as the floor of the forget score, the logit lens and the relearning attacks
+    (`relearn`, default: a harmful attack with p = 0.1 and, when the data has a benign corpus, a benign one, each
+    over `relearn_seeds`; an empty list skips them). Without an oracle it is "undetermined" and the paper's rule
+    (`paper_verdict`) is reported beside it.
+    """
     t0 = time.perf_counter()
     if positions not in POSITIONS:
         raise NeuronscopeError(f"--positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
     if batch_size < 1:
         raise NeuronscopeError(f"--batch-size must be at least 1, got {batch_size}")
-    for flag, path in (("--ckpt", ckpt), ("--base", base)):  # fail fast, before any model is loaded
+    for t in (target, *also_targets):
+        if t not in TARGETS:
+            raise NeuronscopeError(f"--target must be one of {', '.join(TARGETS)}, got {t!r}")
+    if oracle is not None and base is None:
+        raise NeuronscopeError("--oracle needs --base (the verdict compares the checkpoint with its base)")
+    # fail fast, before any model is loaded
+    for flag, path in (("--ckpt", ckpt), ("--base", base), ("--oracle", oracle)):
         if isinstance(path, str | Path):
             try:
                 _check_checkpoint(Path(path))
@@ -137,21 +160,21 @@ def run_attribute(
         check_same_architecture(base_model, unlearned)
 
     scores = attribution_scores(unlearned, items, positions, batch_size, stage("attributing checkpoint"),
-                                keep_examples=per_example)
+                                keep_examples=per_example, target=target)
     files: dict[str, Path] = {}
     table = scores.table(per_example=per_example)
     files["attribution"] = save_table(table, out / "attribution.parquet")
     summary: dict = {
         "ckpt": str(unlearned.source), "base": str(base_model.source) if base_model else None,
         "data": str(data) if isinstance(data, str | Path) else None, "split": split, "kind": kind,
-        "n_items": len(items), "positions": positions, "n_neurons": scores.n_neurons,
+        "n_items": len(items), "positions": positions, "target": target, "n_neurons": scores.n_neurons,
         "attribution": _attribution_summary(scores),
     }
     result = AttributeRun(summary=summary, files=files, attribution=table)
     sections: list = []
     if base_model is not None:
         base_scores = attribution_scores(base_model, items, positions, batch_size, stage("attributing base"),
-                                         keep_examples=per_example)
+                                         keep_examples=per_example, target=target)
         files["attribution_base"] = save_table(base_scores.table(per_example=per_example),
                                                out / "attribution_base.parquet")
         influence = influence_from_scores(base_scores, scores)
@@ -160,8 +183,15 @@ def run_attribute(
         files["influence"] = save_table(influence, out / "influence.parquet")
         files["curves"] = save_table(curves, out / "curves.parquet")
         files["module_layer"] = save_table(module_layer, out / "module_layer.parquet")
-        summary["influence"] = influence_summary(influence, TOP_M)
-        summary["verdict"] = summary["influence"]["verdict"]
+        summary["influence"] = influence_summary(influence, TOP_M) | {"target": target}
+        summary["paper_verdict"] = summary["influence"]["paper_verdict"]
+        for t in dict.fromkeys(also_targets):
+            if t == target:
+                continue
+            pair = [attribution_scores(m, items, positions, batch_size, stage(f"attributing {who} ({t})"),
+                                       keep_examples=False, target=t)
+                    for who, m in (("base", base_model), ("checkpoint", unlearned))]
+            summary[f"influence_{t}"] = influence_summary(influence_from_scores(*pair), TOP_M) | {"target": t}
         result.influence = influence
         from neuronscope.plots.influence import figure3_cumulative, figure5_heatmaps, patching_figure
 
@@ -187,6 +217,12 @@ def run_attribute(
                          .head(12)))
     sections.append(("Attribution by module (mean over neurons of the per-item max / min)",
                      pd.DataFrame(summary["attribution"]["by_module"])))
+    if base_model is not None:
+        verdict = _verdict(unlearned, base_model, oracle, data, summary, relearn, relearn_seeds, device, dtype,
+                           device_map, trust_remote_code, stage("verdict"))
+        summary["verdict"] = verdict.label
+        summary["verdict_detail"] = verdict.to_json()
+        sections.insert(0, ("Verdict (calibrated)", _verdict_frame(verdict)))
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     if report:
         from neuronscope.plots.report import write_report
@@ -196,6 +232,46 @@ def run_attribute(
     summary["files"] = {k: Path(v).name for k, v in files.items()}  # beside summary.json (the dir may move)
     files["summary"] = write_json(out / "summary.json", summary)
     return result
+
+
+def _verdict(unlearned: Model, base: Model, oracle: str | Path | Model | None,
+             data: str | Path | QADataset | Sequence[QAItem], summary: dict,
+             relearn: Sequence[AttackConfig] | None, seeds: Sequence[int], device: str, dtype: str | torch.dtype,
+             device_map: DeviceMap | None, trust_remote_code: bool, progress: Callable[[int, int], None] | None
+             ) -> Verdict:
+    from neuronscope.verdict.checkpoint import checkpoint_verdict
+    from neuronscope.verdict.evidence import decide
+    from neuronscope.verdict.measures import paper_rule, paper_rule_evidence, patching_evidence
+
+    shown = [paper_rule_evidence(summary.get("influence"), "p")]
+    for key, value in summary.items():
+        if key.startswith("influence_"):
+            shown.append(paper_rule_evidence(value, key.removeprefix("influence_")))
+    shown.append(patching_evidence(summary.get("patching"), int(summary.get("n_items", 0))))
+    if oracle is None:
+        return decide(shown, None, paper_rule(summary.get("influence")))
+    if not isinstance(data, QADataset | str | Path):
+        raise NeuronscopeError("--oracle needs a dataset (its forget split and benign corpus), not a list of items")
+    ds = data if isinstance(data, QADataset) else load_dataset(data)
+    floor = _model(oracle, device, dtype, device_map, trust_remote_code)
+    check_same_architecture(base, floor) if floor.hf.config.model_type == base.hf.config.model_type else None
+    if relearn is None:
+        relearn = [AttackConfig(kind="harmful", p=0.1)] + ([AttackConfig(kind="benign")] if ds.benign else [])
+    steps = iter(range(1, 100))
+
+    def log(msg: str) -> None:
+        if progress is not None:
+            progress(next(steps), 0)
+
+    return checkpoint_verdict(unlearned, base, floor, ds, attribution=summary, attacks=relearn, seeds=seeds,
+                              log=log)
+
+
+def _verdict_frame(verdict: Verdict) -> pd.DataFrame:
+    rows = [{"analysis": e.analysis, "says": e.says, "calibrated": "yes" if e.calibrated else "no (shown only)",
+             "detail": e.detail} for e in verdict.evidence]
+    return pd.DataFrame([{"analysis": "VERDICT", "says": verdict.label, "calibrated": "", "detail": verdict.reason},
+                         *rows])
 
 
 def _attribution_summary(scores: NeuronScores) -> dict:
@@ -217,5 +293,8 @@ def _intro(summary: dict) -> str:
     if "influence" in summary:
         inf = summary["influence"]
         text += (f" Against base {summary['base']}: top-{TOP_M} D+ = {inf[f'top{TOP_M}_d_plus']:.4g}, "
-                 f"D- = {inf[f'top{TOP_M}_d_minus']:.4g}; verdict: {inf['verdict']}.")
+                 f"D- = {inf[f'top{TOP_M}_d_minus']:.4g} (the paper's rule reads {inf['paper_verdict']}).")
+    if "verdict_detail" in summary:
+        v = summary["verdict_detail"]
+        text = f"Verdict: {v['label'].upper()}: {v['reason']}. " + text
     return text

@@ -6,6 +6,7 @@ import neuronscope.cli.run  # noqa: F401  (registers attack, run, demo)
 from neuronscope.cli import (
     attribute,  # noqa: F401  (registers attribute)
     base_commands,  # noqa: F401  (registers world, train-base, eval)
+    calibrate,  # noqa: F401  (registers calibrate)
     data_commands,  # noqa: F401  (registers prepare, finetune)
     unlearn,  # noqa: F401  (registers unlearn)
 )

@@ -42,9 +42,9 @@ def attack_cmd(
     from neuronscope.attacks import AttackConfig, attack
     from neuronscope.data.schema import load_dataset
     from neuronscope.errors import NeuronscopeError
-    from neuronscope.experiment.stats import summarize
     from neuronscope.io import write_json
     from neuronscope.models.handle import load_model
+    from neuronscope.stats import summarize
 
     if seeds < 1:
         raise NeuronscopeError(f"--seeds must be at least 1, got {seeds}")

@@ -35,6 +35,13 @@ def attribute_cmd(
                                                                  "patching curves, e.g. 0,10,100 (default: 0, 1, "
                                                                  "2, 5, 10, ... all).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random-neuron control in the patching test.")] = 0,
+    target: Annotated[str, typer.Option(help="What the attribution differentiates: 'p' (P(y|x), the paper's) or "
+                                             "'logp' (log P(y|x); not shrunk by how far P fell).")] = "p",
+    oracle: Annotated[Path | None, typer.Option("--oracle", help="A model that never saw the forget facts (the "
+                                                                 "floor): enables the calibrated verdict (forget "
+                                                                 "score, logit lens, relearning attacks).")] = None,
+    relearn_seeds: Annotated[int, typer.Option(help="Seeds of each relearning attack of the verdict (0: no "
+                                                    "attacks).")] = 3,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "auto",
     device_map: DeviceMapOpt = None,
@@ -42,7 +49,7 @@ def attribute_cmd(
     dry_run: DryRunOpt = False,
     seq_len: SeqLenOpt = None,
 ) -> None:
-    """Attribute every neuron (A = h * dP(y|x)/dh); with --base, tell whether unlearning erased or hid."""
+    """Attribute every neuron (A = h * dP(y|x)/dh); with --base and --oracle, tell whether unlearning erased or hid."""
     from neuronscope.attribution.run import run_attribute
     from neuronscope.errors import NeuronscopeError
 
@@ -54,6 +61,12 @@ def attribute_cmd(
             raise NeuronscopeError(f"--patch-m must be comma-separated integers, got {patch_m!r}") from None
         if any(m < 0 for m in ms):
             raise NeuronscopeError(f"--patch-m values must be >= 0, got {patch_m!r}")
+    if target not in ("p", "logp"):
+        raise NeuronscopeError(f"--target must be 'p' or 'logp', got {target!r}")
+    if relearn_seeds < 0:
+        raise NeuronscopeError(f"--relearn-seeds must be >= 0, got {relearn_seeds}")
+    if oracle is not None and base is None:
+        raise NeuronscopeError("--oracle needs --base (the verdict compares the checkpoint with its base)")
 
     if dry_run:
         from neuronscope.attribution.run import _items
@@ -86,16 +99,18 @@ def attribute_cmd(
                             positions=positions, batch_size=batch_size, device=device, dtype=dtype,
                             device_map=device_map, trust_remote_code=trust_remote_code,
                             per_example=per_example,
-                            patching=patching, patch_ms=ms, seed=seed, progress=progress)
+                            patching=patching, patch_ms=ms, seed=seed, progress=progress, target=target,
+                            also_targets=("logp" if target == "p" else "p",), oracle=oracle,
+                            relearn=[] if relearn_seeds == 0 else None, relearn_seeds=tuple(range(relearn_seeds)))
     s = run.summary
     console.print(metrics_table("attribution", {s["ckpt"]: {"items": s["n_items"], "neurons": s["n_neurons"],
                                                             "positions": s["positions"]}}))
     if "influence" in s:
         inf = s["influence"]
-        console.print(metrics_table("influence variation, sum over the top-100 neurons", {
+        console.print(metrics_table(f"influence variation ({target} target), sum over the top-100 neurons", {
             "D+ (erased)": {"value": f"{inf['top100_d_plus']:.4g}"},
             "D- (hidden)": {"value": f"{inf['top100_d_minus']:.4g}"},
-            "verdict": {"value": inf["verdict"]}}))
+            "the paper's rule": {"value": inf["paper_verdict"]}}))
     if "patching" in s:
         p = s["patching"]
         rows = {"base": p["base_accuracy"], "unlearned": p["unlearned_accuracy"]}
@@ -104,6 +119,10 @@ def attribute_cmd(
         rows["patch all neurons"] = p["all_neurons_accuracy"]
         console.print(metrics_table("forget accuracy (3-option multiple choice)",
                                     {k: {"accuracy": v} for k, v in rows.items()}))
+    if "verdict_detail" in s:
+        from neuronscope.cli.verdict_view import print_verdict
+
+        print_verdict(console, s["verdict_detail"])
     for name, path in run.files.items():
         if name != "summary":
             console.print(f"{name}: {path}")

@@ -35,6 +35,8 @@ def _finish(result) -> None:  # noqa: ANN001  (a GridResult; imported lazily to 
     from neuronscope.experiment.table import build_table, to_rich
 
     console.print(to_rich(build_table(result.results)))
+    for name, verdict in result.results.get("verdicts", {}).items():
+        console.print(f"[bold]{name}[/]: {verdict['label']}: {verdict['reason']}", highlight=False)
     console.print(f"{len(result.computed)} artifacts computed, {len(result.skipped)} reused from cache, "
                   f"{result.results['seconds']}s")
     console.print(f"run directory: {result.out}  (table.md, table.csv, results.json, run.log)")

@@ -18,6 +18,7 @@ directory), so a mistake is one clear NeuronscopeError before any training start
     [attribution]  enabled, attack ("benign" or "harmful"): which attacked model is compared with its unlearned one,
                    patching (also run the causal patching test)
     [lens]         enabled
+    [calibration]  enabled, size ("small" | "full"): ground-truth erase / hide models and every analysis on them
     [utility]      lm_eval = ["paper"] or task names, limit, include, defaults: US through lm-evaluation-harness
 """
 
@@ -116,6 +117,7 @@ class ExperimentConfig:
     patching: bool = True  # attribution: also run the causal patching test (run_attribute's `patching`)
     lens: bool = True
     utility: UtilitySection = UtilitySection()
+    calibration: str = ""  # "" (off), "small" or "full": ground-truth erase/hide models (neuronscope.verdict)
     source: str = ""  # where the config came from (for messages only; not part of any cache key)
 
     def to_json(self) -> dict[str, Any]:
@@ -125,7 +127,7 @@ class ExperimentConfig:
         return d
 
 
-_SECTIONS = {"run", "data", "base", "oracle", "unlearn", "attacks", "attribution", "lens", "utility"}
+_SECTIONS = {"run", "data", "base", "oracle", "unlearn", "attacks", "attribution", "lens", "utility", "calibration"}
 
 
 def _fail(where: str, msg: str) -> NeuronscopeError:
@@ -306,6 +308,13 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     lens_t = _section(doc, "lens")
     _check_keys(lens_t, {"enabled"}, f"{source}: [lens]")
     lens = _typed(lens_t.get("enabled", True), True, f"{source}: lens.enabled")
+    cal_t = _section(doc, "calibration")
+    _check_keys(cal_t, {"enabled", "size"}, f"{source}: [calibration]")
+    calibration = ""
+    if _typed(cal_t.get("enabled", False), False, f"{source}: calibration.enabled"):
+        calibration = _typed(cal_t.get("size", "full"), "", f"{source}: calibration.size")
+        if calibration not in ("small", "full"):
+            raise _fail(f"{source}: calibration.size", f"must be 'small' or 'full', got {calibration!r}")
     utility = _dataclass_from(UtilitySection, _section(doc, "utility"), f"{source}: utility")
     if utility.lm_eval:
         from neuronscope.lm_eval_utility import PAPER_TASKS
@@ -324,7 +333,7 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
                             base_ckpt=base_ckpt, finetune=finetune, base=train, oracle=oracle, unlearn=unlearn,
                             attacks=attacks,
                             attribution=attribution, attribution_attack=attribution_attack, patching=patching,
-                            lens=lens, utility=utility, source=source)
+                            lens=lens, utility=utility, calibration=calibration, source=source)
 
 
 def _parse_unlearn(table: dict[str, Any], source: str) -> UnlearnSection:

@@ -183,7 +183,7 @@ def _n_artifacts(cfg: ExperimentConfig) -> int:
         n += 1 + n_models
     if cfg.utility.lm_eval:
         n += 1 + n_models
-    return n
+    return n + int(bool(cfg.calibration))
 
 
 def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = None,
@@ -223,6 +223,9 @@ def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = N
         run.log(f"[bold]finished[/] chains {', '.join(chains) or '(shared stages)'}: {len(run.computed)} "
                 f"computed, {len(run.skipped)} skipped (cached), {time.perf_counter() - t0:.1f}s")
         return GridResult(out, {}, run.computed, run.skipped)
+    from neuronscope.verdict import run_verdicts
+
+    results["verdicts"] = run_verdicts(results)
     results["seconds"] = round(time.perf_counter() - t0, 1)
     results["computed"], results["skipped"] = len(run.computed), len(run.skipped)
     write_json(out / "results.json", results)
@@ -396,6 +399,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
         analyses["lens"] = _lens_stage(run, ds, data, own_models)
     if cfg.utility.lm_eval:
         analyses["utility"] = _utility_stage(run, own_models)
+    if cfg.calibration and run.chains is None:
+        analyses["calibration"] = _calibration_stage(run, cfg.calibration)
 
     return {"name": cfg.name, "config": cfg.to_json(), "methods": list(cfg.unlearn.methods), "oracle": cfg.oracle,
             "attack_labels": list(dict.fromkeys(attack_label(a) for a in attack_cfgs)),
@@ -464,11 +469,13 @@ def _attribution_stage(run: _Run, ds: QADataset, data: Artifact, base_dir: Path,
             def compute(tmp: Path, a_dir: Path = a_dir, b_dir: Path = b_dir) -> None:
                 torch.manual_seed(0)
                 run_attribute(b_dir, ds, tmp, base=a_dir, **model_placement(run.cfg), patching=run.cfg.patching,
-                              report=False, progress=lambda stage, done, total: run.progress.update(
+                              report=False, also_targets=("logp",),
+                              progress=lambda stage, done, total: run.progress.update(
                                   run.inner, description=f"  attribution: {stage}", completed=done, total=total,
                                   visible=True, info=""))
 
-            inputs = {"data": data.key, "a": _dir_key(a_dir), "b": _dir_key(b_dir), "patching": run.cfg.patching}
+            inputs = {"data": data.key, "a": _dir_key(a_dir), "b": _dir_key(b_dir), "patching": run.cfg.patching,
+                      "targets": ["p", "logp"]}
             art = run.step(f"attribution-{a_name}-vs-{b_name}".replace("+", "-"), inputs, compute,
                            f"attribution {a_name} vs {b_name}")
             out["pairs"][f"{a_name} vs {b_name}"] = {"dir": str(art.path.relative_to(run.out)),
@@ -483,15 +490,22 @@ def _lens_stage(run: _Run, ds: QADataset, data: Artifact, model_dirs: dict[str, 
     except ImportError:
         run.log("[yellow]skip[/] logit lens: neuronscope.lens is not available")
         return {"available": False}
-    out: dict[str, Any] = {"available": True, "models": {}}
+    from neuronscope.lens import summarize_lens
+
+    out: dict[str, Any] = {"available": True, "models": {}, "items": {}}
     items = ds.items("forget")
     for name, d in model_dirs.items():
         def compute(tmp: Path, d: Path = d) -> None:
-            table = logit_lens(load_model(d, **model_placement(run.cfg)), items, seed=0)
-            write_json(tmp / "lens.json", _jsonable(table.to_dict(orient="records")))
+            per_item = logit_lens(load_model(d, **model_placement(run.cfg)), items, seed=0, per_item=True)
+            write_json(tmp / "lens.json", _jsonable(summarize_lens(per_item).to_dict(orient="records")))
+            # per-item wins (items in forget order) let the verdict compare a model and the oracle item by item
+            write_json(tmp / "lens_items.json", {str(layer): g["win"].tolist()
+                                                 for layer, g in per_item.groupby("layer", sort=True)})
 
-        art = run.step(f"lens-{name}", {"data": data.key, "model": _dir_key(d)}, compute, f"logit lens {name}")
+        art = run.step(f"lens-{name}", {"data": data.key, "model": _dir_key(d), "per_item": True}, compute,
+                       f"logit lens {name}")
         out["models"][name] = read_json(art.path / "lens.json")
+        out["items"][name] = read_json(art.path / "lens_items.json")
     return out
 
 
@@ -512,6 +526,25 @@ def _utility_stage(run: _Run, model_dirs: dict[str, Path]) -> dict[str, Any]:
                        f"lm-eval utility {name}")
         out["models"][name] = read_json(art.path / "utility.json")
     return out
+
+
+def _calibration_stage(run: _Run, size: str) -> dict[str, Any]:
+    """Ground-truth erase / hide models and the verdict of every analysis on them ([calibration]); independent
+    of the run's own models, so one artifact per calibration configuration."""
+    from neuronscope.verdict.calibration import CalibrationConfig, calibrate, small_config
+
+    ccfg = small_config() if size == "small" else CalibrationConfig()
+
+    def compute(tmp: Path) -> None:
+        torch.manual_seed(0)
+        result = calibrate(ccfg, log=lambda msg: run.progress.update(run.inner, description=f"  calibration: {msg}",
+                                                                      visible=True, info=""))
+        write_json(tmp / "calibration.json", _jsonable(result.to_json()))
+
+    art = run.step("calibration", {"calibration": _jsonable(ccfg.to_json())}, compute, "calibration (ground truth)")
+    cal = read_json(art.path / "calibration.json")
+    return {"size": size, "confusion": cal["confusion"], "analysis_accuracy": cal["analysis_accuracy"],
+            "checks": cal["checks"]}
 
 
 def _dir_key(model_dir: Path) -> str:

@@ -17,17 +17,9 @@ from typing import Any
 
 from rich.table import Table
 
-from neuronscope.experiment.stats import summarize, welch_gap
 from neuronscope.io import write_text
-
-
-def _strongest(runs: list[dict[str, Any]]) -> tuple[float, list[float]]:
-    """(lr, per-seed max FS) of the learning rate with the highest mean recovery."""
-    by_lr: dict[float, list[float]] = {}
-    for r in runs:
-        by_lr.setdefault(r["lr"], []).append(r["max_fs"])
-    lr = max(by_lr, key=lambda k: (summarize(by_lr[k]).mean, -k))
-    return lr, by_lr[lr]
+from neuronscope.stats import strongest as _strongest
+from neuronscope.stats import summarize, welch_gap
 
 
 def build_table(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,6 +35,11 @@ def build_table(results: dict[str, Any]) -> list[dict[str, Any]]:
         lm_eval = results.get("analyses", {}).get("utility", {}).get("models", {}).get(name)
         if lm_eval is not None:  # [utility]: the paper's US, the mean accuracy over lm-eval benchmarks
             row["US lm-eval"] = lm_eval["us"]
+        verdict = results.get("verdicts", {}).get(name)
+        if verdict is not None:  # the calibrated verdict (neuronscope.verdict); the oracle is its floor
+            row["verdict"] = verdict["label"]
+        elif name == "oracle" and results.get("verdicts"):
+            row["verdict"] = "(floor)"
         un = results.get("unlearn", {}).get(name)
         if un is not None:
             row["reached"] = un.get("reached")
@@ -124,7 +121,9 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 _NOTE = ("Recovery = max FS during retraining on forget items not trained on (mean ± sd over seeds, strongest lr). "
-         "Gap = method − oracle with a Welch 95% interval.")
+         "Gap = method − oracle with a Welch 95% interval. Verdict: the calibrated rule (docs/verdict.md): hide if "
+         "any calibrated analysis finds the facts above the oracle floor, erase if every one rules them out, else "
+         "undetermined.")
 
 
 def run_metric(results: dict[str, Any]) -> tuple[str, list[float]]:

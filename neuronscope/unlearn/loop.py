@@ -22,7 +22,7 @@ from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 from neuronscope.models.precision import precision_note
 from neuronscope.scoring import EvalReport, dataset_metric, evaluate, split_score, stop_threshold
-from neuronscope.unlearn.base import StepBatch, UnlearnConfig, encode_items, seeded_generator
+from neuronscope.unlearn.base import Method, StepBatch, UnlearnConfig, encode_items, seeded_generator
 from neuronscope.unlearn.registry import get_method
 
 Progress = Callable[[int, dict[str, Any]], None]
@@ -70,11 +70,16 @@ def at_or_below(fs: float, threshold: float) -> bool:
     return fs <= threshold + 1e-6
 
 
-def unlearn(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig = UnlearnConfig(),
+def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: UnlearnConfig = UnlearnConfig(),
             progress: Progress | None = None) -> UnlearnResult:
-    """Unlearn the forget split's base questions from `model` IN PLACE (clone first to keep the original)."""
+    """Unlearn the forget split's base questions from `model` IN PLACE (clone first to keep the original).
+
+    `method` is a registered name or, for constructions outside the registry (the calibration's planted hiding),
+    a `Method` subclass.
+    """
     cfg.check()
-    method_cls = get_method(method)
+    method_cls = get_method(method) if isinstance(method, str) else method
+    method = method_cls.name
     forget = ds.items("forget", "base")
     if not forget:
         raise NeuronscopeError("the dataset has no forget base questions: nothing to unlearn")

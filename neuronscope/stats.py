@@ -60,3 +60,12 @@ def welch_gap(a: Sequence[float], b: Sequence[float]) -> Summary:
         return Summary(sa.mean - sb.mean, 0.0, min(sa.n, sb.n), 0.0)
     df = (va + vb) ** 2 / (va ** 2 / (sa.n - 1) + vb ** 2 / (sb.n - 1))
     return Summary(sa.mean - sb.mean, se, min(sa.n, sb.n), t975(df) * se)
+
+
+def strongest(runs: Sequence[dict]) -> tuple[float, list[float]]:
+    """(lr, per-seed max FS) of the attack learning rate with the highest mean recovery (ties: the lower lr)."""
+    by_lr: dict[float, list[float]] = {}
+    for r in runs:
+        by_lr.setdefault(r["lr"], []).append(r["max_fs"])
+    lr = max(by_lr, key=lambda k: (summarize(by_lr[k]).mean, -k))
+    return lr, by_lr[lr]

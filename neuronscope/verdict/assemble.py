@@ -1,0 +1,63 @@
+"""The verdict of each model of a run, from what the run measured (a pure function of results.json's content).
+
+The floor is the oracle (the same recipe without the forget facts). Without an oracle no calibrated analysis can
+run and every verdict is "undetermined"; the paper's D+/D- rule is still shown, labelled as such.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neuronscope.verdict.evidence import Evidence, Verdict, decide
+from neuronscope.verdict.measures import (
+    lens_evidence,
+    paper_rule,
+    paper_rule_evidence,
+    patching_evidence,
+    relearning_evidence,
+    visible_evidence,
+)
+
+
+def _n_forget(ev: dict[str, Any]) -> int:
+    return int(ev.get("counts", {}).get("forget", {}).get("base", 0))
+
+
+def model_verdict(name: str, results: dict[str, Any], floor: str = "oracle") -> Verdict:
+    """Evidence for one model of a run and the headline verdict (see neuronscope.verdict.evidence)."""
+    evals, attacks = results["evals"], results.get("attacks", {})
+    analyses = results.get("analyses", {})
+    has_floor = floor in evals
+    evidence: list[Evidence] = []
+    visible = None
+    base_fs = float(evals["base"]["fs"])
+    if has_floor:
+        ev, fl = evals[name], evals[floor]
+        visible = visible_evidence(float(ev["fs"]), _n_forget(ev), float(fl["fs"]), _n_forget(fl), base_fs)
+        for label in results.get("attack_labels", []):
+            evidence.append(relearning_evidence(label, attacks.get(name, {}).get(label, []),
+                                                attacks.get(floor, {}).get(label, []), base_fs))
+        lens = analyses.get("lens", {}).get("models", {})
+        if name in lens and floor in lens and "base" in lens:
+            items = analyses.get("lens", {}).get("items", {})
+            evidence.append(lens_evidence(lens[name], lens[floor], lens["base"], _wins(items.get(name)),
+                                          _wins(items.get(floor))))
+        else:
+            evidence.append(Evidence("logit lens (intermediate layers)", "not run"))
+    pair = analyses.get("attribution", {}).get("pairs", {}).get(f"base vs {name}", {}).get("summary", {})
+    influence = pair.get("influence")
+    evidence.append(paper_rule_evidence(influence, "p"))
+    if pair.get("influence_logp"):
+        evidence.append(paper_rule_evidence(pair["influence_logp"], "logp"))
+    evidence.append(patching_evidence(pair.get("patching"), int(pair.get("n_items", 0) or 0)))
+    return decide(evidence, visible, paper_rule(influence))
+
+
+def _wins(table: dict[str, list[float]] | None) -> dict[int, list[float]] | None:
+    return None if table is None else {int(k): v for k, v in table.items()}
+
+
+def run_verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{model: verdict JSON} for every unlearned model of a run (the oracle is the floor itself)."""
+    return {name: model_verdict(name, results).to_json() for name in results.get("methods", [])
+            if name in results.get("evals", {})}

@@ -1,0 +1,323 @@
+"""Ground-truth models whose answer is known, and every analysis measured on them.
+
+Built from the synthetic world (everything in memory; the CLI writes the result):
+
+- **floor**: a model trained without the forget facts (its own seed). Every calibrated analysis compares with it.
+- **exact erasure** (truth: erase): the oracle A, trained without the forget facts (seed s), is continued on the
+  full world until it knows them: that is the *calibration base*. A itself is then the exact erasure of that base,
+  on the same parameter lineage, so neuron-level comparisons between them mean something.
+- **planted hiding** (truth: hide): from the calibration base, gradient ascent on the forget answers to the stop
+  threshold while training only one late tensor (the last layer's MLP down projection; a second variant: the last
+  layer's attention output projection). Everything else is bit-identical to the base, so the facts are still in
+  the earlier layers by construction.
+- **no change** (truth: not unlearned): the calibration base fine-tuned a few steps on the benign corpus only.
+
+Each construction is checked (which tensors differ, the forget accuracy, the oracle below the base on the forget
+facts) and the checks are part of the result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from neuronscope.attacks import AttackConfig
+from neuronscope.base_model import BaseTrainConfig, train_base
+from neuronscope.data.schema import QADataset
+from neuronscope.data.world import WorldConfig, build_world
+from neuronscope.errors import NeuronscopeError
+from neuronscope.models.handle import Model
+from neuronscope.models.toy import ToyConfig
+from neuronscope.scoring import evaluate, multiple_choice_accuracy
+from neuronscope.training import fit
+from neuronscope.unlearn.base import UnlearnConfig
+from neuronscope.unlearn.ga import GA
+from neuronscope.unlearn.loop import unlearn
+from neuronscope.verdict.assemble import model_verdict
+from neuronscope.verdict.checkpoint import attack_records, lens_record
+
+TRUTHS = ("erase", "hide", "not unlearned")
+VISIBLE = "forget answers (FS)"
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Sizes of the ground-truth constructions. The world keeps a large forget split so that intervals are narrow
+    enough to say "absent" when it is true (a 10-person forget set cannot rule much out)."""
+
+    world: WorldConfig = WorldConfig(people=200, seed=0, forget=0.25, retain=0.10, test=0.50)
+    base: BaseTrainConfig = BaseTrainConfig(toy=ToyConfig(d_model=192, n_layers=4, n_heads=4, d_mlp=512),
+                                            lr=5e-4, batch_size=32, max_epochs=150, target=0.95, check_every=2)
+    floor_seed: int = 1  # the floor's training seed (the oracle A uses base.seed)
+    planted_lr: float = 1e-3
+    planted_max_steps: int = 500
+    no_change_steps: int = 30
+    no_change_lr: float = 1e-3
+    attack: AttackConfig = AttackConfig(kind="harmful", p=0.1, lr=1e-3, steps=30, eval_every=5, batch_size=16)
+    benign_attack: bool = True
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    attribution: bool = True
+    patching: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def small_config() -> CalibrationConfig:
+    """A CI-sized calibration (about a minute on 2 cores)."""
+    return CalibrationConfig(
+        world=WorldConfig(people=100, seed=0, forget=0.4, retain=0.2, test=0.4, cities=8, countries=4, companies=8,
+                          universities=8, arithmetic=3),
+        base=BaseTrainConfig(toy=ToyConfig(d_model=64, n_layers=3, n_heads=4, d_mlp=128), lr=3e-3, batch_size=32,
+                             max_epochs=150, target=0.95, check_every=5),
+        attack=AttackConfig(kind="harmful", p=0.1, lr=1e-3, steps=15, eval_every=5, batch_size=16),
+        planted_lr=1e-2, seeds=(0, 1, 2), patching=False)
+
+
+@dataclass
+class GroundTruth:
+    name: str
+    truth: str
+    model: Model
+    construction: dict[str, Any]
+
+
+@dataclass
+class CalibrationResult:
+    config: dict[str, Any]
+    checks: dict[str, Any]
+    results: dict[str, Any]  # the grid-shaped record every analysis read (evals, attacks, analyses)
+    truths: dict[str, str]
+    verdicts: dict[str, dict[str, Any]]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def confusion(self) -> list[dict[str, Any]]:
+        """One row per ground-truth model: its truth, what each analysis says, and the headline verdict."""
+        rows = []
+        for name, truth in self.truths.items():
+            v = self.verdicts[name]
+            row: dict[str, Any] = {"model": name, "truth": truth, "verdict": v["label"]}
+            for e in v["evidence"]:
+                row[e["analysis"]] = e["says"]
+            rows.append(row)
+        return rows
+
+    def analysis_accuracy(self) -> dict[str, dict[str, Any]]:
+        """Per analysis: on how many ground-truth models it said the right thing (present for hide and not
+        unlearned, absent for erase), and where it was wrong or could not tell."""
+        want = {"erase": "absent", "hide": "present", "not unlearned": "present"}
+        # the forget answers themselves are the one reading that must NOT see hidden knowledge
+        want_visible = {"erase": "absent", "hide": "absent", "not unlearned": "present"}
+        out: dict[str, dict[str, Any]] = {}
+        for name, truth in self.truths.items():
+            for e in self.verdicts[name]["evidence"]:
+                right = (want_visible if e["analysis"] == VISIBLE else want)[truth]
+                a = out.setdefault(e["analysis"], {"right": 0, "wrong": [], "unsure": [], "calibrated":
+                                                   e["calibrated"]})
+                if e["says"] == right:
+                    a["right"] += 1
+                elif e["says"] in ("present", "absent"):
+                    a["wrong"].append(name)
+                else:
+                    a["unsure"].append(name)
+        out["headline verdict"] = {"right": sum(self.verdicts[n]["label"] == t for n, t in self.truths.items()),
+                                   "wrong": [n for n, t in self.truths.items()
+                                             if self.verdicts[n]["label"] not in (t, "undetermined")],
+                                   "unsure": [n for n in self.truths if self.verdicts[n]["label"] == "undetermined"],
+                                   "calibrated": True}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": self.config, "checks": self.checks, "truths": self.truths, "verdicts": self.verdicts,
+                "confusion": self.confusion(), "analysis_accuracy": self.analysis_accuracy(),
+                "seconds": self.seconds, "results": self.results}
+
+
+def _planted(params: tuple[str, ...]) -> type[GA]:
+    """Gradient ascent restricted to the named parameters (not registered: a calibration device only)."""
+
+    class PlantedGA(GA):
+        name: ClassVar[str] = "planted-ga"
+        trainable: ClassVar[tuple[str, ...]] = params
+
+        def parameters(self) -> list[torch.nn.Parameter]:
+            named = dict(self.model.hf.named_parameters())
+            missing = [p for p in self.trainable if p not in named]
+            if missing:
+                raise NeuronscopeError(f"planted hiding: the model has no parameter {missing[0]}")
+            return [named[p] for p in self.trainable]
+
+    return PlantedGA
+
+
+def changed_tensors(a: Model, b: Model) -> list[str]:
+    """Names of the parameters that differ (bit for bit) between two models of one architecture."""
+    sa, sb = a.hf.state_dict(), b.hf.state_dict()
+    return sorted(k for k in sa if not torch.equal(sa[k], sb[k]))
+
+
+def _last_layer_params(model: Model) -> dict[str, tuple[str, ...]]:
+    """The planted-hiding sites: the last layer's MLP down projection; the last layer's attention (q, k, v, o)."""
+    n = model.hf.config.num_hidden_layers
+    names = dict(model.hf.named_parameters())
+    mlp = (f"model.layers.{n - 1}.mlp.down_proj.weight",)
+    attn = tuple(f"model.layers.{n - 1}.self_attn.{p}_proj.weight" for p in "qkvo")
+    if any(p not in names for p in mlp + attn):
+        raise NeuronscopeError("planted hiding needs a Llama-style model (model.layers.N.mlp.down_proj)")
+    return {"last MLP down": mlp, "last attention": attn}
+
+
+def build_ground_truths(ds: QADataset, cfg: CalibrationConfig, log: Log = lambda s: None
+                        ) -> tuple[Model, Model, list[GroundTruth], dict[str, Any], dict[str, float]]:
+    """(calibration base, floor, ground-truth models, construction checks, seconds per stage)."""
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    log("training the oracle (without the forget facts)")
+    oracle = train_base(ds, BaseTrainConfig(**{**asdict(cfg.base), "toy": cfg.base.toy,
+                                                "exclude_splits": ("forget",)}))
+    log("training the floor (without the forget facts, another seed)")
+    floor = train_base(ds, BaseTrainConfig(**{**asdict(cfg.base), "toy": cfg.base.toy, "seed": cfg.floor_seed,
+                                               "exclude_splits": ("forget",)}))
+    if not (oracle.reached_target and floor.reached_target):
+        raise NeuronscopeError("calibration: the oracle or the floor did not learn the retain facts; raise "
+                               "base.max_epochs or base.lr")
+    seconds["oracle and floor"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log("continuing the oracle on the full world: the calibration base")
+    base = oracle.model.clone()
+    items = ds.training_items(())
+    forget, retain = ds.items("forget"), ds.items("retain")
+
+    def knows(epoch: int) -> bool:
+        if epoch % cfg.base.check_every:
+            return False
+        return (multiple_choice_accuracy(base, forget) >= cfg.base.target
+                and multiple_choice_accuracy(base, retain) >= cfg.base.target)
+
+    fitted = fit(base, [it.question for it in items], [it.answer for it in items], lr=cfg.base.lr,
+                 batch_size=cfg.base.batch_size, max_epochs=cfg.base.max_epochs, seed=cfg.base.seed + 100,
+                 on_epoch=knows)
+    if not fitted.stopped_early:
+        raise NeuronscopeError("calibration: the calibration base did not learn the forget facts")
+    seconds["calibration base"] = time.perf_counter() - t
+
+    truths = [GroundTruth("exact erasure", "erase", oracle.model,
+                          {"how": "the oracle the calibration base was continued from"})]
+    for label, params in _last_layer_params(base).items():
+        t = time.perf_counter()
+        param = ", ".join(params)
+        log(f"planting hiding: gradient ascent on {param} only")
+        planted = base.clone()
+        result = unlearn(planted, ds, _planted(params),
+                         UnlearnConfig(lr=cfg.planted_lr, max_steps=cfg.planted_max_steps, seed=cfg.base.seed,
+                                       check_every=5, rs_every=0, eval_kinds=("base",)))
+        if not result.reached:
+            raise NeuronscopeError(f"calibration: planted hiding in {param} did not reach the stop threshold in "
+                                   f"{cfg.planted_max_steps} steps (FS {result.fs:.3f})")
+        truths.append(GroundTruth(f"planted hiding ({label})", "hide", planted,
+                                  {"how": f"gradient ascent on {param} only", "steps": result.steps,
+                                   "lr": cfg.planted_lr}))
+        seconds[f"planted {label}"] = time.perf_counter() - t
+    t = time.perf_counter()
+    log("no change: a benign fine-tune of the calibration base")
+    unchanged = base.clone()
+    benign = list(ds.benign)
+    if not benign:
+        raise NeuronscopeError("calibration needs the world's benign corpus")
+    fit(unchanged, [b.prompt for b in benign], [b.output for b in benign], lr=cfg.no_change_lr, batch_size=16,
+        max_epochs=cfg.no_change_steps, max_steps=cfg.no_change_steps, seed=cfg.base.seed)
+    unchanged.hf.eval()
+    truths.append(GroundTruth("no change", "not unlearned", unchanged,
+                              {"how": f"{cfg.no_change_steps} AdamW steps on the benign corpus only"}))
+    seconds["no change"] = time.perf_counter() - t
+
+    checks: dict[str, Any] = {}
+    base_fs = multiple_choice_accuracy(base, forget)
+    for gt in truths:
+        changed = changed_tensors(base, gt.model)
+        checks[gt.name] = {"changed_tensors": len(changed), "of": len(base.hf.state_dict()),
+                           "changed": changed if len(changed) <= 4 else changed[:4] + ["..."],
+                           "forget_accuracy": multiple_choice_accuracy(gt.model, forget), **gt.construction}
+    checks["calibration base"] = {"forget_accuracy": base_fs, "retain_accuracy": multiple_choice_accuracy(base, retain),
+                                  "epochs_continued": fitted.epochs}
+    checks["floor"] = {"forget_accuracy": multiple_choice_accuracy(floor.model, forget)}
+    return base, floor.model, truths, checks, seconds
+
+
+def _attacks(cfg: CalibrationConfig) -> list[AttackConfig]:
+    benign = AttackConfig(kind="benign", lr=cfg.attack.lr, steps=cfg.attack.steps, eval_every=cfg.attack.eval_every,
+                          batch_size=cfg.attack.batch_size)
+    return [cfg.attack] + ([benign] if cfg.benign_attack else [])
+
+
+def _attribution(base: Model, model: Model, ds: QADataset, cfg: CalibrationConfig) -> dict[str, Any]:
+    from neuronscope.attribution.influence import TOP_M, influence_from_scores, influence_summary
+    from neuronscope.attribution.neurons import attribution_scores
+
+    items = ds.items("forget")
+    out: dict[str, Any] = {"n_items": len(items)}
+    for target in ("p", "logp"):
+        b = attribution_scores(base, items, keep_examples=False, target=target)
+        m = attribution_scores(model, items, keep_examples=False, target=target)
+        influence = influence_from_scores(b, m)
+        out["influence" if target == "p" else "influence_logp"] = influence_summary(influence, TOP_M) | {
+            "target": target}
+        if target == "p" and cfg.patching:
+            from neuronscope.attribution.patching import patching_curves
+
+            pr = patching_curves(base, model, items, influence, ms=[TOP_M], seed=0)
+            out["patching"] = pr.summary(TOP_M)
+    return out
+
+
+def calibrate(cfg: CalibrationConfig = CalibrationConfig(), log: Log = lambda s: None,
+              ds: QADataset | None = None) -> CalibrationResult:
+    """Build the ground-truth models and run every analysis on each; the verdicts and the confusion table."""
+    t0 = time.perf_counter()
+    ds = ds if ds is not None else build_world(cfg.world)
+    base, floor, truths, checks, seconds = build_ground_truths(ds, cfg, log)
+    results: dict[str, Any] = {"methods": [gt.name for gt in truths], "evals": {}, "attacks": {},
+                               "attack_labels": [], "analyses": {"lens": {"models": {}, "items": {}},
+                                                                 "attribution": {"pairs": {}}}}
+    t = time.perf_counter()
+    for name, model in [("base", base), ("floor", floor)] + [(gt.name, gt.model) for gt in truths]:
+        log(f"analysing {name}")
+        report = evaluate(model, ds)
+        results["evals"][name] = {"fs": report.fs, "rs": report.rs, "us": report.us, "counts": report.counts}
+        results["analyses"]["lens"]["models"][name], results["analyses"]["lens"]["items"][name] = lens_record(
+            model, ds)
+        if name == "base":
+            continue
+        results["attacks"][name] = attack_records(model, ds, _attacks(cfg), cfg.seeds, log)
+        if name != "floor" and cfg.attribution:
+            results["analyses"]["attribution"]["pairs"][f"base vs {name}"] = {
+                "summary": _attribution(base, model, ds, cfg)}
+    results["attack_labels"] = list(results["attacks"]["floor"])
+    seconds["analyses"] = time.perf_counter() - t
+    verdicts = {gt.name: model_verdict(gt.name, results, floor="floor").to_json() for gt in truths}
+    seconds["total"] = time.perf_counter() - t0
+    return CalibrationResult(cfg.to_json(), checks, results, {gt.name: gt.truth for gt in truths}, verdicts,
+                             {k: round(v, 1) for k, v in seconds.items()})
+
+
+def confusion_markdown(result: CalibrationResult) -> str:
+    """The confusion table (truth x analysis -> what it says) and each analysis's record, as markdown."""
+    rows = result.confusion()
+    analyses = [c for c in rows[0] if c not in ("model", "truth", "verdict")] if rows else []
+    head = ["ground-truth model", "truth", "headline verdict", *analyses]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join([r["model"], r["truth"], r["verdict"], *(r.get(a, "") for a in analyses)])
+                     + " |")
+    acc = result.analysis_accuracy()
+    lines += ["", "| analysis | used by the verdict | right | wrong on | could not tell on |", "|---|---|---|---|---|"]
+    for name, a in acc.items():
+        lines.append(f"| {name} | {'yes' if a['calibrated'] else 'no'} | {a['right']} of {len(result.truths)} | "
+                     f"{', '.join(a['wrong']) or '-'} | {', '.join(a['unsure']) or '-'} |")
+    return "\n".join(lines) + "\n"

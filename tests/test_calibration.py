@@ -1,0 +1,65 @@
+"""The calibration suite at a small size: ground-truth models are what they claim to be, and the headline verdict
+is right on each (with its margin); the paper's P-target rule's known failure is recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from neuronscope.verdict.calibration import CalibrationResult, calibrate, confusion_markdown, small_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def calibration() -> CalibrationResult:
+    return calibrate(small_config())
+
+
+def test_constructions_are_what_they_claim(calibration: CalibrationResult) -> None:
+    checks = calibration.checks
+    base = checks["calibration base"]
+    assert base["forget_accuracy"] >= 0.95 and base["retain_accuracy"] >= 0.95
+    # the exact erasure never saw the forget facts: below the base on them, like the independent floor
+    assert checks["exact erasure"]["forget_accuracy"] < base["forget_accuracy"] - 0.4
+    assert checks["planted hiding (last MLP down)"]["changed_tensors"] == 1  # the rest bit-identical to the base
+    assert checks["planted hiding (last attention)"]["changed_tensors"] == 4  # q, k, v, o of the last layer
+    for name in ("planted hiding (last MLP down)", "planted hiding (last attention)"):
+        assert checks[name]["forget_accuracy"] <= 1 / 3 + 1e-6  # unlearned to the stop threshold
+    assert checks["no change"]["forget_accuracy"] >= 0.9
+    assert calibration.truths == {"exact erasure": "erase", "planted hiding (last MLP down)": "hide",
+                                  "planted hiding (last attention)": "hide", "no change": "not unlearned"}
+
+
+def _evidence(calibration: CalibrationResult, model: str, analysis: str) -> dict:
+    return next(e for e in calibration.verdicts[model]["evidence"] if e["analysis"] == analysis)
+
+
+def test_headline_verdict_is_right_on_every_ground_truth(calibration: CalibrationResult) -> None:
+    for name, truth in calibration.truths.items():
+        assert calibration.verdicts[name]["label"] == truth, (name, calibration.verdicts[name])
+    # with a margin: the deciding evidence clears its bar, not just the sign
+    for name in ("planted hiding (last MLP down)", "planted hiding (last attention)"):
+        lens = _evidence(calibration, name, "logit lens (intermediate layers)")
+        assert lens["says"] == "present" and lens["interval"][0] > 0.2, lens
+    for e in calibration.verdicts["exact erasure"]["evidence"]:
+        if e["calibrated"] and e["says"] != "not run":
+            assert e["says"] == "absent", e
+    fs = _evidence(calibration, "no change", "forget answers (FS)")
+    assert fs["says"] == "present" and fs["interval"][0] > 0.4
+
+
+def test_paper_rule_calls_planted_hiding_erase(calibration: CalibrationResult) -> None:
+    """A documented limitation (docs/verdict.md): with the P target, every attribution shrinks with P, so the
+    paper's top-100 D+ vs D- reads a model that hides by construction as erased. A silent change is caught here."""
+    e = _evidence(calibration, "planted hiding (last MLP down)", "top-100 D+ vs D- (P target)")
+    assert e["says"] == "absent" and not e["calibrated"]
+    assert calibration.verdicts["planted hiding (last MLP down)"]["paper_rule"]["label"] == "erase"
+
+
+def test_confusion_table_lists_every_analysis(calibration: CalibrationResult) -> None:
+    md = confusion_markdown(calibration)
+    for name in calibration.truths:
+        assert name in md
+    acc = calibration.analysis_accuracy()
+    assert acc["headline verdict"]["right"] == len(calibration.truths)
+    assert acc["top-100 D+ vs D- (P target)"]["calibrated"] is False
