@@ -42,6 +42,14 @@ def test_train_base_on_a_small_world(tmp_path: Path) -> None:
     summary = json.loads((out / "neuronscope_train.json").read_text())
     assert summary["reached_target"] is True
     assert summary["detail"]["forget"]["base"] >= 0.95 and summary["detail"]["retain"]["base"] >= 0.95
+    # --oracle: the same recipe without the forget facts (the floor of the calibrated verdict)
+    oracle = tmp_path / "oracle"
+    result = runner.invoke(app, ["train-base", "--out", str(oracle), "--data", str(world), "--json", "--oracle",
+                                 "--d-model", "64", "--n-layers", "2", "--d-mlp", "128", "--lr", "3e-3"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((oracle / "neuronscope_train.json").read_text())
+    assert summary["reached_target"] is True and summary["detail"]["retain"]["base"] >= 0.95
+    assert summary["detail"]["forget"]["base"] < 0.7  # never trained on: near chance (1/3), far from the base
 
 
 @pytest.mark.parametrize("args, message", [

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from neuronscope.batching import encode
+from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment import grid as grid_mod
 from neuronscope.experiment.config import parse_config
 from neuronscope.experiment.grid import UnlearnAPI, run_grid
@@ -243,3 +244,30 @@ def test_resume_after_kill_gives_identical_results(tmp_path: Path) -> None:
     # Everything must be identical: the artifacts skipped, the unlearning, every attack trajectory and the final
     # evaluations, bit for bit, although three processes computed them.
     assert _numbers(final) == _numbers(ref)
+
+
+def test_calibration_stage_is_one_cached_artifact(fake_api: UnlearnAPI, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """[calibration] runs the ground-truth calibration once per configuration, caches it, and reports its
+    confusion table in results.json (the calibration itself is tested in test_calibration.py; faked here)."""
+    from neuronscope.verdict import calibration as cal_mod
+
+    calls: list[Any] = []
+
+    def fake_calibrate(cfg, log=lambda s: None, ds=None):  # noqa: ANN001, ANN202
+        calls.append(cfg)
+        return cal_mod.CalibrationResult({"size": "fake"}, {"floor": {"forget_accuracy": 0.3}}, {},
+                                         {"m": "erase"}, {"m": {"label": "erase", "reason": "r", "evidence": [
+                                             {"analysis": "a", "says": "absent", "calibrated": True}]}})
+
+    monkeypatch.setattr(cal_mod, "calibrate", fake_calibrate)
+    cfg = tiny_config(**{"calibration.enabled": True, "calibration.size": "small"})
+    assert cfg.calibration == "small"
+    first = run_grid(cfg, tmp_path / "run")
+    cal = first.results["analyses"]["calibration"]
+    assert cal["confusion"] == [{"model": "m", "truth": "erase", "verdict": "erase", "a": "absent"}]
+    assert cal["analysis_accuracy"]["headline verdict"]["right"] == 1
+    again = run_grid(cfg, tmp_path / "run")
+    assert len(calls) == 1 and again.results["analyses"]["calibration"] == cal
+    with pytest.raises(NeuronscopeError, match="calibration.size"):
+        tiny_config(**{"calibration.enabled": True, "calibration.size": "huge"})

@@ -53,6 +53,8 @@ def train_base_cmd(
     n_heads: Annotated[int, typer.Option(help="Attention heads.")] = ToyConfig.n_heads,
     d_mlp: Annotated[int, typer.Option(help="MLP width.")] = ToyConfig.d_mlp,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    oracle: Annotated[bool, typer.Option("--oracle", help="Train without the forget facts: the floor model that "
+                                                         "`attribute --oracle` compares with.")] = False,
 ) -> None:
     """Train the toy Llama-style base model on a world until it knows the forget and retain facts."""
     from neuronscope.base_model import train_base
@@ -68,9 +70,11 @@ def train_base_cmd(
     else:
         ds = load_dataset(data)
     toy = ToyConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp)
-    cfg = BaseTrainConfig(toy=toy, lr=lr, max_epochs=max_epochs, seed=seed)
+    cfg = BaseTrainConfig(toy=toy, lr=lr, max_epochs=max_epochs, seed=seed,
+                          exclude_splits=("forget",) if oracle else ())
     with _progress() as bar:
-        task = bar.add_task("training base model", total=None, info="")
+        task = bar.add_task("training oracle (without the forget facts)" if oracle else "training base model",
+                            total=None, info="")
         result = train_base(ds, cfg, progress=lambda step, loss: bar.update(
             task, advance=1, info=f"step {step} loss {loss:.3f}"))
     if not result.reached_target:
