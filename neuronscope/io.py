@@ -6,6 +6,7 @@ never leaves a half-written file that looks whole.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,6 +18,8 @@ from typing import Any
 
 from neuronscope.errors import NeuronscopeError
 from neuronscope.outdir import is_marked, write_marker
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
 
 
 @contextmanager
@@ -51,11 +54,13 @@ def atomic_path(target: str | Path, *, directory: bool = False, marker: str | No
         if directory and target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None and e.errno in _DISK_ERRNOS:  # a failed write names no file
+            raise OSError(e.errno, e.strerror, str(target)) from None
         raise
 
 
