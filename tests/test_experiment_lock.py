@@ -91,18 +91,23 @@ def test_a_second_run_on_the_same_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_lock_dies_with_its_process(tmp_path: Path) -> None:
-    """A killed holder leaves no stale lock (the OS releases it), and a live one excludes this process."""
+    """A live holder excludes this process; a killed one leaves no stale lock (the OS releases it). The holder
+    takes the very lock run_lock takes (flock on the lock file) without importing neuronscope, to start fast."""
+    fcntl = pytest.importorskip("fcntl")
+    assert fcntl is not None
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys, time
-        from neuronscope.experiment.lock import run_lock
-        with run_lock({str(tmp_path)!r}):
-            print("held", flush=True)
-            time.sleep(600)
-        """)], env=_env(), stdout=subprocess.PIPE, text=True)
+        import fcntl, json, os, time
+        f = open({str(tmp_path / LOCK_FILE)!r}, "a+")
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        f.write(json.dumps({{"pid": os.getpid(), "host": "elsewhere"}}) + "\\n")
+        f.flush()
+        print("held", flush=True)
+        time.sleep(600)
+        """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(NeuronscopeError, match=f"in use by another neuronscope run \\(pid {holder.pid} "), \
-                run_lock(tmp_path):
+        with pytest.raises(NeuronscopeError, match=f"in use by another neuronscope run \\(pid {holder.pid} on "
+                                                   "elsewhere\\)"), run_lock(tmp_path):
             pass
     finally:
         holder.send_signal(signal.SIGKILL)
