@@ -19,6 +19,9 @@ from pathlib import Path
 from neuronscope.errors import NeuronscopeError
 
 MARKER = ".neuronscope"  # no .json suffix: data fingerprints hash *.json files, the marker must not count
+# What a run directory holds: one written before markers existed is recognised by these names alone
+RUN_DIR_NAMES = frozenset({"artifacts", "config.json", "run.log", "results.json", "table.md", "table.csv",
+                           "distributed", "figures", ".neuronscope.lock"})
 
 
 def is_marked(directory: Path) -> bool:
@@ -32,6 +35,14 @@ def write_marker(directory: Path, command: str) -> None:
                                           encoding="utf-8")
 
 
+def is_unmarked_run_dir(directory: Path) -> bool:
+    """A run directory of a neuronscope without markers: only a run's names (`artifacts/` and `config.json`
+    among them) and temporary `.*.tmp` files of a killed write."""
+    names = {p.name for p in Path(directory).iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))}
+    return names <= RUN_DIR_NAMES and (Path(directory) / "artifacts").is_dir() and (Path(directory) / "config.json"
+                                                                                     ).is_file()
+
+
 def _within(outer: Path, inner: Path) -> bool:
     return inner == outer or outer in inner.parents
 
@@ -41,7 +52,8 @@ def check_output(out: Path, *, overwrite: bool = False, inputs: Iterable[Path | 
     """Raise a NeuronscopeError unless a command may write `out`; returns `out`. Touches nothing.
 
     `inputs`: the command's input files and directories (None entries are skipped). `resume`: an existing marked
-    directory is continued without `--overwrite` (run directories).
+    directory is continued without `--overwrite` (run directories; an unmarked one that holds only what a run
+    writes, from before markers existed, is accepted too).
     """
     out = Path(out)
     where = out.resolve()
@@ -57,6 +69,8 @@ def check_output(out: Path, *, overwrite: bool = False, inputs: Iterable[Path | 
             raise NeuronscopeError(f"{flag} {out} {what} the input {source}; give a directory outside the inputs "
                                    "(inputs are never overwritten, even with --overwrite)")
     if not out.exists() or not any(out.iterdir()):
+        return out
+    if resume and is_unmarked_run_dir(out):  # `open_output` marks it
         return out
     if not is_marked(out):
         raise NeuronscopeError(f"{flag} {out} exists, is not empty and was not written by neuronscope (no {MARKER} "
@@ -76,7 +90,8 @@ def open_output(out: Path, command: str, *, replace: bool = False) -> Path:
     `neuronscope.io.atomic_path(..., marker=command)` instead, which keeps the old output until the new is whole.
     """
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()) and not is_marked(out):  # a caller that skipped check_output
+    foreign = out.is_dir() and any(out.iterdir()) and not is_marked(out)
+    if foreign and not (command == "run" and is_unmarked_run_dir(out)):  # a caller that skipped check_output
         raise NeuronscopeError(f"{out} is not empty and was not written by neuronscope; nothing written there")
     if replace and out.is_dir() and is_marked(out):
         shutil.rmtree(out)
@@ -86,4 +101,5 @@ def open_output(out: Path, command: str, *, replace: bool = False) -> Path:
     return out
 
 
-__all__ = ["MARKER", "check_output", "is_marked", "open_output", "write_marker"]
+__all__ = ["MARKER", "RUN_DIR_NAMES", "check_output", "is_marked", "is_unmarked_run_dir", "open_output",
+           "write_marker"]

@@ -154,3 +154,22 @@ def test_check_and_open_output(tmp_path: Path) -> None:
     with pytest.raises(NeuronscopeError, match="not written by neuronscope"):
         open_output(mine, "test", replace=True)  # even a caller that skipped the check cannot take it over
     assert not is_marked(mine) and (mine / "my_notes.txt").is_file()
+
+
+def test_a_run_directory_from_before_markers_is_resumed(tmp_path: Path) -> None:
+    """`make demo` on a checkout whose runs/demo predates the marker resumes it; one name more and it is foreign."""
+    run = tmp_path / "demo"
+    (run / "artifacts" / "data-0123").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "run.log").write_text("")
+    (run / ".results.json.x1.tmp").write_text("half")
+    with pytest.raises(NeuronscopeError, match="not written by neuronscope"):
+        check_output(run)  # only as a run directory
+    open_output(check_output(run, resume=True), "run")
+    assert is_marked(run)
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    (other / MARKER).unlink()
+    (other / "my_notes.txt").write_text("mine")
+    with pytest.raises(NeuronscopeError, match="not written by neuronscope"):
+        check_output(other, resume=True)
