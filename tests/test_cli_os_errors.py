@@ -107,6 +107,11 @@ def test_full_or_read_only_run_directory(tmpfs: bool, tmp_path: Path, monkeypatc
         if mode == "rw":  # the run directory itself was made; no half-written file was left in it or above it
             assert left == ["run"]
     else:
+        from test_experiment_grid import FAKE_API
+
+        from neuronscope.experiment import grid as grid_mod
+
+        monkeypatch.setattr(grid_mod, "unlearn_api", lambda: FAKE_API)
         _simulate(monkeypatch, code)
         result = runner.invoke(app, args)
         assert result.exit_code == 2
