@@ -21,6 +21,9 @@ from test_experiment_grid import TINY_TOML
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.lock import LOCK_FILE, is_held, run_lock
 
+# the tiny grid, smaller still: no oracle, one seed, the harmful attack only (4 artifacts)
+TOML = (TINY_TOML.replace("seeds = [0, 1]", "seeds = [0]\nbenign = false") + "[oracle]\nenabled = false\n")
+
 DRIVER = """
 import pathlib, sys, time
 sys.path.insert(0, {tests!r})
@@ -54,7 +57,7 @@ def _lock_pid(out: Path) -> int | None:
 
 
 def test_a_second_run_on_the_same_directory_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "grid.toml").write_text(TINY_TOML)
+    (tmp_path / "grid.toml").write_text(TOML)
     gate = tmp_path / "gate"
     driver = tmp_path / "driver.py"
     driver.write_text(textwrap.dedent(DRIVER).format(tests=str(Path(__file__).parent), gate=str(gate),
