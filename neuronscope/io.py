@@ -6,6 +6,7 @@ never leaves a half-written file that looks whole.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -16,12 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from neuronscope.errors import NeuronscopeError
+from neuronscope.outdir import is_marked, write_marker
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
 
 
 @contextmanager
-def atomic_path(target: str | Path, *, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; rename it onto `target` only if the block succeeds."""
+def atomic_path(target: str | Path, *, directory: bool = False, marker: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to `target`; rename it onto `target` only if the block succeeds.
+
+    A directory replaces an existing `target` only if that one is empty or carries neuronscope's marker
+    (`neuronscope.outdir`): anything else is refused before the block runs, never deleted. `marker` (the
+    command's name) marks the new directory as neuronscope's own.
+    """
     target = Path(target)
+    _check_replaceable(target, directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
@@ -31,19 +41,41 @@ def atomic_path(target: str | Path, *, directory: bool = False) -> Iterator[Path
         tmp = Path(name)
     try:
         yield tmp
-    except BaseException:
+        if directory and marker is not None:
+            write_marker(tmp, marker)
+        _check_replaceable(target, directory)  # again: the block may have run for hours
+        # mkstemp/mkdtemp and some writers (safetensors) create private (0600/0700) entries; give the artifact the
+        # modes a plain open() / mkdir() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        for entry in [tmp, *(tmp.rglob("*") if directory else ())]:
+            if not entry.is_symlink():
+                entry.chmod((0o777 if entry.is_dir() else 0o666) & ~umask)
+        if directory and target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException as e:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None and e.errno in _DISK_ERRNOS:  # a failed write names no file
+            raise OSError(e.errno, e.strerror, str(target)) from None
         raise
-    # mkstemp/mkdtemp create private (0600/0700) entries; give the artifact the mode a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod((0o777 if directory else 0o666) & ~umask)
-    if directory and target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+
+
+def _check_replaceable(target: Path, directory: bool) -> None:
+    """Refuse to replace what neuronscope did not write (a NeuronscopeError, before any work)."""
+    if not target.exists() and not target.is_symlink():
+        return
+    if not directory:
+        if target.is_dir() and not target.is_symlink():
+            raise NeuronscopeError(f"{target} is a directory; a file cannot be written there")
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise NeuronscopeError(f"{target} exists and is not a directory; nothing written")
+    if any(target.iterdir()) and not is_marked(target):
+        raise NeuronscopeError(f"{target} exists, is not empty and was not written by neuronscope; it is not replaced")
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -3,16 +3,46 @@ is right on each (with its margin); the paper's P-target rule's known failure is
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
-from neuronscope.verdict.calibration import CalibrationResult, calibrate, confusion_markdown, small_config
+import pytest
+from typer.testing import CliRunner
+
+from neuronscope.cli import app
+from neuronscope.verdict.calibration import CalibrationResult, confusion_markdown, small_config
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def calibration() -> CalibrationResult:
-    return calibrate(small_config())
+def calibration_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`neuronscope calibrate --size small` once: the CLI and the library in one run."""
+    out = tmp_path_factory.mktemp("calibration") / "out"
+    result = CliRunner().invoke(app, ["calibrate", "--size", "small", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "verdict for exact erasure (truth: erase)" in result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def calibration(calibration_dir: Path) -> CalibrationResult:
+    j = json.loads((calibration_dir / "calibration.json").read_text())
+    return CalibrationResult(j["config"], j["checks"], j["results"], j["truths"], j["verdicts"], j["seconds"])
+
+
+def test_written_files_and_bad_input(calibration_dir: Path, calibration: CalibrationResult, tmp_path: Path) -> None:
+    assert (calibration_dir / "confusion.md").read_text() == confusion_markdown(calibration)
+    assert calibration.config["seeds"] == list(small_config().seeds)
+    assert calibration.config["world"]["people"] == small_config().world.people
+    for args, message in ((["--size", "huge"], "--size"), (["--seeds", "1"], "--seeds"),
+                          (["--threads", "0"], "--threads")):
+        r = CliRunner().invoke(app, ["calibrate", "--out", str(tmp_path / "x"), *args])
+        assert r.exit_code == 2 and message in r.output, r.output
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    r = CliRunner().invoke(app, ["calibrate", "--out", str(tmp_path / "mine"), "--size", "small"])
+    assert r.exit_code == 2 and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
 def test_constructions_are_what_they_claim(calibration: CalibrationResult) -> None:

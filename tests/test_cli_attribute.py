@@ -58,8 +58,8 @@ def test_against_a_perturbed_copy(tiny_ckpt: Path, perturbed_ckpt: Path, tiny_wo
                         "--batch-size", "8", "--patch-m", "0,10,100")
     assert result.exit_code == 0, text
     names = {"attribution.parquet", "attribution_base.parquet", "influence.parquet", "curves.parquet",
-             "module_layer.parquet", "patching.parquet", "report.html", "summary.json"}
-    assert {f.name for f in out.iterdir()} == names  # no temporary files left behind
+             "module_layer.parquet", "patching.parquet", "report.html", "summary.json", ".neuronscope"}
+    assert {f.name for f in out.iterdir()} == names  # no temporary files left behind; the marker: neuronscope's
     summary = json.loads((out / "summary.json").read_text())
     inf = summary["influence"]
     assert inf["paper_verdict"] in ("erase", "hide")
@@ -83,7 +83,7 @@ def test_single_model_without_base(tiny_ckpt: Path, tiny_world_dir: Path, tmp_pa
     result, text = _run("--ckpt", tiny_ckpt, "--data", tiny_world_dir / "forget.jsonl", "--out", out,
                         "--positions", "all", "--per-example")
     assert result.exit_code == 0, text
-    assert {f.name for f in out.iterdir()} == {"attribution.parquet", "report.html", "summary.json"}
+    assert {f.name for f in out.iterdir()} == {"attribution.parquet", "report.html", "summary.json", ".neuronscope"}
     table = pd.read_parquet(out / "attribution.parquet")
     assert {"item", "layer", "module", "neuron", "max", "min"} <= set(table.columns)
     assert json.loads((out / "summary.json").read_text())["positions"] == "all"

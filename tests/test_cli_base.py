@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,28 @@ def test_malformed_dataset_line_names_file_and_line(tmp_path: Path, tiny_ckpt: P
     result = runner.invoke(app, ["eval", "--ckpt", str(tiny_ckpt), "--data", str(bad)])
     assert result.exit_code == 2
     assert "forget.jsonl: line 2: missing field 'answer'" in result.stderr
+
+
+def test_eval_refuses_an_empty_forget_split(tmp_path: Path, tiny_ckpt: Path, tiny_world_dir: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_world_dir, data)
+    (data / "forget.jsonl").write_text("")
+    result = runner.invoke(app, ["eval", "--ckpt", str(tiny_ckpt), "--data", str(data)])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "the forget split has no base questions" in lines[0] and not result.stdout.strip()
+
+
+def test_eval_says_when_the_retain_split_is_missing(tmp_path: Path, tiny_ckpt: Path, tiny_world_dir: Path,
+                                                    tiny_trained) -> None:  # noqa: ANN001
+    data = tmp_path / "data"
+    shutil.copytree(tiny_world_dir, data)
+    (data / "retain.jsonl").unlink()
+    result = runner.invoke(app, ["eval", "--ckpt", str(tiny_ckpt), "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.stderr and "RS is scored on the test split alone" in result.stderr
+    scores = json.loads(result.stdout)  # the warning stays off stdout: --json is still JSON
+    assert scores["rs"] == pytest.approx(tiny_trained.report.detail["test"]["base"])
+    (data / "test.jsonl").unlink()
+    result = runner.invoke(app, ["eval", "--ckpt", str(tiny_ckpt), "--data", str(data), "--json"])
+    assert result.exit_code == 0 and "RS cannot be scored" in result.stderr

@@ -67,3 +67,15 @@ def test_nan_loss_leaves_nothing(tiny_ckpt, tiny_world_dir, tmp_path, monkeypatc
     res = _run("--method", "gd", "--ckpt", str(tiny_ckpt), "--data", str(tiny_world_dir), "--out", str(out))
     assert res.exit_code == 2 and "loss is nan at step 1" in res.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ga_without_a_retain_split_says_so(tiny_ckpt, tiny_world_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_world_dir, data)
+    (data / "retain.jsonl").unlink()
+    out = tmp_path / "out"
+    res = _run("--method", "ga", "--max-steps", "1", "--ckpt", str(tiny_ckpt), "--data", str(data), "--out", str(out),
+               "--json")
+    assert res.exit_code == 0, res.output
+    assert "warning:" in res.stderr and "no retain questions" in res.stderr
+    assert json.loads(res.stdout)["checkpoint"] == str(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_computed_once_then_reused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete_file", "delete_manifest", "garble_manifest",
-                                    "other_inputs"])
+                                    "other_inputs", "no_files_list", "empty_files_list", "bad_file_entry"])
 def test_damaged_artifact_is_recomputed(tmp_path: Path, damage: str) -> None:
     calls: list[int] = []
     logs: list[str] = []
@@ -57,6 +58,16 @@ def test_damaged_artifact_is_recomputed(tmp_path: Path, damage: str) -> None:
         (art.path / MANIFEST).unlink()
     elif damage == "garble_manifest":
         (art.path / MANIFEST).write_text("{not json")
+    elif damage in ("no_files_list", "empty_files_list", "bad_file_entry"):  # a manifest that vouches for nothing
+        meta = json.loads((art.path / MANIFEST).read_text())
+        if damage == "no_files_list":
+            del meta["files"]
+        elif damage == "empty_files_list":
+            meta["files"] = {}
+        else:
+            meta["files"]["sub/weights.bin"] = {"size": 1000}
+        w.write_bytes(b"x" * 10)  # and the weights are damaged, which only the files list could reveal
+        (art.path / MANIFEST).write_text(json.dumps(meta))
     else:
         text = (art.path / MANIFEST).read_text().replace('"x": 1', '"x": 3')
         (art.path / MANIFEST).write_text(text)

@@ -202,6 +202,28 @@ def test_corrupt_and_partial_artifacts_are_recomputed(reference_run, fake_api, t
     assert "does not match its checksum" in log and "no manifest" in log
 
 
+def test_changed_dtype_or_threads_recompute_what_they_change(reference_run, fake_api, tmp_path: Path) -> None:  # noqa: ANN001
+    """[run] dtype changes every model stage's numbers: those artifacts are recomputed in bfloat16, never reused
+    from the float32 run and labelled bfloat16. The toy base and oracle train on the cpu in float32 whatever
+    [run] says, so they are reused; the thread count is part of every key (it may change cpu reductions)."""
+    import shutil
+
+    out, results = reference_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    bf16 = run_grid(tiny_config(**{"run.dtype": "bfloat16"}), copy, api=fake_api)
+    assert sorted(bf16.skipped) == sorted(n for n in bf16.skipped if n.startswith(("data-", "base-", "oracle-")))
+    assert len(bf16.skipped) == 3
+    assert {n.split("-")[0] for n in bf16.computed} == {"unlearn", "attack"}
+    assert len(bf16.computed) == results["computed"] - 3
+    assert bf16.results["config"]["dtype"] == "bfloat16"
+    keys = {n: json.loads((copy / "artifacts" / n / "_complete.json").read_text())["inputs"]["numerics"]
+            for n in bf16.computed}
+    assert all(k["dtype"] == "bfloat16" and k["device"] == "cpu" and k["threads"] == 1 for k in keys.values())
+    assert grid_mod.numerics(tiny_config(**{"run.threads": 2}), placed=False) != grid_mod.numerics(
+        tiny_config(), placed=False)
+
+
 _DRIVER = """
 import sys, json
 sys.path.insert(0, {tests!r})

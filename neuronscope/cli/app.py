@@ -22,18 +22,34 @@ err_console = Console(stderr=True)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a NeuronscopeError into `error: <message>` on stderr and exit code 2."""
+    """Turn a NeuronscopeError, or an OSError (disk full, read-only or unreadable path: the machine's state, not a
+    bug), into `error: <message>` on stderr and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except NeuronscopeError as e:
-            # escaped: a message may hold brackets (pip extras, paths) that rich would take for markup
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            _print_error(str(e))
+            raise typer.Exit(2) from None
+        except OSError as e:
+            _print_error(os_error_message(e))
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def os_error_message(e: OSError) -> str:
+    """`path: reason` for an OSError, on one line."""
+    if e.filename is None:
+        return (str(e).splitlines() or [type(e).__name__])[0]
+    names = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
+    return f"{names}: {e.strerror or type(e).__name__}"
+
+
+def _print_error(message: str) -> None:
+    # escaped: a message may hold brackets (pip extras, paths) that rich would take for markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
-from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DryRunOpt, DtypeOpt, SeqLenOpt, TrustRemoteCodeOpt
+from neuronscope.cli.options import (
+    DeviceMapOpt,
+    DeviceOpt,
+    DryRunOpt,
+    DtypeOpt,
+    OverwriteOpt,
+    SeqLenOpt,
+    TrustRemoteCodeOpt,
+)
 
 
 @app.command("attack")
@@ -35,6 +43,7 @@ def attack_cmd(
     dry_run: DryRunOpt = False,
     seq_len: SeqLenOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Fine-tune an unlearned checkpoint and report the highest forget accuracy it climbs back to."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -44,6 +53,7 @@ def attack_cmd(
     from neuronscope.errors import NeuronscopeError
     from neuronscope.io import write_json
     from neuronscope.models.handle import load_model
+    from neuronscope.outdir import check_output, open_output
     from neuronscope.stats import summarize
 
     if seeds < 1:
@@ -66,9 +76,11 @@ def attack_cmd(
         return
     from neuronscope.cli.options import note_idle_gpu
 
+    check_output(out, overwrite=overwrite, inputs=[ckpt, data])
     note_idle_gpu(device, device_map)
     original = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)
+    open_output(out, "attack", replace=overwrite)
     summary: dict[str, dict] = {}
     notes: list[str] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

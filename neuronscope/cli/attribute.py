@@ -9,7 +9,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
-from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DryRunOpt, DtypeOpt, SeqLenOpt, TrustRemoteCodeOpt
+from neuronscope.cli.options import (
+    DeviceMapOpt,
+    DeviceOpt,
+    DryRunOpt,
+    DtypeOpt,
+    OverwriteOpt,
+    SeqLenOpt,
+    TrustRemoteCodeOpt,
+)
 
 
 @app.command("attribute")
@@ -48,6 +56,7 @@ def attribute_cmd(
     trust_remote_code: TrustRemoteCodeOpt = False,
     dry_run: DryRunOpt = False,
     seq_len: SeqLenOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Attribute every neuron (A = h * dP(y|x)/dh); with --base and --oracle, tell whether unlearning erased or hid."""
     from neuronscope.attribution.run import run_attribute
@@ -84,7 +93,10 @@ def attribute_cmd(
         print_plan(plan, shape, counts, wdtype)
         return
     from neuronscope.cli.options import note_idle_gpu
+    from neuronscope.outdir import check_output, open_output
 
+    check_output(out, overwrite=overwrite, inputs=[ckpt, base, data, oracle])
+    open_output(out, "attribute", replace=overwrite)
     note_idle_gpu(device, device_map)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:

@@ -11,7 +11,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.base_model import BaseTrainConfig
 from neuronscope.cli.app import app, console, metrics_table, user_errors
-from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DtypeOpt, TrustRemoteCodeOpt
+from neuronscope.cli.options import (
+    DeviceMapOpt,
+    DeviceOpt,
+    DtypeOpt,
+    OverwriteOpt,
+    TrustRemoteCodeOpt,
+    warn_missing_retain,
+)
 from neuronscope.models.toy import ToyConfig
 
 
@@ -24,13 +31,16 @@ def world(
     forget: Annotated[float, typer.Option(help="Fraction of clusters in the forget split.")] = 0.05,
     retain: Annotated[float, typer.Option(help="Fraction of clusters in the retain split.")] = 0.10,
     test: Annotated[float, typer.Option(help="Fraction of clusters in the test split.")] = 0.70,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Write the synthetic knowledge world (the embedded default dataset)."""
     from neuronscope.data.schema import save_dataset
     from neuronscope.data.world import WorldConfig, build_world
+    from neuronscope.outdir import check_output, open_output
 
+    check_output(out, overwrite=overwrite)
     ds = build_world(WorldConfig(people=people, seed=seed, forget=forget, retain=retain, test=test))
-    save_dataset(ds, out)
+    save_dataset(ds, open_output(out, "world", replace=overwrite))
     console.print(metrics_table(f"world written to {out}", {"items": ds.meta["items"],
                                                             "clusters": ds.meta["clusters"]}))
 
@@ -55,6 +65,7 @@ def train_base_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     oracle: Annotated[bool, typer.Option("--oracle", help="Train without the forget facts: the floor model that "
                                                          "`attribute --oracle` compares with.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Train the toy Llama-style base model on a world until it knows the forget and retain facts."""
     from neuronscope.base_model import train_base
@@ -62,11 +73,14 @@ def train_base_cmd(
     from neuronscope.data.world import build_world
     from neuronscope.errors import NeuronscopeError
     from neuronscope.io import write_json
+    from neuronscope.outdir import check_output, open_output
 
+    check_output(out, overwrite=overwrite, inputs=[data])
     if data is None:
         ds = build_world()
         data = out.parent / f"{out.name}-world"
-        save_dataset(ds, data)
+        check_output(data, overwrite=overwrite, flag="the world directory of --out,")
+        save_dataset(ds, open_output(data, "train-base", replace=overwrite))
     else:
         ds = load_dataset(data)
     toy = ToyConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp)
@@ -82,7 +96,7 @@ def train_base_cmd(
             f"base model did not reach {cfg.target:.2f} base accuracy in {cfg.max_epochs} epochs "
             f"(forget {result.report.detail.get('forget', {}).get('base', float('nan')):.3f}, "
             f"retain {result.report.detail.get('retain', {}).get('base', float('nan')):.3f}); nothing written")
-    result.model.save(out)
+    result.model.save(out, marker="train-base")
     write_json(out / "neuronscope_train.json", result.summary() | {"data": str(data)})
     _print_report(result.report, json_out, extra={"epochs": result.epochs, "seconds": round(result.seconds, 1),
                                                   "n_params": result.n_params, "checkpoint": str(out)})
@@ -136,6 +150,9 @@ def eval_cmd(
         tasks = parse_tasks(lm_eval)
         check_tasks(tasks, lm_eval_include)
     ds = load_dataset(data)
+    if not ds.items("forget", "base"):
+        raise NeuronscopeError(f"{data}: the forget split has no base questions: FS cannot be scored")
+    warn_missing_retain(ds, data)
     model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)
     report = evaluate(model, ds, normalize=normalize)  # type: ignore[arg-type]

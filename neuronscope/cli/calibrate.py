@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neuronscope.cli.app import app, console, user_errors
+from neuronscope.cli.options import OverwriteOpt
 
 
 @app.command("calibrate")
@@ -19,6 +20,7 @@ def calibrate_cmd(
     seeds: Annotated[int | None, typer.Option(help="Relearning-attack seeds per model (default: 5 full, 3 "
                                                    "small).")] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Build models whose answer is known (exact erasure, planted hiding, no change) and run every analysis."""
     from dataclasses import replace
@@ -31,8 +33,9 @@ def calibrate_cmd(
         raise NeuronscopeError(f"--seeds must be at least 2 (the relearning interval needs two), got {seeds}")
     if threads < 1:
         raise NeuronscopeError(f"--threads must be at least 1, got {threads}")
-    if out.exists() and not out.is_dir():
-        raise NeuronscopeError(f"--out {out}: exists and is not a directory")
+    from neuronscope.outdir import check_output, open_output
+
+    check_output(out, overwrite=overwrite)  # before minutes of work
     import torch
 
     from neuronscope.io import write_json, write_text
@@ -44,7 +47,7 @@ def calibrate_cmd(
     torch.set_num_threads(threads)
     with console.status("calibrating") as status:
         result = calibrate(cfg, log=lambda msg: status.update(f"calibrating: {msg}"))
-    out.mkdir(parents=True, exist_ok=True)
+    open_output(out, "calibrate", replace=overwrite)
     json_path = write_json(out / "calibration.json", result.to_json())
     md_path = write_text(out / "confusion.md", confusion_markdown(result))
     from neuronscope.cli.verdict_view import print_verdict

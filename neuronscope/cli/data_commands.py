@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
-from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DtypeOpt, TrustRemoteCodeOpt
+from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DtypeOpt, OverwriteOpt, TrustRemoteCodeOpt
 
 
 @app.command()
@@ -29,16 +29,19 @@ def prepare(
     benign: Annotated[Path | None, typer.Option("--benign", help="Alpaca JSON: the benign attack's corpus.")] = None,
     benign_n: Annotated[int, typer.Option("--benign-n", help="Seeded sample of the benign corpus (0 = all).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the benign sample.")] = 0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Read real benchmark files once and write them, formatted for a model, as a dataset every command reads."""
     from neuronscope.data.prepare import prepare_dataset
     from neuronscope.data.schema import save_dataset
     from neuronscope.io import atomic_path
+    from neuronscope.outdir import check_output
     from neuronscope.scoring import dataset_metric, stop_threshold
 
+    check_output(out, overwrite=overwrite, inputs=[data, tokenizer_from, benign])
     ds = prepare_dataset(data, format=format, prompt=prompt, chat=chat, system=system, template=template,
                          tokenizer_from=tokenizer_from, benign=benign, benign_n=benign_n, seed=seed)
-    with atomic_path(out, directory=True) as tmp:
+    with atomic_path(out, directory=True, marker="prepare") as tmp:
         save_dataset(ds, tmp)
     counts = {s: {"items": len(v), "base": sum(it.kind == "base" for it in v)} for s, v in ds.splits.items()}
     counts["utility"] = {"items": len(ds.utility), "base": len(ds.utility)}
@@ -63,20 +66,23 @@ def finetune(
     dtype: DtypeOpt = "float32",  # training: bf16 weights stall at small lr (neuronscope.models.precision)
     device_map: DeviceMapOpt = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Fine-tune a pretrained checkpoint on the dataset's QA pairs first (TOFU's protocol), then save it."""
     from neuronscope.base_model import FinetuneConfig, finetune_base
     from neuronscope.data.schema import load_dataset
     from neuronscope.io import write_json
     from neuronscope.models.handle import load_model
+    from neuronscope.outdir import check_output
 
+    check_output(out, overwrite=overwrite, inputs=[ckpt, data])
     ds = load_dataset(data)
     cfg = FinetuneConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, exclude_splits=tuple(exclude or ()))
     cfg.check()
     model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                        trust_remote_code=trust_remote_code)
     result = finetune_base(model, ds, cfg)
-    result.model.save(out)
+    result.model.save(out, marker="finetune")
     write_json(out / "neuronscope_finetune.json", result.summary() | {"data": str(data), "from": str(ckpt)})
     console.print(metrics_table(f"fine-tuned {ckpt} for {result.epochs} epochs ({result.steps} steps)",
                                 {"FS / RS / US": {"FS": result.report.fs, "RS": result.report.rs,

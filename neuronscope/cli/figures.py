@@ -75,15 +75,20 @@ def build_figures(run_dir: Path) -> dict[str, Any]:
 def figures_cmd(
     run: Annotated[Path, typer.Option("--run", help="Run directory written by `neuronscope run` or `demo`.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the HTML figures and report.html.")],
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing --out that neuronscope wrote earlier (never a directory without "
+                            "its .neuronscope marker).")] = False,
 ) -> None:
     """Write the paper's figures of a run as standalone HTML (plotly.js inline, works offline) and report.html."""
     from neuronscope.io import write_text
+    from neuronscope.outdir import check_output, open_output
     from neuronscope.plots.report import write_report
     from neuronscope.plots.rundir import load_run, results_table
 
+    check_output(out, overwrite=overwrite, inputs=[run])
     run_data = load_run(run)
     figs = build_figures(run)
-    out.mkdir(parents=True, exist_ok=True)
+    open_output(out, "figures", replace=overwrite)
     for stem, fig in figs.items():
         write_text(out / f"{stem}.html", fig.to_html(full_html=True, include_plotlyjs=True))
     versions = package_versions()

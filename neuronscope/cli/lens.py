@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
-from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DtypeOpt, TrustRemoteCodeOpt
+from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DtypeOpt, OverwriteOpt, TrustRemoteCodeOpt
 
 
 @app.command("lens")
@@ -34,6 +34,7 @@ def lens_cmd(
     dtype: DtypeOpt = "auto",
     device_map: DeviceMapOpt = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Logit lens: at every layer, does the residual stream prefer the gold answer over a distractor? (chance 0.5)"""
     import pandas as pd
@@ -44,13 +45,13 @@ def lens_cmd(
     from neuronscope.io import write_json, write_text
     from neuronscope.lens import ANSWER_TOKENS, CHANCE, logit_lens, summarize_lens
     from neuronscope.models.handle import load_model
+    from neuronscope.outdir import check_output, open_output
 
     if answer_tokens not in ANSWER_TOKENS:
         raise NeuronscopeError(f"--answer-tokens must be one of {', '.join(ANSWER_TOKENS)}, got {answer_tokens!r}")
     if kind != "all" and kind not in KINDS:
         raise NeuronscopeError(f"--kind must be one of {', '.join(KINDS)} or 'all', got {kind!r}")
-    if out.exists() and not out.is_dir():
-        raise NeuronscopeError(f"{out}: --out must be a directory, not a file")
+    check_output(out, overwrite=overwrite, inputs=[ckpt, base, data])
     ds = load_dataset(data)
     available = [s for s, v in ds.splits.items() if v] + (["utility"] if ds.utility else [])
     if split not in available:
@@ -73,7 +74,7 @@ def lens_cmd(
     item_table = item_table[["model", *[c for c in item_table.columns if c != "model"]]]
     table = summarize_lens(item_table)
 
-    out.mkdir(parents=True, exist_ok=True)
+    open_output(out, "lens", replace=overwrite)
     written = [write_text(out / "lens.csv", table.to_csv(index=False)),
                write_text(out / "lens_items.csv", item_table.to_csv(index=False))]
     accuracy = {name: table[table["model"] == name]["accuracy"].round(6).tolist() for name in models}

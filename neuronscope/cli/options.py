@@ -27,6 +27,9 @@ DeviceMapOpt = Annotated[str | None, typer.Option(
 TrustRemoteCodeOpt = Annotated[bool, typer.Option(
     "--trust-remote-code", help="Let a checkpoint run the model code it ships (config.json auto_map). Off by "
                                 "default: only for checkpoints whose code you trust.")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace an existing --out that neuronscope wrote earlier (it carries the .neuronscope "
+                        "marker); a directory without the marker, or one holding an input, is never replaced.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the memory and step plan from config.json and the "
                                                            "data, then exit without loading weights.")]
 SeqLenOpt = Annotated[int | None, typer.Option("--seq-len", help="Dry run: tokens per sequence (default: the "
@@ -39,6 +42,21 @@ def note_idle_gpu(device: str, device_map: str | None) -> None:
 
     if device == "cpu" and device_map is None and torch.cuda.is_available():
         console.print("note: running on the cpu although a CUDA GPU is visible; pass --device auto (or cuda)")
+
+
+def warn_missing_retain(ds: QADataset, data: Path) -> None:
+    """One warning line on stderr (stdout may be --json) when RS, the retain score, lacks its retain split."""
+    from rich.markup import escape
+
+    from neuronscope.cli.app import err_console
+
+    if ds.items("retain", "base"):
+        return
+    if ds.items("test", "base"):
+        msg = f"{data}: no retain questions (retain.jsonl missing or empty): RS is scored on the test split alone"
+    else:
+        msg = f"{data}: no retain or test questions (retain.jsonl missing or empty): RS cannot be scored (nan)"
+    err_console.print(f"[yellow]warning:[/] {escape(msg)}", highlight=False, soft_wrap=True)
 
 
 def plan_inputs(ckpt: Path, ds: QADataset | None, seq_len: int | None) -> tuple[Shape, DataCounts | None]:

@@ -52,6 +52,9 @@ def run_cmd(
     dtype: Annotated[str | None, typer.Option(
         "--dtype", help="Dry run: plan for this weight dtype instead of the config's run.dtype (auto: bfloat16 if "
                         "run.device is cuda).")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Start afresh in a run directory neuronscope wrote earlier (without it, that run is "
+                            "resumed); a directory without the .neuronscope marker is never touched.")] = False,
 ) -> None:
     """Run (or resume) an experiment grid: base, oracle, unlearning, attacks, attribution, lens, Table 1."""
     from neuronscope.experiment.config import load_config
@@ -66,13 +69,16 @@ def run_cmd(
 
         raise NeuronscopeError("--out is required (except with --dry-run)")
     from neuronscope.experiment.distributed import is_launched, run_grid_distributed
+    from neuronscope.outdir import check_output
 
+    check_output(out, overwrite=overwrite, resume=True,
+                 inputs=[config, cfg.data_dir, cfg.base_ckpt, cfg.data.benign or None])
     if is_launched():  # one of several processes (accelerate launch / torchrun): docs/experiments.md
-        result = run_grid_distributed(cfg, out, console=console)
+        result = run_grid_distributed(cfg, out, console=console, fresh=overwrite)
         if result is not None:  # rank 0 assembled the results; the others only computed their chains
             _finish(result)
         return
-    _finish(run_grid(cfg, out, console=console))
+    _finish(run_grid(cfg, out, console=console, fresh=overwrite))
 
 
 @app.command("demo")
@@ -81,10 +87,13 @@ def demo_cmd(
     profile: Annotated[str, typer.Option(help="full (the paper-style grid, ~10 min on 2 cores) or small (a tiny "
                                               "world and model, for tests).")] = "full",
     out: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("runs/demo"),
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Start afresh in a run directory neuronscope wrote earlier (without it, that run is "
+                            "resumed).")] = False,
 ) -> None:
     """The whole grid on the embedded default world and toy model, ending with Table 1."""
     from neuronscope.experiment.config import profile as load_profile
     from neuronscope.experiment.grid import run_grid
 
     cfg = load_profile(profile)
-    _finish(run_grid(cfg, out, console=console))
+    _finish(run_grid(cfg, out, console=console, fresh=overwrite))

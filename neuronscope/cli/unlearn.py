@@ -17,7 +17,16 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
-from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DryRunOpt, DtypeOpt, SeqLenOpt, TrustRemoteCodeOpt
+from neuronscope.cli.options import (
+    DeviceMapOpt,
+    DeviceOpt,
+    DryRunOpt,
+    DtypeOpt,
+    OverwriteOpt,
+    SeqLenOpt,
+    TrustRemoteCodeOpt,
+    warn_missing_retain,
+)
 
 DEFAULT_LR_GRID = "1e-5,3e-5,1e-4,3e-4,1e-3,3e-3"
 
@@ -75,12 +84,14 @@ def unlearn_cmd(
     dry_run: DryRunOpt = False,
     seq_len: SeqLenOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Unlearn the forget split from a checkpoint; stop as soon as forget accuracy reaches chance."""
     from neuronscope.data.schema import load_dataset
     from neuronscope.errors import NeuronscopeError
     from neuronscope.io import atomic_path, write_json, write_text
-    from neuronscope.models.handle import load_model
+    from neuronscope.models.handle import load_model, save_pretrained
+    from neuronscope.outdir import check_output
     from neuronscope.unlearn import UnlearnConfig, get_method
     from neuronscope.unlearn import lr_search as run_lr_search
     from neuronscope.unlearn import unlearn as run_unlearn
@@ -91,11 +102,12 @@ def unlearn_cmd(
                         beta=beta)
     cfg.check()
     grid = _parse_grid(lr_grid) if lr_search else []
-    if out.resolve() == ckpt.resolve():
-        raise NeuronscopeError("--out must differ from --ckpt (the input checkpoint is never overwritten)")
+    if not dry_run:  # a dry run writes nothing
+        check_output(out, overwrite=overwrite, inputs=[ckpt, data])
     ds = load_dataset(data)
     if not ds.items("forget", "base"):
         raise NeuronscopeError(f"{data}: the forget split has no base questions: nothing to unlearn")
+    warn_missing_retain(ds, data)
     if dry_run:
         from neuronscope.cli.options import plan_inputs, print_plan
         from neuronscope.plan import plan_unlearn, planned_dtype
@@ -128,8 +140,8 @@ def unlearn_cmd(
     meta = dict(getattr(result.model.hf.config, "neuronscope", None) or {})
     meta["unlearn"] = result.summary() | {"source": str(ckpt), "data": str(data)}
     result.model.hf.config.neuronscope = meta
-    with atomic_path(out, directory=True) as tmp:
-        result.model.hf.save_pretrained(tmp, safe_serialization=True)
+    with atomic_path(out, directory=True, marker="unlearn") as tmp:
+        save_pretrained(result.model.hf, tmp)
         result.model.tokenizer.save_pretrained(tmp)
         write_text(tmp / "unlearn_curve.csv", curve_csv(result.curve))
         write_json(tmp / "neuronscope_unlearn.json", result.to_json() | {"source": str(ckpt), "data": str(data)})

@@ -69,10 +69,17 @@ class ArtifactCache:
             meta = json.loads(manifest.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             return "unreadable manifest"
+        if not isinstance(meta, dict):
+            return "unreadable manifest"
         if meta.get("key") != input_key(name, inputs) or canonical(meta.get("inputs")) != canonical(
                 json.loads(canonical(inputs))):
             return "manifest inputs differ"
-        for rel, info in meta.get("files", {}).items():
+        files = meta.get("files")
+        if not isinstance(files, dict) or not files or not all(
+                isinstance(info, dict) and isinstance(info.get("size"), int) and isinstance(info.get("sha256"), str)
+                for info in files.values()):
+            return "manifest lists no files (or malformed entries)"
+        for rel, info in files.items():
             f = path / rel
             if not f.is_file():
                 return f"missing file {rel}"

@@ -123,7 +123,7 @@ class ExperimentConfig:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("source")
-        d.pop("threads")  # how fast, not what: never part of a cache key
+        d.pop("threads")  # keys carry it through grid.numerics, only where the cpu computes
         return d
 
 

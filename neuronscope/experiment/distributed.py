@@ -3,8 +3,9 @@
 The grid is a chain of artifacts keyed by their inputs, so it needs no scheduler of its own, only a rule saying
 which process computes which artifact:
 
-1. rank 0 removes partial files of a killed run and computes the shared stages (data, base, oracle training);
-   the other processes wait at a barrier;
+1. rank 0 takes the run directory's lock (experiment.lock) for the whole launch, so no other run can use the
+   directory meanwhile, removes partial files of a killed run and computes the shared stages (data, base, oracle
+   training); the other processes wait at a barrier and take no lock: they share the directory on purpose;
 2. the per-model chains ('oracle' and each method: unlearning, attacks, attribution, lens; 'base': its lens) are
    dealt round-robin, and every process computes its own chains on its own device, reading the shared stages
    from the cache; no two processes ever compute the same artifact;
@@ -31,7 +32,7 @@ from rich.console import Console
 
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.config import ExperimentConfig
-from neuronscope.experiment.grid import GridResult, UnlearnAPI, log_line, remove_partial, run_grid
+from neuronscope.experiment.grid import GridResult, UnlearnAPI, claimed_run_dir, log_line, remove_partial, run_grid
 from neuronscope.io import read_json, write_json
 
 # Processes wait at a barrier while others train (rank 0 the base and oracle, the rest their longest chain); a
@@ -96,13 +97,23 @@ class _Barrier:
 
 
 def run_grid_distributed(cfg: ExperimentConfig, out: str | Path, console: Console | None = None,
-                         api: UnlearnAPI | None = None) -> GridResult | None:
-    """This process's share of the grid; rank 0 returns the assembled GridResult, the others None."""
+                         api: UnlearnAPI | None = None, fresh: bool = False) -> GridResult | None:
+    """This process's share of the grid; rank 0 returns the assembled GridResult, the others None.
+
+    Rank 0 holds the run directory's lock throughout (`fresh`: it first clears an earlier run there)."""
     out = Path(out)
     if cfg.device_map:
         raise NeuronscopeError("run.device_map spreads each model over every visible GPU, which several processes "
                                "would share; launch one process per model (no launcher) or drop run.device_map")
     barrier = _Barrier()
+    if barrier.rank != 0:
+        return _share(cfg, out, console, api, barrier)
+    with claimed_run_dir(out, fresh=fresh):
+        return _share(cfg, out, console, api, barrier)
+
+
+def _share(cfg: ExperimentConfig, out: Path, console: Console | None, api: UnlearnAPI | None,
+           barrier: _Barrier) -> GridResult | None:
     rank, n = barrier.rank, barrier.n
     tag = f"rank {rank}/{n}: "
     local = replace(cfg, device=_device_for(cfg, int(os.environ.get("LOCAL_RANK", "0"))))
@@ -110,7 +121,6 @@ def run_grid_distributed(cfg: ExperimentConfig, out: str | Path, console: Consol
     t0 = time.perf_counter()
     shared: list[str] = []
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
         remove_partial(out, lambda msg: log_line(out / "run.log", tag, msg, console or Console(stderr=True)))
         shared = run_grid(local, out, console, api, chains=(), tag=tag).computed
     barrier.wait("shared")

@@ -32,8 +32,11 @@ from neuronscope.data.world import build_world
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.cache import Artifact, ArtifactCache, file_sha256
 from neuronscope.experiment.config import DataSection, ExperimentConfig
+from neuronscope.experiment.lock import LOCK_FILE, run_lock
 from neuronscope.io import read_json, write_json
+from neuronscope.models.device import map_dtype_device, parse_device_map, resolve_device, resolve_dtype
 from neuronscope.models.handle import Model, load_model
+from neuronscope.outdir import MARKER, check_output, open_output
 from neuronscope.scoring import EvalReport, evaluate
 
 # --- the unlearning package, behind one adapter (tests may swap it) -------------------------------------------
@@ -81,6 +84,32 @@ def model_placement(cfg: ExperimentConfig) -> dict[str, Any]:
     if cfg.device_map:
         return {"device": "cpu", "dtype": cfg.dtype, "device_map": cfg.device_map}
     return {"device": cfg.device, "dtype": cfg.dtype}
+
+
+def numerics(cfg: ExperimentConfig, placed: bool = True) -> dict[str, Any]:
+    """What changes a stage's numbers besides its inputs; part of the stage's cache key, so a change recomputes it.
+
+    The torch and transformers versions always; for a model loaded per [run] (`placed`) the resolved weight dtype
+    and device kind (and the GPU's name); the torch thread count wherever the cpu computes (the toy base and oracle
+    always train there), since the BLAS may split reductions by thread.
+    """
+    import transformers
+
+    out: dict[str, Any] = {"torch": torch.__version__, "transformers": transformers.__version__}
+    if not placed:
+        return out | {"threads": cfg.threads}
+    if cfg.device_map:
+        device = map_dtype_device(parse_device_map(cfg.device_map))
+        out["device"] = f"{device.type} (device_map {cfg.device_map})"
+    else:
+        device = resolve_device(cfg.device)
+        out["device"] = device.type
+    out["dtype"] = str(resolve_dtype(cfg.dtype, device)).removeprefix("torch.")
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        out["threads"] = cfg.threads
+    return out
 
 
 def load_experiment_data(cfg: ExperimentConfig) -> QADataset:
@@ -187,16 +216,42 @@ def _n_artifacts(cfg: ExperimentConfig) -> int:
 
 
 def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = None,
-             api: UnlearnAPI | None = None, *, chains: Collection[str] | None = None, tag: str = "") -> GridResult:
+             api: UnlearnAPI | None = None, *, chains: Collection[str] | None = None, tag: str = "",
+             fresh: bool = False) -> GridResult:
     """Run (or resume) the whole grid in `out`; returns results.json's content and what was computed/skipped.
+
+    `out` must be new, empty or an earlier run directory (`neuronscope.outdir`); the run holds its lock
+    (`experiment.lock`) throughout. `fresh`: clear an earlier run there first (`run --overwrite`).
 
     `chains` (experiment.distributed) makes this one process of several sharing `out`: after the shared stages
     (data, base, oracle training) it computes only the named per-model chains ('oracle' or a method: unlearning,
     attacks, attribution, lens; 'base': the base model's lens), leaves partial files alone (another process may be
-    writing them) and writes no results.json or tables. `tag` prefixes this process's lines in run.log.
+    writing them) and writes no results.json or tables. Such a process takes no lock: the launch's rank 0 holds it
+    and has prepared `out`. `tag` prefixes this process's lines in run.log.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if chains is not None:
+        return _run_grid(cfg, out, console, api, chains, tag)
+    with claimed_run_dir(out, fresh=fresh):
+        return _run_grid(cfg, out, console, api, None, tag)
+
+
+@contextmanager
+def claimed_run_dir(out: Path, fresh: bool = False) -> Iterator[None]:
+    """Check and mark `out` as a run directory and hold its lock for the block; `fresh` clears an earlier run
+    there (a marked directory only, and only under the lock, so never under a live run)."""
+    check_output(out, overwrite=fresh, resume=True)
+    open_output(out, "run")
+    with run_lock(out):
+        if fresh:
+            for entry in sorted(out.iterdir()):
+                if entry.name not in (MARKER, LOCK_FILE):
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        yield
+
+
+def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: UnlearnAPI | None,
+              chains: Collection[str] | None, tag: str) -> GridResult:
     api = api or unlearn_api()
     from transformers.utils import logging as hf_logging
 
@@ -238,9 +293,12 @@ def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = N
 
 
 def remove_partial(out: Path, log: Callable[[str], None]) -> None:
-    """Delete temporary files left by a run killed mid-write (one run per dir: only its owner may call this)."""
-    for stale in sorted((out / "artifacts").glob(".*.tmp")):
-        log(f"[yellow]remove[/] partial {stale.name}")
+    """Delete temporary files left by a run killed mid-write: in the run directory itself (config, results,
+    tables), its artifacts and its per-rank records. Only the holder of the run's lock calls this, so no live
+    process's files are touched (`neuronscope figures` writing into a subdirectory is not either)."""
+    stale_files = [*out.glob(".*.tmp"), *(out / "artifacts").glob(".*.tmp"), *(out / "distributed").glob(".*.tmp")]
+    for stale in sorted(stale_files):
+        log(f"[yellow]remove[/] partial {stale.relative_to(out)}")
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
 
 
@@ -290,12 +348,12 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
     if cfg.base_ckpt is not None and cfg.finetune is not None:  # TOFU: fine-tune the given checkpoint first
         base_inputs = {"data": data.key, "ckpt": cfg.base_ckpt,
                        "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors"),
-                       "finetune": asdict(cfg.finetune)}
+                       "finetune": asdict(cfg.finetune), "numerics": numerics(cfg)}
         base = run.step("base", base_inputs, finetuned((), "base"), "fine-tuning base")
         base_model_dir = base.path / "model"
     elif cfg.base_ckpt is not None:
         base_inputs = {"data": data.key, "ckpt": cfg.base_ckpt,
-                       "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors")}
+                       "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors"), "numerics": numerics(cfg)}
 
         def given_base(tmp: Path) -> None:
             _save_eval(run.load(Path(cfg.base_ckpt)), ds, tmp)
@@ -303,7 +361,7 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
         base = run.step("base", base_inputs, given_base, "base (given checkpoint)")
         base_model_dir = Path(cfg.base_ckpt)
     else:
-        base_inputs = {"data": data.key, "train": _base_json(cfg.base)}
+        base_inputs = {"data": data.key, "train": _base_json(cfg.base), "numerics": numerics(cfg, placed=False)}
         base = run.step("base", base_inputs, trained((), "base"), "training base")
         base_model_dir = base.path / "model"
     models: dict[str, tuple[Artifact, Path]] = {}  # attacked models: name -> (artifact, checkpoint dir)
@@ -314,7 +372,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
         oracle = run.step("oracle", {**base_inputs, "exclude": ["forget"]}, finetuned(("forget",), "oracle"),
                           "fine-tuning oracle (without the forget facts)")
     elif cfg.oracle:
-        oracle = run.step("oracle", {"data": data.key, "train": _base_json(cfg.base), "exclude": ["forget"]},
+        oracle = run.step("oracle", {"data": data.key, "train": _base_json(cfg.base), "exclude": ["forget"],
+                                     "numerics": numerics(cfg, placed=False)},
                           trained(("forget",), "oracle"), "training oracle (without the forget facts)")
     if cfg.oracle:
         if run.mine("oracle"):
@@ -348,7 +407,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
             write_json(tmp / "unlearn.json", _jsonable(result.to_json()))
             _save_eval(run.load(tmp / "model"), ds, tmp)
 
-        inputs = {"base": base.key, "data": data.key, "method": method, "cfg": _jsonable(asdict(ucfg))}
+        inputs = {"base": base.key, "data": data.key, "method": method, "cfg": _jsonable(asdict(ucfg)),
+                  "numerics": numerics(cfg)}
         if lr_grid:
             inputs["lr_grid"] = list(lr_grid)
         art = run.step(f"unlearn-{method}", inputs, unlearned, f"unlearning {method}")
@@ -379,7 +439,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
 
             label = attack_label(acfg)
             a = run.step(f"attack-{name}-{acfg.kind}", {"model": art.key, "data": data.key,
-                                                        "attack": acfg.to_json(), "keep_model": keep},
+                                                        "attack": acfg.to_json(), "keep_model": keep,
+                                                        "numerics": numerics(cfg)},
                          attacked, f"attacking {name}: {label}")
             res = AttackResult.from_json(read_json(a.path / "attack.json"))
             attacks.setdefault(name, {}).setdefault(label, []).append(
@@ -475,7 +536,7 @@ def _attribution_stage(run: _Run, ds: QADataset, data: Artifact, base_dir: Path,
                                   visible=True, info=""))
 
             inputs = {"data": data.key, "a": _dir_key(a_dir), "b": _dir_key(b_dir), "patching": run.cfg.patching,
-                      "targets": ["p", "logp"]}
+                      "targets": ["p", "logp"], "numerics": numerics(run.cfg)}
             art = run.step(f"attribution-{a_name}-vs-{b_name}".replace("+", "-"), inputs, compute,
                            f"attribution {a_name} vs {b_name}")
             out["pairs"][f"{a_name} vs {b_name}"] = {"dir": str(art.path.relative_to(run.out)),
@@ -502,8 +563,8 @@ def _lens_stage(run: _Run, ds: QADataset, data: Artifact, model_dirs: dict[str, 
             write_json(tmp / "lens_items.json", {str(layer): g["win"].tolist()
                                                  for layer, g in per_item.groupby("layer", sort=True)})
 
-        art = run.step(f"lens-{name}", {"data": data.key, "model": _dir_key(d), "per_item": True}, compute,
-                       f"logit lens {name}")
+        art = run.step(f"lens-{name}", {"data": data.key, "model": _dir_key(d), "per_item": True,
+                                        "numerics": numerics(run.cfg)}, compute, f"logit lens {name}")
         out["models"][name] = read_json(art.path / "lens.json")
         out["items"][name] = read_json(art.path / "lens_items.json")
     return out
@@ -522,8 +583,8 @@ def _utility_stage(run: _Run, model_dirs: dict[str, Path]) -> dict[str, Any]:
                                     include_defaults=u.defaults)
             write_json(tmp / "utility.json", score.to_json())
 
-        art = run.step(f"utility-{name}", {"model": _dir_key(d), "utility": asdict(u)}, compute,
-                       f"lm-eval utility {name}")
+        inputs = {"model": _dir_key(d), "utility": asdict(u), "numerics": numerics(run.cfg)}
+        art = run.step(f"utility-{name}", inputs, compute, f"lm-eval utility {name}")
         out["models"][name] = read_json(art.path / "utility.json")
     return out
 
@@ -555,4 +616,5 @@ def _dir_key(model_dir: Path) -> str:
     return hashlib.sha256(str(dir_fingerprint(model_dir, "*.safetensors")).encode()).hexdigest()[:16]
 
 
-__all__ = ["GridResult", "UnlearnAPI", "log_line", "remove_partial", "run_grid", "unlearn_api"]
+__all__ = ["GridResult", "UnlearnAPI", "claimed_run_dir", "log_line", "numerics", "remove_partial", "run_grid",
+           "unlearn_api"]

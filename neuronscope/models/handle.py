@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
@@ -80,12 +81,22 @@ class Model:
         hf.eval()
         return Model(hf, self.tokenizer, self.source)
 
-    def save(self, out: str | Path) -> Path:
-        """Write a standard HF checkpoint directory (config, safetensors, tokenizer) atomically."""
-        with atomic_path(out, directory=True) as tmp:
-            self.hf.save_pretrained(tmp, safe_serialization=True)
+    def save(self, out: str | Path, marker: str | None = None) -> Path:
+        """Write a standard HF checkpoint directory (config, safetensors, tokenizer) atomically; `marker` (a
+        command's name) marks it as that command's output (`neuronscope.outdir`)."""
+        with atomic_path(out, directory=True, marker=marker) as tmp:
+            save_pretrained(self.hf, tmp)
             self.tokenizer.save_pretrained(tmp)
         return Path(out)
+
+
+def save_pretrained(hf: PreTrainedModel, directory: Path) -> None:
+    """`hf.save_pretrained` as safetensors; a failed write (disk full, read-only: safetensors reports it as its own
+    error type, not an OSError) is one NeuronscopeError naming the directory."""
+    try:
+        hf.save_pretrained(directory, safe_serialization=True)
+    except SafetensorError as e:
+        raise NeuronscopeError(f"{directory}: cannot write the weights ({str(e).splitlines()[0]})") from None
 
 
 def input_device(hf: PreTrainedModel) -> torch.device:
@@ -173,9 +184,13 @@ def _check_checkpoint(path: Path) -> dict[str, Any]:
     if not cfg_file.is_file():
         raise NeuronscopeError(f"{path}: not an HF checkpoint (no config.json)")
     try:
-        cfg = json.loads(cfg_file.read_text())
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise NeuronscopeError(f"{cfg_file}: invalid JSON ({e.msg})") from None
+    except (UnicodeDecodeError, OSError) as e:
+        raise NeuronscopeError(f"{cfg_file}: unreadable ({e})") from None
+    if not isinstance(cfg, dict):
+        raise NeuronscopeError(f"{cfg_file}: expected a JSON object")
     archs = cfg.get("architectures") or []
     if not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         raise NeuronscopeError(
@@ -341,6 +356,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str 
         )
     except (ValueError, KeyError) as e:
         raise NeuronscopeError(f"{path}: cannot load as a causal LM ({str(e).splitlines()[0]})") from None
+    except (SafetensorError, OSError) as e:  # a truncated or unreadable weights file
+        raise NeuronscopeError(f"{path}: cannot read the weights ({(str(e).splitlines() or [type(e).__name__])[0]})"
+                               ) from None
     tok = load_tokenizer(path, trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
