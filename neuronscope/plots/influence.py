@@ -50,8 +50,9 @@ def figure3_cumulative(curves: pd.DataFrame | Mapping[str, pd.DataFrame], m: int
     """Figure 3: (top) cumulative D~+ (dotted) and D~- (solid) over the top-m neurons; (bottom) their sums at `m`.
 
     `curves` is one `cumulative_curves` table or {run label: table} to compare runs (e.g. methods). With several
-    runs each has one colour and one legend entry; two key entries explain the dotted/solid styles, and the bars
-    use neutral D+ (hatched) / D- (solid) fills, never a method's colour.
+    runs each has one colour and one legend entry, and the bars
+    use neutral D+ (hatched) / D- (solid) fills, never a method's colour; the panel title says which line style is
+    which.
     """
     runs = _as_runs(curves)
     several = len(runs) > 1
@@ -60,7 +61,8 @@ def figure3_cumulative(curves: pd.DataFrame | Mapping[str, pd.DataFrame], m: int
     plot_px = top_px + bar_px + gap
     fig = make_subplots(rows=2, cols=1, row_heights=[top_px / (top_px + bar_px), bar_px / (top_px + bar_px)],
                         vertical_spacing=gap / plot_px,
-                        subplot_titles=("cumulative influence over the top-m neurons", f"sum over the top {m}"))
+                        subplot_titles=("cumulative influence over the top-m neurons: D+ (erased) dotted, "
+                                        "D- (hidden) solid", f"sum over the top {m}"))
     labels, plus_at, minus_at, legend = [], [], [], []
     for label, c in runs.items():
         for kind, dash, base_color in (("d_plus", "dot", D_PLUS_COLOR), ("d_minus", "solid", D_MINUS_COLOR)):
@@ -80,10 +82,6 @@ def figure3_cumulative(curves: pd.DataFrame | Mapping[str, pd.DataFrame], m: int
             at = part[part["m"] <= m]["cumulative"]
             (plus_at if kind == "d_plus" else minus_at).append(float(at.iloc[-1]) if len(at) else 0.0)
         labels.append(label)
-    if several:
-        for name, dash in (("D+ (erased): dotted", "dot"), ("D- (hidden): solid", "solid")):
-            fig.add_trace(_key_trace(name, dash), row=1, col=1)
-            legend.append(name)
     plus_name, minus_name = f"D+ top-{m} sum (erased)", f"D- top-{m} sum (hidden)"
     fig.add_trace(go.Bar(x=labels, y=plus_at, name=plus_name,
                          marker={"color": "white", "pattern": {"shape": "/", "fgcolor": D_PLUS_KEY},
