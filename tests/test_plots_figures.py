@@ -141,7 +141,7 @@ def test_one_colour_per_method_across_figures(run: RunDir) -> None:
         assert c3 == c4 == {METHOD_COLORS[m]}
     assert method_color("ga+benign") == METHOD_COLORS["ga"]
     assert method_color("mystery") not in METHOD_COLORS.values()
-    many = method_colors(["oracle", "ga", "alpha", "beta", "gamma", "delta", "ga+benign", *[f"m{i}" for i in range(9)]])
+    many = method_colors(["oracle", "ga", "alpha", "beta", "gamma", "delta", "ga+benign", *[f"m{i}" for i in range(4)]])
     assert len(set(many.values())) == len(many) - 1 and many["ga+benign"] == many["ga"]
 
 
@@ -199,3 +199,20 @@ def test_bad_run_directory(tmp_path: Path) -> None:
     with pytest.raises(NeuronscopeError, match="not a grid result"):
         load_run(tmp_path / "bad")
     assert not (tmp_path / "o").exists()
+
+
+def test_twelve_methods_get_clearly_different_colours() -> None:
+    from tests.plots_helpers import NAMES
+
+    def rgb(h: str) -> np.ndarray:
+        return np.array([int(h[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+    def distance(a: str, b: str) -> float:  # "redmean" perceptual approximation
+        x, y = rgb(a), rgb(b)
+        r = (x[0] + y[0]) / 2
+        return float(np.sqrt((2 + r / 256) * (x[0] - y[0]) ** 2 + 4 * (x[1] - y[1]) ** 2
+                             + (2 + (255 - r) / 256) * (x[2] - y[2]) ** 2))
+
+    colours = list(method_colors(["base", "oracle", *NAMES, "extra1", "extra2"]).values())
+    assert len(set(colours)) == len(colours) == 16
+    assert min(distance(a, b) for i, a in enumerate(colours) for b in colours[i + 1:]) > 75

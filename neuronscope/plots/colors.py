@@ -1,7 +1,7 @@
 """One model -> colour map shared by every figure, so a method looks the same in Figures 2-6 and the report.
 
 The known methods keep fixed colours; other names take the first unused spare colour, in the order a figure
-lists them, so no two series of one figure share a colour for up to 8 known + 16 other names.
+lists them, so no two series of one figure share a colour for the 10 known + 8 other names.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ METHOD_COLORS: dict[str, str] = {
     "ssiuu_anchor": "#bcbd22",
     "ssiuu_neuron": "#17becf",
 }
-_EXTRA = ["#1f77b4", "#393b79", "#843c39", "#7b4173", "#637939", "#e7ba52", "#3182bd", "#9c9ede",
-          "#ad494a", "#5254a3", "#8ca252", "#de9ed6", "#6baed6", "#fd8d3c", "#31a354", "#756bb1"]
+# spare colours: each at least ~80 apart (redmean RGB distance) from every fixed colour and from each other
+_EXTRA = ["#1f77b4", "#393b79", "#e7ba52", "#7b4173", "#9ecae1", "#637939", "#ff9896", "#c49c94"]
 # neutral keys for D+ (erased) and D- (hidden) when a figure colours by method: never a method's colour
 D_PLUS_KEY = "#6b6b6b"
 D_MINUS_KEY = "#2b2b2b"
@@ -55,7 +55,7 @@ def method_colors(names: Iterable[str]) -> dict[str, str]:
         k = _key(n)
         if k not in by_key:
             colour = method_color(n)
-            if colour in used:  # past 16 other names colours repeat: no palette stays legible beyond that
+            if colour in used:  # past 8 other names colours repeat: no palette stays legible beyond that
                 colour = next((c for c in _EXTRA if c not in used), colour)
             by_key[k] = colour
             used.add(colour)

@@ -82,7 +82,7 @@ def export_static(figures: Mapping[str, go.Figure], out: Path, formats: Sequence
             for fmt in formats:
                 specs.append({"fig": f.to_plotly_json(), "path": str(Path(tmp) / f"{stem}.{fmt}"),
                               "opts": {"format": fmt, "width": width, "height": int(f.layout.height),
-                                       "scale": scale}})
+                                       "scale": scale if fmt == "png" else 1}})
         kaleido.write_fig_from_object_sync(specs, kopts={"path": browser, "mathjax": False})
         written = []
         for spec in specs:

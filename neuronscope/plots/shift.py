@@ -62,7 +62,7 @@ def figure6_distributions(distributions: pd.DataFrame, title: str | None = None)
                                  line={"dash": "dot" if "dotted" in role else "solid", "color": color}))
     fig.update_yaxes(type="log", dtick=1, exponentformat="power", showexponent="all")
     fig.update_yaxes(title_text="density", col=1)
-    fig.update_xaxes(title_text=f"attribution{unit}", row=rows)
+    fig.update_xaxes(title_text=f"attribution{unit}")
     fig.update_xaxes(nticks=6)
     text = title or f"Attribution distributions: original, unlearned, attacked{_attack_note(distributions)}"
     return finish(fig, text, plot_px, legend=["original (base)", "unlearned: solid", "attacked: dotted"])
@@ -125,7 +125,7 @@ def figure6_scatter(scatter: pd.DataFrame, title: str | None = None) -> go.Figur
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x (unchanged)",
                                  line={"color": "#999", "dash": "dot", "width": 1}, hoverinfo="skip",
                                  legendgroup="diag", showlegend=i == 0), row=row, col=col)
-    fig.update_xaxes(title_text=f"unlearned{unit}", row=rows)
+    fig.update_xaxes(title_text=f"unlearned{unit}")
     fig.update_yaxes(title_text=f"attacked{unit}", col=1)
     fig.update_xaxes(nticks=6)
     fig.update_yaxes(nticks=6)
