@@ -77,7 +77,7 @@ function measure(gd) {
 window.addEventListener('load', () => setTimeout(() => {
   const out = {};
   for (const gd of document.querySelectorAll('.js-plotly-plot')) out[gd.id] = measure(gd);
-  const pre = document.createElement('pre'); pre.id = 'layout-result';
+  const pre = document.createElement('pre'); pre.id = 'layout-result'; pre.style.display = 'none';
   pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
 }, 1500));
 """
@@ -106,7 +106,7 @@ def layout_problems(figs: dict[str, go.Figure], tmp: Path, width: int = 1000) ->
     page = tmp / "figures.html"
     page.write_text(figures_page(figs, width))
     proc = run_chromium(page, tmp, "--virtual-time-budget=60000", "--window-size=1100,900", "--dump-dom")
-    m = re.search(r"<pre id=\"layout-result\">(.*?)</pre>", proc.stdout, re.S)
+    m = re.search(r"<pre id=\"layout-result\"[^>]*>(.*?)</pre>", proc.stdout, re.S)
     assert m, f"no measurement came back: {proc.stderr[-1500:]}"
     text = m.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return json.loads(text)
