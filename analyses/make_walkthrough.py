@@ -148,21 +148,24 @@ on. The oracle takes the same attack: it can only learn those facts from scratch
 code("""from neuronscope.attacks import AttackConfig, attack
 
 cfg = AttackConfig(kind="harmful", p=0.1, steps=10 if SMALL else 30, seed=0)
-recovered = {}
+recovered, n_eval = {}, {}
 for name, m in {"oracle": oracle.model, **models}.items():
     res = attack(m.clone(), ds, cfg)
-    recovered[name] = res.max_fs
+    recovered[name], n_eval[name] = res.max_fs, len(res.eval_ids)  # measured on held-out forget questions
     print(f"{name:6s} recovered FS {res.max_fs:.3f}  trajectory {[round(p['fs'], 3) for p in res.trajectory]}")"""),
 code("""# What relearning says, in words
 floor = recovered["oracle"]
 for method in models:
     gap = recovered[method] - floor
-    verdict = ("came back faster than the oracle could learn them: hidden" if gap > 0.1 else
-               "came back no faster than for the oracle: consistent with erased" if gap < 0.05 else
-               "came back a little faster than for the oracle: undecided on one seed")
-    print(f"{method}: recovered {recovered[method]:.2f} vs oracle {floor:.2f} (gap {gap:+.2f}) - the facts {verdict}.")
-print("One seed gives no interval; `neuronscope demo` runs three seeds per attack and reports the gap with its "
-      "95% interval (Table 1).")"""),
+    p, n = (recovered[method] + floor) / 2, min(n_eval[method], n_eval["oracle"])
+    noise = 2 * math.sqrt(max(p * (1 - p), 1e-9) * 2 / n)  # two standard errors of a difference
+    verdict = ("came back faster than the oracle could learn them: hidden" if gap > noise else
+               "came back slower than for the oracle" if gap < -noise else
+               "came back no faster than for the oracle: consistent with erased")
+    print(f"{method}: recovered {recovered[method]:.2f} vs oracle {floor:.2f} (gap {gap:+.2f}, noise ±{noise:.2f} "
+          f"on {n} questions) - the facts {verdict}.")
+print("One seed gives no interval over seeds; `neuronscope demo` runs several seeds per attack and reports the "
+      "gap with its 95% interval (Table 1).")"""),
 md("""## Where this leaves the question
 
 The relearning gap to the oracle is the most direct evidence: it asks whether the facts return faster than a model
