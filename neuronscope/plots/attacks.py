@@ -23,7 +23,8 @@ def _order(names: list[str]) -> list[str]:
 
 
 def _line_label(label: str, value: float) -> str:
-    return f"{label} {value:.3g}" if label != "chance" or abs(value - 1 / 3) > 1e-9 else "chance 1/3"
+    """The margin label names the line only; its value is on the y axis (and in the report's caption)."""
+    return label
 
 
 def figure2_recovery(recovery: pd.DataFrame, chance: float | None = CHANCE,

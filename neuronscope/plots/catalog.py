@@ -49,8 +49,8 @@ def build_run_figures(run: RunDir | str | Path, shift_attack: str | None = None)
     rec = recovery_frame(run)
     if not rec.empty:
         fs = forget_score(run)
-        line = (f"the dotted line is {fs['line_label']}" + (" (1/3)" if fs["line_label"] == "chance" else "")
-                if fs["chance"] is not None else "")
+        line = (f"the dotted line is {fs['line_label']} ({fs['chance']:.4g})" if fs["chance"] is not None
+                else "no reference line")
         out["figure2_recovery"] = RunFigure(
             figure2_recovery(rec, fs["chance"], f"Relearning attacks: {fs['score']} recovered", fs["score"],
                              fs["line_label"]),
