@@ -5,13 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from neuronscope.cli.figures import build_figures
+from neuronscope.cli.figures import build_figures, write_html_figures
 from neuronscope.errors import NeuronscopeError
-from neuronscope.io import write_text
 
 
 def write_figure(prefix: str, argv: list[str] | None = None) -> None:
-    """`python figures/figureN.py RUNDIR [OUTDIR]`: write RUNDIR's `figureN*` plots as standalone HTML."""
+    """`python figures/figureN.py RUNDIR [OUTDIR]`: write RUNDIR's `figureN*` plots as HTML (and plotly.min.js)."""
     args = sys.argv[1:] if argv is None else argv
     if not 1 <= len(args) <= 2:
         sys.exit(f"usage: python {Path(sys.argv[0]).name} RUNDIR [OUTDIR]")
@@ -23,7 +22,5 @@ def write_figure(prefix: str, argv: list[str] | None = None) -> None:
         sys.exit(f"error: {e}")
     if not figs:
         sys.exit(f"error: {run}: the run has no artifacts for {prefix} (was its stage disabled?)")
-    out.mkdir(parents=True, exist_ok=True)
-    for stem, fig in figs.items():
-        path = write_text(out / f"{stem}.html", fig.to_html(full_html=True, include_plotlyjs=True))
+    for path in write_html_figures(figs, out):
         print(path)

@@ -15,8 +15,8 @@ from neuronscope.attribution.neurons import load_table
 from neuronscope.cli import app
 from neuronscope.errors import NeuronscopeError
 from neuronscope.plots.attacks import figure2_recovery, figure2_trajectories
-from neuronscope.plots.colors import METHOD_COLORS, method_color
-from neuronscope.plots.influence import figure3_cumulative
+from neuronscope.plots.colors import METHOD_COLORS, method_color, method_colors
+from neuronscope.plots.influence import figure3_cumulative, figure5_heatmaps
 from neuronscope.plots.lens import figure4_lens
 from neuronscope.plots.rundir import (
     RunDir,
@@ -24,10 +24,11 @@ from neuronscope.plots.rundir import (
     lens_frame,
     load_run,
     recovery_frame,
+    shift_attacks,
     shift_frames,
     trajectory_frame,
 )
-from neuronscope.plots.shift import figure6_shift
+from neuronscope.plots.shift import figure6_correlations, figure6_distributions, figure6_scatter
 
 runner = CliRunner()
 MODELS = ["oracle", "ga", "gd"]  # the small profile: oracle + ga, gd
@@ -76,33 +77,58 @@ def test_figure4_lens_before_after_and_chance(run: RunDir) -> None:
     fig = figure4_lens(lens)
     assert [t.name for t in fig.data] == ["base (before)", *MODELS]
     n_layers = run.config["base"]["toy"]["n_layers"]
-    for t in fig.data:
-        assert list(t.x) == list(range(n_layers))
+    for t in fig.data:  # x is nudged by < 0.1 layer per model so equal lines stay visible; the layer is kept
+        assert list(t.customdata) == list(range(n_layers))
+        assert np.abs(np.asarray(t.x) - np.arange(n_layers)).max() < 0.1
         assert all("layer" in h for h in t.hovertext)
+    assert len({(t.marker.symbol, t.line.dash) for t in fig.data}) == len(fig.data)  # every line tellable apart
     base = run.results["analyses"]["lens"]["models"]["base"]
     assert list(fig.data[0].y) == [r["accuracy"] for r in base]
     assert any(s.y0 == 0.5 and s.y1 == 0.5 for s in fig.layout.shapes)
 
 
 def test_figure6_distributions_correlations_and_neuron_hover(run: RunDir) -> None:
-    dist, corr, scatter = shift_frames(run)
-    fig = figure6_shift(dist, corr, scatter)
-    names = [t.name for t in fig.data]
+    assert shift_attacks(run) == ["benign"]  # the small profile attributes after the benign attack
+    dist, corr, scatter = shift_frames(run)  # default: harmful where attributed, else what the run has
+    assert set(corr["attack"]) == {"benign"}
+    with pytest.raises(NeuronscopeError, match="harmful"):
+        shift_frames(run, attack="harmful")
+    fig_d = figure6_distributions(dist)
+    names = [t.name for t in fig_d.data]
     for m in MODELS:
         for role in ("original", "unlearned", "attacked"):
             assert f"{m} {role}" in names
-    bar = [t for t in fig.data if t.type == "bar"][0]
-    assert list(bar.x) == MODELS
+    assert "benign" in fig_d.layout.title.text
+    bar = figure6_correlations(corr).data[0]
+    assert list(bar.y) == MODELS and bar.orientation == "h"
     pair = run.pairs["ga vs ga+benign"]  # independent check of the GA correlation on the saved tables
     a, b = load_table(pair / "attribution_base.parquet"), load_table(pair / "attribution.parquet")
     x = np.concatenate([a["max"], a["min"]])
     y = np.concatenate([b["max"], b["min"]])
-    assert bar.y[1] == pytest.approx(np.corrcoef(x, y)[0, 1], rel=1e-9)
-    sc = [t for t in fig.data if t.name == "ga neurons"][0]
+    assert bar.x[1] == pytest.approx(np.corrcoef(x, y)[0, 1], rel=1e-9)
+    fig_s = figure6_scatter(scatter)
+    sc = [t for t in fig_s.data if t.name == "ga neurons"][0]
     assert re.match(r"layer \d+ \w+ neuron \d+", sc.hovertext[0])
+    scale = 1e3  # attributions here are ~1e-3: axes read in units of 10^-3, plain ticks
+    assert "10<sup>-3</sup>" in fig_s.layout.xaxis.title.text
+    assert np.asarray(sc.x) == pytest.approx(a["max"].to_numpy() * scale)  # every neuron of the small run
+    assert np.asarray(sc.y) == pytest.approx(b["max"].to_numpy() * scale)
     dens = dist[(dist["method"] == "ga") & (dist["role"] == "unlearned")]
     width = float((dens["bin_right"] - dens["bin_left"]).iloc[0])
     assert float(dens["density"].sum()) * width == pytest.approx(1.0)
+
+
+def test_figure5_one_faceted_figure_on_one_colour_scale(run: RunDir) -> None:
+    ml = {m: influence_frames(run, m)["module_layer"] for m in MODELS}
+    fig = figure5_heatmaps(ml)
+    assert len(fig.data) == 2 * len(MODELS)
+    assert {t.coloraxis for t in fig.data[0::2]} == {"coloraxis"} and {t.coloraxis for t in fig.data[1::2]} == {
+        "coloraxis2"}
+    top = max(float(t[["d_plus_top_mean", "d_minus_top_mean"]].to_numpy().max()) for t in ml.values())
+    assert fig.layout.coloraxis.cmax == fig.layout.coloraxis2.cmax == pytest.approx(top)
+    gd = ml["gd"].set_index(["module", "layer"])
+    heat = fig.data[5]  # gd's D-
+    assert heat.z[heat.y.index("v")][1] == pytest.approx(gd.loc[("v", 1), "d_minus_top_mean"])
 
 
 def test_one_colour_per_method_across_figures(run: RunDir) -> None:
@@ -110,32 +136,55 @@ def test_one_colour_per_method_across_figures(run: RunDir) -> None:
     fig3 = figure3_cumulative(curves)
     fig4 = figure4_lens(lens_frame(run))
     for m in ("ga", "gd"):
-        c3 = {t.line.color for t in fig3.data if t.name and t.name.startswith(f"{m} ")}
+        c3 = {t.line.color for t in fig3.data if t.type == "scatter" and t.legendgroup == m}
         c4 = {t.line.color for t in fig4.data if t.name == m}
         assert c3 == c4 == {METHOD_COLORS[m]}
     assert method_color("ga+benign") == METHOD_COLORS["ga"]
     assert method_color("mystery") not in METHOD_COLORS.values()
+    many = method_colors(["oracle", "ga", "alpha", "beta", "gamma", "delta", "ga+benign", *[f"m{i}" for i in range(4)]])
+    assert len(set(many.values())) == len(many) - 1 and many["ga+benign"] == many["ga"]
+
+
+STEMS = ["figure2_recovery", "figure2_trajectories", "figure3_cumulative", "figure4_lens", "figure5_heatmaps",
+         "patching_curves", "figure6_correlations", "figure6_distributions", "figure6_scatter"]
 
 
 def test_figures_cli_writes_offline_html_and_report(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "figs"
     res = runner.invoke(app, ["figures", "--run", str(run_dir), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    stems = ["figure2_recovery", "figure2_trajectories", "figure3_cumulative", "figure4_lens",
-             *[f"figure5_heatmaps_{m}" for m in MODELS], "figure6_shift"]
-    assert sorted(p.stem for p in out.glob("*.html")) == sorted([*stems, "report"])
-    for stem in stems:
+    assert sorted(p.stem for p in out.glob("*.html")) == sorted([*STEMS, "report"])
+    js = (out / "plotly.min.js").read_text()
+    assert len(js) > 1_000_000  # plotly.js once per directory
+    for stem in STEMS:
         text = (out / f"{stem}.html").read_text()
-        assert not re.search(r"<script[^>]+src=", text)  # no external script: plotly.js is inline
-        assert len(text) > 1_000_000
-        assert text.count("Plotly.newPlot") == 1
+        assert re.findall(r"<script[^>]+src=\"([^\"]+)\"", text) == ["plotly.min.js"]
+        assert len(text) < 1_000_000 and text.count("Plotly.newPlot") == 1
     report = (out / "report.html").read_text()
-    assert report.count("Plotly.newPlot") == len(stems)
-    assert not re.search(r"<script[^>]+src=", report)
+    assert report.count("Plotly.newPlot") == len(STEMS)
+    assert re.findall(r"<script[^>]+src='([^']+)'", report) == ["plotly.min.js"] and "cdn.plot.ly" not in report
+    assert sum(p.stat().st_size for p in out.iterdir()) < 8_000_000  # was ~65 MB with plotly.js in every file
     table = pd.read_csv(run_dir / "table.csv")
-    assert "Table 1" in report and all(f"<td>{m}</td>" in report for m in table["method"])
+    assert "Table 1" in report and all(m in report for m in table["method"])
+    assert "NaN" not in report and "harmful_p0.1" not in report  # formatted, not the raw CSV
+    assert "No verdict computed" in report
     assert "Configuration" in report and json.loads((run_dir / "config.json").read_text())["name"] in report
+    assert "<td class='l'>unlearn.methods</td><td class='l'>ga, gd</td>" in report  # config as a table
     assert "plotly" in report and "torch" in report  # the versions section
+    assert report.count("class='caption'") >= len(STEMS)
+    one = tmp_path / "one"
+    res = runner.invoke(app, ["figures", "--run", str(run_dir), "--out", str(one), "--self-contained"])
+    assert res.exit_code == 0, res.output
+    text = (one / "report.html").read_text()
+    assert "src='plotly.min.js'" not in text and text.count(js[:200]) == 1
+
+
+def test_figures_cli_bad_options(run_dir: Path, tmp_path: Path) -> None:
+    for args, word in ((["--format", "html,gif"], "gif"), (["--shift-attack", "strong"], "strong"),
+                       (["--width", "10"], "--width"), (["--shift-attack", "harmful"], "harmful")):
+        res = runner.invoke(app, ["figures", "--run", str(run_dir), "--out", str(tmp_path / "o"), *args])
+        assert res.exit_code == 2 and word in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_bad_run_directory(tmp_path: Path) -> None:
@@ -150,3 +199,20 @@ def test_bad_run_directory(tmp_path: Path) -> None:
     with pytest.raises(NeuronscopeError, match="not a grid result"):
         load_run(tmp_path / "bad")
     assert not (tmp_path / "o").exists()
+
+
+def test_twelve_methods_get_clearly_different_colours() -> None:
+    from tests.plots_helpers import NAMES
+
+    def rgb(h: str) -> np.ndarray:
+        return np.array([int(h[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+    def distance(a: str, b: str) -> float:  # "redmean" perceptual approximation
+        x, y = rgb(a), rgb(b)
+        r = (x[0] + y[0]) / 2
+        return float(np.sqrt((2 + r / 256) * (x[0] - y[0]) ** 2 + 4 * (x[1] - y[1]) ** 2
+                             + (2 + (255 - r) / 256) * (x[2] - y[2]) ** 2))
+
+    colours = list(method_colors(["base", "oracle", *NAMES, "extra1", "extra2"]).values())
+    assert len(set(colours)) == len(colours) == 16
+    assert min(distance(a, b) for i, a in enumerate(colours) for b in colours[i + 1:]) > 75

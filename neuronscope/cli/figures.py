@@ -1,4 +1,5 @@
-"""`neuronscope figures --run RUNDIR --out DIR`: every paper figure of a run as offline HTML, plus report.html."""
+"""`neuronscope figures --run RUNDIR --out DIR`: every paper figure of a run and report.html; HTML by default,
+PNG/SVG/PDF through kaleido with `--format`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 
 from neuronscope.cli.app import app, console, user_errors
 
-PACKAGES = ("neuronscope", "torch", "transformers", "transformer-lens", "plotly", "pandas", "numpy")
+PACKAGES = ("neuronscope", "torch", "transformers", "transformer-lens", "plotly", "pandas", "numpy", "kaleido")
 
 
 def package_versions() -> dict[str, str]:
@@ -25,79 +26,77 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def build_figures(run_dir: Path) -> dict[str, Any]:
+def build_figures(run_dir: Path, shift_attack: str | None = None) -> dict[str, Any]:
     """{file stem: go.Figure} for every figure the run's artifacts support (missing stages are skipped)."""
-    from neuronscope.plots.attacks import figure2_recovery, figure2_trajectories
-    from neuronscope.plots.influence import figure3_cumulative, figure5_heatmaps
-    from neuronscope.plots.lens import figure4_lens
-    from neuronscope.plots.rundir import (
-        forget_score,
-        influence_frames,
-        lens_frame,
-        load_run,
-        recovery_frame,
-        shift_frames,
-        trajectory_frame,
-    )
-    from neuronscope.plots.shift import figure6_shift
+    from neuronscope.plots.catalog import build_run_figures
 
-    run = load_run(run_dir)
-    figs: dict[str, Any] = {}
-    rec = recovery_frame(run)
-    if not rec.empty:
-        fs = forget_score(run)
-        figs["figure2_recovery"] = figure2_recovery(
-            rec, fs["chance"], f"Relearning attacks: {fs['score']} recovered (max FS during retraining)",
-            fs["score"], fs["line_label"])
-        figs["figure2_trajectories"] = figure2_trajectories(
-            trajectory_frame(run), rec, fs["chance"], f"Attack trajectories: {fs['score']} during retraining",
-            fs["score"])
-    names = (["oracle"] if run.results.get("oracle") else []) + list(run.results.get("methods", []))
-    frames = {n: influence_frames(run, n) for n in names}
-    curves = {n: f["curves"] for n, f in frames.items() if "curves" in f}
-    if curves:
-        figs["figure3_cumulative"] = figure3_cumulative(curves)
-    lens = lens_frame(run)
-    if not lens.empty:
-        figs["figure4_lens"] = figure4_lens(lens)
-    for n, f in frames.items():
-        if "module_layer" in f:
-            figs[f"figure5_heatmaps_{n}"] = figure5_heatmaps(
-                f["module_layer"], title=f"{n}: mean of the top-100 D per module and layer")
-    dist, corr, scatter = shift_frames(run)
-    if not corr.empty:
-        figs["figure6_shift"] = figure6_shift(dist, corr, scatter)
-    return figs
+    return {stem: f.figure for stem, f in build_run_figures(run_dir, shift_attack).items()}
+
+
+def write_html_figures(figs: dict[str, Any], out: Path) -> list[Path]:
+    """Each figure as `<stem>.html` loading the one `plotly.min.js` of the directory (written once, offline)."""
+    from plotly.offline import get_plotlyjs
+
+    from neuronscope.io import write_text
+    from neuronscope.plots.report import PLOTLY_JS
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [write_text(out / PLOTLY_JS, get_plotlyjs())]
+    for stem, fig in figs.items():
+        text = fig.to_html(full_html=True, include_plotlyjs=PLOTLY_JS, config={"displaylogo": False})
+        paths.append(write_text(out / f"{stem}.html", text))
+    return paths
 
 
 @app.command("figures")
 @user_errors
 def figures_cmd(
     run: Annotated[Path, typer.Option("--run", help="Run directory written by `neuronscope run` or `demo`.")],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the HTML figures and report.html.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the figures and report.html.")],
+    format: Annotated[str, typer.Option("--format", help="Comma-separated: html, png, svg, pdf (static formats "
+                                                         "need the [export] extra and Chromium).")] = "html",
+    width: Annotated[int, typer.Option(help="Width in px of static figures (height follows each figure).")] = 1000,
+    scale: Annotated[float, typer.Option(help="PNG pixel density: 2 doubles both dimensions.")] = 1.0,
+    shift_attack: Annotated[str | None, typer.Option(
+        "--shift-attack", help="Attack of Figure 6: harmful or benign (default: harmful where the run "
+                               "attributed one, as in the paper).")] = None,
+    self_contained: Annotated[bool, typer.Option(
+        "--self-contained", help="Inline plotly.js into report.html (one file that travels alone) instead of "
+                                 "loading the directory's plotly.min.js.")] = False,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace an existing --out that neuronscope wrote earlier (never a directory without "
                             "its .neuronscope marker).")] = False,
 ) -> None:
-    """Write the paper's figures of a run as standalone HTML (plotly.js inline, works offline) and report.html."""
+    """Write the paper's figures of a run (HTML loading one plotly.min.js, offline) and report.html."""
+    from neuronscope.errors import NeuronscopeError
     from neuronscope.io import write_text
     from neuronscope.outdir import check_output, open_output
-    from neuronscope.plots.report import write_report
-    from neuronscope.plots.rundir import load_run, results_table
+    from neuronscope.plots.catalog import build_run_figures
+    from neuronscope.plots.export import STATIC, check_static_export, export_static, parse_formats
+    from neuronscope.plots.report import PLOTLY_JS
+    from neuronscope.plots.rundir import load_run
+    from neuronscope.plots.runreport import render_run_report
 
+    formats = parse_formats(format)
+    if width < 100 or scale <= 0:
+        raise NeuronscopeError(f"--width must be >= 100 and --scale > 0, got {width} and {scale}")
+    if shift_attack is not None and shift_attack not in ("harmful", "benign"):
+        raise NeuronscopeError(f"--shift-attack must be harmful or benign, got {shift_attack!r}")
+    if any(f in STATIC for f in formats):
+        check_static_export()  # before any work
     check_output(out, overwrite=overwrite, inputs=[run])
     run_data = load_run(run)
-    figs = build_figures(run)
+    figs = build_run_figures(run_data, shift_attack)
     open_output(out, "figures", replace=overwrite)
-    for stem, fig in figs.items():
-        write_text(out / f"{stem}.html", fig.to_html(full_html=True, include_plotlyjs=True))
-    versions = package_versions()
-    sections: list[tuple[str, Any]] = [("Table 1: erased or hidden?", results_table(run_data))]
-    sections += [(stem.replace("_", " "), fig) for stem, fig in figs.items()]
-    import json
+    plain = {stem: f.figure for stem, f in figs.items()}
+    written: list[Path] = []
+    if "html" in formats:
+        written += write_html_figures(plain, out)
+    written += export_static(plain, out, formats, width, scale)
+    report = render_run_report(run_data, figs, package_versions(), "inline" if self_contained else PLOTLY_JS)
+    if not self_contained and "html" not in formats:
+        from plotly.offline import get_plotlyjs
 
-    sections += [("Configuration", json.dumps(run_data.config, indent=1, sort_keys=True, default=str)),
-                 ("Versions", ", ".join(f"{k} {v}" for k, v in versions.items()))]
-    report = write_report(out / "report.html", f"neuronscope run {run_data.results.get('name', run.name)}",
-                          sections, intro=f"Run directory: {run}")
-    console.print(f"{len(figs)} figures and {report.name} written to {out}")
+        written.append(write_text(out / PLOTLY_JS, get_plotlyjs()))
+    written.append(write_text(out / "report.html", report))
+    console.print(f"{len(figs)} figures ({', '.join(formats)}) and report.html written to {out}")

@@ -120,17 +120,35 @@ def influence_frames(run: RunDir, name: str) -> dict[str, pd.DataFrame]:
     return {k: load_table(d / f"{k}.parquet") for k in ("curves", "module_layer") if (d / f"{k}.parquet").is_file()}
 
 
-def shift_frames(run: RunDir, column: str = "both", bins: int = 60
+def shift_attacks(run: RunDir) -> list[str]:
+    """The attack kinds whose attacked models were attributed ('X vs X+harmful', 'X vs X+benign')."""
+    kinds = []
+    for pair in run.pairs:
+        before, sep, after = pair.partition(" vs ")
+        if sep and "+" in after and after.split("+", 1)[0] == before:
+            kinds.append(after.split("+", 1)[1])
+    return list(dict.fromkeys(kinds))
+
+
+def shift_frames(run: RunDir, column: str = "both", bins: int = 60, attack: str | None = None
                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Figure 6 tables: (distributions, correlations, scatter) for every model with an attacked attribution.
 
     original = base, unlearned = the model, attacked = the model after the kept attack ('X vs X+attack'); each
     method's histograms share bins. scatter holds per-neuron `max` attribution before and after the attack.
+    `attack` picks the attack kind; None takes the paper's harmful attack where the run attributed one, else the
+    kind it has (the run's `[attribution] attack`). A kind the run did not attribute is a user error.
     """
+    kinds = shift_attacks(run)
+    if attack is None:
+        attack = "harmful" if "harmful" in kinds or not kinds else kinds[0]
+    elif kinds and attack not in kinds:
+        raise NeuronscopeError(f"{run.path}: no attribution after a {attack!r} attack (the run has "
+                               f"{', '.join(kinds)}; set [attribution] attack = \"{attack}\" and rerun)")
     dists, corrs, scatters = [], [], []
     for pair, d in run.pairs.items():
         before, sep, after = pair.partition(" vs ")
-        if not sep or "+" not in after or after.split("+", 1)[0] != before:
+        if not sep or after != f"{before}+{attack}":
             continue
         unl_dir = run.pairs.get(f"base vs {before}")
         unlearned, attacked = _table(d / "attribution_base.parquet"), _table(d / "attribution.parquet")
@@ -138,19 +156,33 @@ def shift_frames(run: RunDir, column: str = "both", bins: int = 60
         if unl_dir is not None:
             tables = {"original": _table(unl_dir / "attribution_base.parquet"), **tables}
         dists.append(attribution_distributions(tables, column=column, bins=bins).rename(columns={"model": "role"})
-                     .assign(method=before, attack=after.split("+", 1)[1]))
+                     .assign(method=before, attack=attack))
         shift = attribution_shift(unlearned, attacked, columns=[column])[column]
-        corrs.append({"method": before, "attack": after.split("+", 1)[1], "column": column, **shift})
-        scatters.append(pd.DataFrame({"method": before, "layer": unlearned["layer"], "module": unlearned["module"],
-                                      "neuron": unlearned["neuron"], "before": unlearned["max"],
-                                      "after": attacked["max"].to_numpy()}))
+        corrs.append({"method": before, "attack": attack, "column": column, **shift})
+        scatters.append(pd.DataFrame({"method": before, "attack": attack, "layer": unlearned["layer"],
+                                      "module": unlearned["module"], "neuron": unlearned["neuron"],
+                                      "before": unlearned["max"], "after": attacked["max"].to_numpy()}))
     dist = pd.concat(dists, ignore_index=True) if dists else pd.DataFrame(
         columns=["method", "role", "bin_left", "bin_right", "count", "density"])
     corr = pd.DataFrame(corrs, columns=["method", "attack", "column", "pearson", "spearman", "mean_abs_change", "n"])
     scat = pd.concat(scatters, ignore_index=True) if scatters else pd.DataFrame(
-        columns=["method", "layer", "module", "neuron", "before", "after"])
+        columns=["method", "attack", "layer", "module", "neuron", "before", "after"])
     return dist, corr, scat
 
 
-__all__ = ["RunDir", "influence_frames", "lens_frame", "load_run", "recovery_frame", "results_table",
-           "shift_frames", "trajectory_frame"]
+__all__ = ["RunDir", "influence_frames", "lens_frame", "load_run", "patching_frames", "recovery_frame", "results_table",
+           "shift_attacks", "shift_frames", "trajectory_frame"]
+
+
+def patching_frames(run: RunDir, names: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, float]]]:
+    """Per model with a 'base vs <name>' patching table: the recovery curves and {base, unlearned} accuracy."""
+    curves: dict[str, pd.DataFrame] = {}
+    accuracy: dict[str, dict[str, float]] = {}
+    for name in names:
+        d = run.pairs.get(f"base vs {name}")
+        if d is None or not (d / "patching.parquet").is_file():
+            continue
+        curves[name] = load_table(d / "patching.parquet")
+        summary = run.results["analyses"]["attribution"]["pairs"][f"base vs {name}"].get("summary", {})
+        accuracy[name] = dict(summary.get("forget_accuracy", {}))
+    return curves, accuracy
