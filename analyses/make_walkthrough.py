@@ -153,25 +153,39 @@ for name, m in {"oracle": oracle.model, **models}.items():
     res = attack(m.clone(), ds, cfg)
     recovered[name], n_eval[name] = res.max_fs, len(res.eval_ids)  # measured on held-out forget questions
     print(f"{name:6s} recovered FS {res.max_fs:.3f}  trajectory {[round(p['fs'], 3) for p in res.trajectory]}")"""),
-code("""# What relearning says, in words
+code("""# What this one relearning run reads, in words (one seed: a reading, not a verdict)
 floor = recovered["oracle"]
 for method in models:
     gap = recovered[method] - floor
     p, n = (recovered[method] + floor) / 2, min(n_eval[method], n_eval["oracle"])
     noise = 2 * math.sqrt(max(p * (1 - p), 1e-9) * 2 / n)  # two standard errors of a difference
-    verdict = ("came back faster than the oracle could learn them: hidden" if gap > noise else
+    reading = ("came back faster than the oracle could learn them" if gap > noise else
                "came back slower than for the oracle" if gap < -noise else
-               "came back no faster than for the oracle: consistent with erased")
+               "came back about as fast as for the oracle")
     print(f"{method}: recovered {recovered[method]:.2f} vs oracle {floor:.2f} (gap {gap:+.2f}, noise ±{noise:.2f} "
-          f"on {n} questions) - the facts {verdict}.")
-print("One seed gives no interval over seeds; `neuronscope demo` runs several seeds per attack and reports the "
-      "gap with its 95% interval (Table 1).")"""),
+          f"on {n} questions) - the facts {reading}.")"""),
+md("""## The calibrated verdict
+
+Each reading above is one analysis. neuronscope's verdict combines the calibrated ones, each against the oracle
+as the floor, with intervals (relearning over seeds, the lens item by item): **hide** if any finds the facts above
+the floor, **erase** if every one rules them out, **undetermined** otherwise. The rule was checked on models whose
+answer is known by construction (`neuronscope calibrate`, docs/verdict.md); the paper's D+/D- rule is listed beside
+it for information only, because it calls a model that hides by construction "erase"."""),
+code("""from neuronscope.verdict.checkpoint import checkpoint_verdict
+
+for method, m in models.items():
+    paper = {"influence": {"top100_d_plus": tops[method]["d_plus"], "top100_d_minus": tops[method]["d_minus"]}}
+    v = checkpoint_verdict(m, base.model, oracle.model, ds, attribution=paper, attacks=[cfg], seeds=(0, 1, 2))
+    print(f"{method}: {v.label.upper()} - {v.reason}")
+    for e in v.evidence:
+        used = "used" if e.calibrated else "shown only"
+        print(f"    {e.analysis:34s} {e.says:13s} ({used}) {e.detail}")"""),
 md("""## Where this leaves the question
 
-The relearning gap to the oracle is the most direct evidence: it asks whether the facts return faster than a model
-that never knew them could learn them. Attribution (D+/D-) and the lens say *where* a hidden fact might sit, and
-they can disagree with the paper on a toy model; the cells above say so when they do. For the full grid with seeds,
-intervals and the calibrated verdict, run `neuronscope demo` and open its `figures/report.html`."""),
+The verdict above is the answer this toolkit gives; the attribution and lens cells say *where* a hidden fact might
+sit, and they can disagree with the paper on a toy model (the cells say so when they do). For the full grid with
+every method, more seeds and the attribution evidence beside the verdict, run `neuronscope demo` and open its
+`figures/report.html`."""),
 ]
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nbf.write(nb, "analyses/erase_or_hide.ipynb")

@@ -67,6 +67,12 @@ def test_the_walkthrough_uses_the_bridge_and_interprets(executed: dict) -> None:
     assert "blocks.0.mlp.out.hook_out" in text and "final_post" in text
     assert text.count("The paper has it") == 2 and text.count("The paper expects") == 2
     assert "vs oracle" in text and ("agrees" in text or "DISAGREES" in text)
+    # the verdict the notebook gives comes from the calibrated rule, for both methods, with its evidence
+    for method in ("gd", "ssiuu"):
+        assert any(text.count(f"{method}: {label.upper()} - ") == 1
+                   for label in ("erase", "hide", "not unlearned", "undetermined")), text
+    assert text.count("logit lens (intermediate layers)") >= 2  # in each method's evidence
+    assert text.count("top-100 D+ vs D- (P target)") == 2 and "(shown only)" in text  # the paper's rule, labelled
 
 
 def test_there_is_a_walkthrough() -> None:

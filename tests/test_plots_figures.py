@@ -167,7 +167,12 @@ def test_figures_cli_writes_offline_html_and_report(run_dir: Path, tmp_path: Pat
     table = pd.read_csv(run_dir / "table.csv")
     assert "Table 1" in report and all(m in report for m in table["method"])
     assert "NaN" not in report and "harmful_p0.1" not in report  # formatted, not the raw CSV
-    assert "No verdict computed" in report
+    import html
+
+    verdicts = json.loads((run_dir / "results.json").read_text())["verdicts"]
+    assert verdicts and "No verdict computed" not in report  # the run's calibrated verdicts come first
+    for v in verdicts.values():
+        assert html.escape(v["reason"]) in report or v["reason"] in report
     assert "Configuration" in report and json.loads((run_dir / "config.json").read_text())["name"] in report
     assert "<td class='l'>unlearn.methods</td><td class='l'>ga, gd</td>" in report  # config as a table
     assert "plotly" in report and "torch" in report  # the versions section
