@@ -21,7 +21,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from neuronscope.batching import Batch, encode
+from neuronscope.batching import Batch, encode_row, pad_rows
+from neuronscope.budget import check_dataset, scoring_batches
 from neuronscope.data.schema import KINDS, QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
@@ -46,10 +47,14 @@ def answer_logprobs(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> F
 @torch.no_grad()
 def _logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str], batch_size: int
               ) -> tuple[Tensor, Tensor]:
+    """log P(answer | prompt) and answer token counts, in batches of `batch_size` (a batch over the memory budget
+    is split in order; one that fits is the same batch as ever: neuronscope.budget)."""
+    if batch_size < 1:
+        raise NeuronscopeError(f"batch size must be at least 1, got {batch_size}")
+    rows = [encode_row(model.tokenizer, p, a) for p, a in zip(prompts, answers, strict=True)]
     out, lengths = [], []
-    for start in range(0, len(prompts), batch_size):
-        batch = encode(model.tokenizer, prompts[start:start + batch_size], answers[start:start + batch_size])
-        batch = batch.to(model.device)
+    for part in scoring_batches(model, rows, batch_size):
+        batch = pad_rows(model.tokenizer, rows[part.start:part.stop]).to(model.device)
         logits = model.hf(input_ids=batch.input_ids).logits
         out.append(answer_logprobs(logits, batch).cpu())
         lengths.append(batch.answer_mask.sum(-1).cpu())
@@ -187,6 +192,7 @@ def evaluate(model: Model, ds: QADataset, kinds: Sequence[str] = KINDS, normaliz
              batch_size: int = 256) -> EvalReport:
     """Score every split and kind once with the dataset's metric; FS/RS/US are read off the same item scores."""
     metric = dataset_metric(ds)
+    check_dataset(model, ds)  # an item past the model's context or the memory budget: one error, before scoring
     detail: dict[str, dict[str, float]] = {}
     counts: dict[str, dict[str, int]] = {}
     scores_by: dict[tuple[str, str], Tensor] = {}

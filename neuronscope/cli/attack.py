@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
-from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DryRunOpt, DtypeOpt, SeqLenOpt, TrustRemoteCodeOpt
+from neuronscope.cli.options import (
+    DeviceMapOpt,
+    DeviceOpt,
+    DryRunOpt,
+    DtypeOpt,
+    SeqLenOpt,
+    TrackOpt,
+    TrustRemoteCodeOpt,
+)
 
 
 @app.command("attack")
@@ -35,17 +43,18 @@ def attack_cmd(
     dry_run: DryRunOpt = False,
     seq_len: SeqLenOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    track: TrackOpt = None,
 ) -> None:
     """Fine-tune an unlearned checkpoint and report the highest forget accuracy it climbs back to."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from neuronscope.attacks import AttackConfig, attack
     from neuronscope.data.schema import load_dataset
     from neuronscope.errors import NeuronscopeError
     from neuronscope.experiment.stats import summarize
     from neuronscope.io import write_json
     from neuronscope.models.handle import load_model
+    from neuronscope.tracking import check_tracker
 
+    check_tracker(track)
     if seeds < 1:
         raise NeuronscopeError(f"--seeds must be at least 1, got {seeds}")
     lrs = lr or [1e-3]
@@ -70,15 +79,19 @@ def attack_cmd(
     original = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)
     summary: dict[str, dict] = {}
+    results: dict[str, dict] = {}
     notes: list[str] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("attacking", total=len(cfgs) * steps)
+    from neuronscope.progress import LoggedProgress
+
+    with LoggedProgress(console=console) as bar:
+        task = bar.add_task("attacking", total=len(cfgs) * steps, unit="steps")
         for c in cfgs:
             bar.update(task, description=f"{kind} lr {c.lr:g} seed {c.seed}")
-            result = attack(original.clone(), ds, c, progress=lambda _s, _l: bar.advance(task))
+            result = attack(original.clone(), ds, c, progress=lambda _s, loss: bar.update(
+                task, advance=1, info=f"loss {loss:.3f}"))
             tag = f"{kind}{f'-p{p:g}' if kind == 'harmful' else ''}-lr{c.lr:g}-seed{c.seed}"
             write_json(out / f"attack-{tag}.json", result.to_json())
+            results[tag] = result.to_json()
             notes += [n for n in result.notes if n not in notes]
             summary.setdefault(f"lr {c.lr:g}", {"lr": c.lr, "max_fs": [], "start_fs": []})
             summary[f"lr {c.lr:g}"]["max_fs"].append(result.max_fs)
@@ -87,6 +100,15 @@ def attack_cmd(
         row["summary"] = summarize(row["max_fs"]).to_json()
     write_json(out / "summary.json", {"kind": kind, "p": p if kind == "harmful" else None, "ckpt": str(ckpt),
                                       "data": str(data), "runs": summary})
+    if track is not None:
+        from neuronscope.tracking import log_attack, open_tracker
+
+        with open_tracker(track, out, f"attack-{kind}", {"ckpt": str(ckpt), "data": str(data), "kind": kind,
+                                                         "p": p, "steps": steps, "lrs": lrs}) as tracker:
+            for tag, res in results.items():
+                log_attack(tracker, f"attack/{tag}", res)
+            for row in summary.values():
+                tracker.scalars(f"attack/lr{row['lr']:g}", {"max_fs_mean": row["summary"]["mean"]}, 0)
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
         return

@@ -14,10 +14,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
-from neuronscope.cli.options import DeviceMapOpt, DeviceOpt, DryRunOpt, DtypeOpt, SeqLenOpt, TrustRemoteCodeOpt
+from neuronscope.cli.options import (
+    DeviceMapOpt,
+    DeviceOpt,
+    DryRunOpt,
+    DtypeOpt,
+    SeqLenOpt,
+    TrackOpt,
+    TrustRemoteCodeOpt,
+)
 
 DEFAULT_LR_GRID = "1e-5,3e-5,1e-4,3e-4,1e-3,3e-3"
 
@@ -43,6 +50,9 @@ def _parse_grid(text: str) -> list[float]:
         raise NeuronscopeError(f"--lr-grid must be comma-separated numbers, got {text!r}") from None
     if not grid:
         raise NeuronscopeError("--lr-grid is empty")
+    from neuronscope.checks import learning_rates
+
+    learning_rates(grid, "--lr-grid")
     return grid
 
 
@@ -75,17 +85,20 @@ def unlearn_cmd(
     dry_run: DryRunOpt = False,
     seq_len: SeqLenOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    track: TrackOpt = None,
 ) -> None:
     """Unlearn the forget split from a checkpoint; stop as soon as forget accuracy reaches chance."""
     from neuronscope.data.schema import load_dataset
     from neuronscope.errors import NeuronscopeError
     from neuronscope.io import atomic_path, write_json, write_text
     from neuronscope.models.handle import load_model
+    from neuronscope.tracking import check_tracker
     from neuronscope.unlearn import UnlearnConfig, get_method
     from neuronscope.unlearn import lr_search as run_lr_search
     from neuronscope.unlearn import unlearn as run_unlearn
 
     get_method(method)
+    check_tracker(track)
     cfg = UnlearnConfig(lr=lr, max_steps=max_steps, threshold=threshold, check_every=check_every,
                         batch_size=batch_size, seed=seed, lambda_=lambda_, lambda_relative=lambda_relative,
                         beta=beta)
@@ -112,13 +125,21 @@ def unlearn_cmd(
     model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task(f"unlearning ({method})", total=max_steps, info="")
+    from neuronscope.progress import LoggedProgress
+
+    with LoggedProgress(console=console) as bar:
+        # a bound: unlearning stops as soon as FS reaches the threshold; an lr search runs up to one trial per rate
+        task = bar.add_task(f"unlearning ({method})", total=max_steps * (len(set(grid)) or 1), unit="steps",
+                            bound=True)
+        done = {"before": 0, "last": 0}  # steps of finished lr-search trials, and the last step seen
 
         def progress(step: int, row: dict) -> None:
+            if step < done["last"]:  # a new lr-search trial started over at step 1
+                done["before"] += done["last"]
+            done["last"] = step
             fs = f" FS {row['fs']:.2f}" if row.get("fs") is not None else ""
-            bar.update(task, completed=step, info=f"step {step} loss {row.get('loss', float('nan')):.3f}{fs}")
+            bar.update(task, completed=done["before"] + step,
+                       info=f"step {step} loss {row.get('loss', float('nan')):.3f}{fs}")
 
         if lr_search:
             result = run_lr_search(model, ds, method, cfg, grid, progress=progress)
@@ -134,6 +155,11 @@ def unlearn_cmd(
         write_text(tmp / "unlearn_curve.csv", curve_csv(result.curve))
         write_json(tmp / "neuronscope_unlearn.json", result.to_json() | {"source": str(ckpt), "data": str(data)})
 
+    if track is not None:
+        from neuronscope.tracking import log_unlearn, open_tracker
+
+        with open_tracker(track, out, f"unlearn-{method}", result.config) as tracker:
+            log_unlearn(tracker, method, result.to_json())
     if json_out:
         typer.echo(json.dumps(result.summary() | {"checkpoint": str(out)}, indent=2))
         return
@@ -149,4 +175,5 @@ def unlearn_cmd(
     if not result.reached:
         console.print(f"[yellow]warning:[/] FS {result.fs:.3f} did not reach {threshold:.3f} "
                       f"in {max_steps} steps")
-    console.print(f"wrote {out} (checkpoint, neuronscope_unlearn.json, unlearn_curve.csv)")
+    console.print(f"wrote {out} (checkpoint, neuronscope_unlearn.json, unlearn_curve.csv"
+                  f"{f', {track} logs' if track else ''})")
