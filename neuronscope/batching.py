@@ -53,9 +53,9 @@ def encode_row(tokenizer: PreTrainedTokenizerBase, prompt: str, answer: str) -> 
     return p_ids + a_ids, len(p_ids)
 
 
-def pad_rows(tokenizer: PreTrainedTokenizerBase, rows: Sequence[Row]) -> Batch:
-    """Right-pad encoded rows to the longest of them."""
-    width = max(len(ids) for ids, _ in rows)
+def pad_rows(tokenizer: PreTrainedTokenizerBase, rows: Sequence[Row], width: int | None = None) -> Batch:
+    """Right-pad encoded rows to the longest of them (or to `width`, when a batch was split from a wider one)."""
+    width = max([len(ids) for ids, _ in rows] + ([width] if width is not None else []))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     answer_mask = torch.zeros((len(rows), width), dtype=torch.bool)

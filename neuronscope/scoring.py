@@ -53,8 +53,8 @@ def _logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str], batc
         raise NeuronscopeError(f"batch size must be at least 1, got {batch_size}")
     rows = [encode_row(model.tokenizer, p, a) for p, a in zip(prompts, answers, strict=True)]
     out, lengths = [], []
-    for part in scoring_batches(model, rows, batch_size):
-        batch = pad_rows(model.tokenizer, rows[part.start:part.stop]).to(model.device)
+    for part, width in scoring_batches(model, rows, batch_size):
+        batch = pad_rows(model.tokenizer, rows[part.start:part.stop], width).to(model.device)
         logits = model.hf(input_ids=batch.input_ids).logits
         out.append(answer_logprobs(logits, batch).cpu())
         lengths.append(batch.answer_mask.sum(-1).cpu())
