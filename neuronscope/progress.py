@@ -95,6 +95,7 @@ class LoggedProgress(Progress):
 
     def __init__(self, *cols: ProgressColumn | str, console: Console | None = None, interval: float | None = None,
                  lines: Console | None = None, clock: Callable[[], float] = time.monotonic, **kwargs: Any):
+        kwargs.setdefault("get_time", clock)  # the tasks' elapsed times (and so the ETA) read the same clock
         super().__init__(*(cols or columns()), console=console, transient=kwargs.pop("transient", True), **kwargs)
         self.interval = line_interval() if interval is None else interval
         self.lines = lines if lines is not None else Console(stderr=True, highlight=False, soft_wrap=True)
