@@ -12,6 +12,7 @@ from neuronscope.checks import Namer, at_least, flag_name, fraction, positive
 from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
+from neuronscope.models.quiet import quiet_bars
 from neuronscope.models.tokenizer import build_word_tokenizer
 from neuronscope.models.toy import ToyConfig, build_toy_model
 from neuronscope.scoring import EvalReport, evaluate, multiple_choice_accuracy
@@ -54,6 +55,7 @@ class BaseTrainResult:
                 "reached_target": self.reached_target, "n_params": self.n_params, **self.report.to_json()}
 
 
+@quiet_bars
 def new_toy_model(ds: QADataset, cfg: ToyConfig = ToyConfig(), seed: int = 0) -> Model:
     """A fresh, untrained toy model whose tokenizer covers the dataset's words."""
     from transformers import PreTrainedTokenizerFast

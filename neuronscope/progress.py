@@ -14,6 +14,7 @@ stopping) says "at most".
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -103,6 +104,27 @@ class LoggedProgress(Progress):
         self._clock = clock
         self._start = clock()
         self._last = self._start
+        self._line_lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
+
+    def start(self) -> None:
+        super().start()
+        if self.plain and self.interval > 0 and self._clock is time.monotonic:
+            # a line also when nothing updates for a while (a final evaluation, a long batch): the log stays alive
+            self._stop_ticker = threading.Event()
+            self._ticker = threading.Thread(target=self._tick, name="neuronscope-progress", daemon=True)
+            self._ticker.start()
+
+    def stop(self) -> None:
+        if getattr(self, "_ticker", None) is not None:
+            self._stop_ticker.set()
+            self._ticker.join()
+            self._ticker = None
+        super().stop()
+
+    def _tick(self) -> None:
+        while not self._stop_ticker.wait(min(self.interval, 1.0)):
+            self._maybe_line()
 
     def add_task(self, description: str, start: bool = True, total: float | None = 100.0, completed: int = 0,
                  visible: bool = True, **fields: Any) -> TaskID:
@@ -120,10 +142,11 @@ class LoggedProgress(Progress):
     def _maybe_line(self) -> None:
         if not self.plain:
             return
-        now = self._clock()
-        if now - self._last < self.interval:
-            return
-        self._last = now
+        with self._line_lock:  # the ticker thread and the updating thread
+            now = self._clock()
+            if now - self._last < self.interval:
+                return
+            self._last = now
         shown = [describe(t) for t in self.tasks if t.visible and not t.finished]
         if shown:
             self.lines.print(f"[{duration(now - self._start)}] " + " ; ".join(shown), markup=False)

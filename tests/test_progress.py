@@ -108,3 +108,35 @@ def test_train_base_defaults_match_the_recipe() -> None:
     b, t = BaseTrainConfig(), ToyConfig()
     assert {"lr": b.lr, "max_epochs": b.max_epochs, "d_model": t.d_model, "n_layers": t.n_layers,
                               "n_heads": t.n_heads, "d_mlp": t.d_mlp} == TRAIN_DEFAULTS
+
+
+def test_library_loads_and_saves_draw_no_transformers_bars(tiny_ckpt: Path, tmp_path: Path, capsys) -> None:
+    """In a notebook every grid load and save drew transformers' tqdm bars; they are off inside neuronscope's
+    load_model and Model.save, and the caller's setting is restored."""
+    from transformers.utils import logging as hf_logging
+
+    from neuronscope.models.handle import load_model
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()
+    try:
+        load_model(tiny_ckpt, bridge=False).save(tmp_path / "copy")
+        assert hf_logging.is_progress_bar_enabled()
+    finally:
+        if not was:
+            hf_logging.disable_progress_bar()
+    err = capsys.readouterr().err
+    assert "Loading weights" not in err and "Writing model shards" not in err, err
+
+
+def test_a_line_comes_even_when_nothing_updates() -> None:
+    """A long stretch without updates (a final evaluation) still shows the run alive in a log."""
+    import time
+
+    buf = io.StringIO()
+    with LoggedProgress(console=Console(file=io.StringIO(), force_terminal=False), interval=0.2,
+                        lines=Console(file=buf, width=200)) as bar:
+        bar.add_task("evaluating", total=10, unit="splits")
+        time.sleep(0.9)
+    lines = buf.getvalue().splitlines()
+    assert 2 <= len(lines) <= 5 and all("evaluating: 0/10 splits (0%)" in line for line in lines), lines
