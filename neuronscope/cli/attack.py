@@ -1,6 +1,5 @@
 """`neuronscope attack`: a relearning attack on one checkpoint, over seeds and learning rates."""
 
-from __future__ import annotations
 
 import json
 from pathlib import Path

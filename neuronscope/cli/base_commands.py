@@ -1,6 +1,5 @@
 """Commands of the foundation: world, train-base and eval."""
 
-from __future__ import annotations
 
 import json
 from pathlib import Path

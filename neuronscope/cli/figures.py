@@ -1,6 +1,5 @@
 """`neuronscope figures --run RUNDIR --out DIR`: every paper figure of a run as offline HTML, plus report.html."""
 
-from __future__ import annotations
 
 import platform
 from importlib import metadata

@@ -1,6 +1,5 @@
 """`neuronscope run CONFIG` (the experiment grid) and `neuronscope demo` (the grid on the embedded default)."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
