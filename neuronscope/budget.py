@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from neuronscope.batching import Row, encode_row
+from neuronscope.batching import ANSWER_PREFIX, Row, carries_bos
 from neuronscope.errors import NeuronscopeError
 
 GIB = 1024**3
@@ -160,20 +160,37 @@ def _pairs(ds: Any) -> list[tuple[str, str, str]]:
     return out
 
 
+def sequence_widths(tokenizer: Any, pairs: Sequence[tuple[str, str, str]]) -> list[tuple[int, int]]:
+    """(prompt tokens, answer tokens) of each (name, prompt, answer), tokenised as `encode_row` does but in batches
+    of distinct texts (a question is shared by its options): a dataset of 11k sequences in a fraction of a second."""
+    prompts = list(dict.fromkeys(p for _, p, _ in pairs))
+    answers = list(dict.fromkeys(a for _, _, a in pairs))
+    p_len: dict[str, int] = {}
+    for special in (True, False):  # BOS is added unless the prompt already carries it (a rendered chat template)
+        group = [p for p in prompts if carries_bos(tokenizer, p) != special]
+        if group:
+            ids = tokenizer(group, add_special_tokens=special)["input_ids"]
+            p_len.update(zip(group, map(len, ids), strict=True))
+    a_ids = tokenizer([ANSWER_PREFIX + a for a in answers], add_special_tokens=False)["input_ids"] if answers else []
+    a_len = dict(zip(answers, map(len, a_ids), strict=True))
+    out = []
+    for name, prompt, answer in pairs:
+        if a_len[answer] == 0:
+            raise NeuronscopeError(f"{name}: answer {answer!r} encodes to no tokens")
+        out.append((p_len[prompt], a_len[answer]))
+    return out
+
+
 def check_context(model: Any, pairs: Sequence[tuple[str, str, str]]) -> list[int]:
     """Token counts of (name, prompt, answer) pairs; the first longer than the model's context is an error."""
     limit, key = context_length(model.hf.config)
     widths = []
-    for name, prompt, answer in pairs:
-        try:
-            ids, n_prompt = encode_row(model.tokenizer, prompt, answer)
-        except ValueError as e:
-            raise NeuronscopeError(f"{name}: {e}") from None
-        if limit is not None and len(ids) > limit:
-            raise NeuronscopeError(f"{name} is {len(ids)} tokens ({n_prompt} prompt + {len(ids) - n_prompt} answer), "
+    for (name, _, _), (n_prompt, n_answer) in zip(pairs, sequence_widths(model.tokenizer, pairs), strict=True):
+        if limit is not None and n_prompt + n_answer > limit:
+            raise NeuronscopeError(f"{name} is {n_prompt + n_answer} tokens ({n_prompt} prompt + {n_answer} answer), "
                                    f"longer than the model's context of {limit} positions ({key}); shorten it or "
                                    "leave it out")
-        widths.append(len(ids))
+        widths.append(n_prompt + n_answer)
     return widths
 
 
