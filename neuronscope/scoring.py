@@ -12,7 +12,7 @@ token count, for answers of unequal length. On the embedded world every option i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Literal
@@ -189,24 +189,28 @@ class EvalReport:
 
 
 def evaluate(model: Model, ds: QADataset, kinds: Sequence[str] = KINDS, normalize: Normalize = "sum",
-             batch_size: int = 256) -> EvalReport:
-    """Score every split and kind once with the dataset's metric; FS/RS/US are read off the same item scores."""
+             batch_size: int = 256, progress: Callable[[int, int], None] | None = None) -> EvalReport:
+    """Score every split and kind once with the dataset's metric; FS/RS/US are read off the same item scores.
+
+    `progress(items done, items in all)` after each split and kind (the CLI's bar and ETA)."""
     metric = dataset_metric(ds)
     check_dataset(model, ds)  # an item past the model's context or the memory budget: one error, before scoring
     detail: dict[str, dict[str, float]] = {}
     counts: dict[str, dict[str, int]] = {}
     scores_by: dict[tuple[str, str], Tensor] = {}
-    for split in [*ds.splits, "utility"]:
-        if split == "other":
+    groups = [(split, kind) for split in [*ds.splits, "utility"] if split != "other" for kind in kinds]
+    total, done = sum(len(ds.items(s, k)) for s, k in groups), 0
+    for split, kind in groups:  # the order of splits, then kinds
+        items = ds.items(split, kind)
+        if not items:
             continue
-        for kind in kinds:
-            items = ds.items(split, kind)
-            if not items:
-                continue
-            sc = item_scores(model, items, metric, normalize, batch_size)
-            scores_by[split, kind] = sc
-            detail.setdefault(split, {})[kind] = fraction(sc)
-            counts.setdefault(split, {})[kind] = len(items)
+        sc = item_scores(model, items, metric, normalize, batch_size)
+        scores_by[split, kind] = sc
+        detail.setdefault(split, {})[kind] = fraction(sc)
+        counts.setdefault(split, {})[kind] = len(items)
+        done += len(items)
+        if progress is not None:
+            progress(done, total)
 
     def pooled(*keys: tuple[str, str]) -> float:
         parts = [scores_by[k] for k in keys if k in scores_by]

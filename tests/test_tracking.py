@@ -103,3 +103,17 @@ def test_check_tracker_names_the_choices() -> None:
 def test_markdown_table() -> None:
     assert markdown_table([{"method": "ga", "FS": 0.25}, {"method": "gd", "RS": 1.0}]) == (
         "| method | FS | RS |\n|---|---|---|\n| ga | 0.250 |  |\n| gd |  | 1.000 |")
+
+
+def test_attack_track_tensorboard_logs_each_trajectory(tiny_ckpt: Path, tiny_world_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "a"
+    result = runner.invoke(app, ["attack", "--kind", "benign", "--ckpt", str(tiny_ckpt), "--data", str(tiny_world_dir),
+                                 "--out", str(out), "--seeds", "1", "--steps", "4", "--eval-every", "2",
+                                 "--track", "tensorboard"])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "attack-benign-lr0.001-seed0.json").read_text())
+    acc = _events(out / "tensorboard")
+    tag = "attack/benign-lr0.001-seed0"
+    assert _scalars(acc, f"{tag}/fs") == pytest.approx({p["step"]: p["fs"] for p in run["trajectory"]}, rel=1e-6)
+    assert _scalars(acc, f"{tag}/loss") == pytest.approx(dict(enumerate(run["losses"], start=1)), rel=1e-5)
+    assert _scalars(acc, "attack/lr0.001/max_fs_mean")[0] == pytest.approx(run["max_fs"], rel=1e-6)

@@ -27,6 +27,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            from neuronscope.progress import line_interval
+
+            line_interval()  # a bad NEURONSCOPE_PROGRESS_SECONDS: one line before the command starts
             return fn(*args, **kwargs)
         except NeuronscopeError as e:
             # escaped: a message may hold brackets (pip extras, paths) that rich would take for markup

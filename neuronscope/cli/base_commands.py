@@ -140,7 +140,12 @@ def eval_cmd(
     ds = load_dataset(data)
     model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)
-    report = evaluate(model, ds, normalize=normalize, batch_size=batch_size)  # type: ignore[arg-type]
+    from neuronscope.progress import LoggedProgress
+
+    with LoggedProgress(console=console) as bar:
+        task = bar.add_task("scoring", total=None, unit="questions")
+        report = evaluate(model, ds, normalize=normalize, batch_size=batch_size,  # type: ignore[arg-type]
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
     if tasks is None:
         _print_report(report, json_out)
         return

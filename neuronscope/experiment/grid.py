@@ -162,7 +162,7 @@ class _Run:
         return art
 
     def inner_bar(self, description: str, total: int | None, bound: bool = False) -> Callable[[int, float], None]:
-        """`bound`: the total is a most (training that stops early), so the ETA says "at most"."""
+        """`bound`: the total is at most (training that stops early), so the ETA says "at most"."""
         self.progress.reset(self.inner, total=total, description=f"  {description}", visible=True, info="",
                             unit="steps", bound=bound)
 
