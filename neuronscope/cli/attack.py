@@ -1,6 +1,5 @@
 """`neuronscope attack`: a relearning attack on one checkpoint, over seeds and learning rates."""
 
-
 import json
 from pathlib import Path
 from typing import Annotated

@@ -1,6 +1,5 @@
 """`neuronscope attribute`: neuron attribution of a checkpoint and, against its base, erase (D+) vs hide (D-)."""
 
-
 from pathlib import Path
 from typing import Annotated
 

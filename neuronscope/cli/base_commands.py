@@ -1,6 +1,5 @@
 """Commands of the foundation: world, train-base and eval."""
 
-
 import json
 from pathlib import Path
 from typing import Annotated

@@ -1,6 +1,5 @@
 """Commands that get real data and real checkpoints ready: prepare (FaithUn / TOFU / Alpaca) and finetune."""
 
-
 from pathlib import Path
 from typing import Annotated
 

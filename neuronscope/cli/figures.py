@@ -1,6 +1,5 @@
 """`neuronscope figures --run RUNDIR --out DIR`: every paper figure of a run as offline HTML, plus report.html."""
 
-
 import platform
 from importlib import metadata
 from pathlib import Path

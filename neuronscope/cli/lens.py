@@ -1,6 +1,5 @@
 """`neuronscope lens`: per-layer logit-lens accuracy of a checkpoint (and optionally its base) on one split."""
 
-
 from pathlib import Path
 from typing import Annotated
 

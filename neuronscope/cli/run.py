@@ -1,6 +1,5 @@
 """`neuronscope run CONFIG` (the experiment grid) and `neuronscope demo` (the grid on the embedded default)."""
 
-
 from pathlib import Path
 from typing import Annotated
 

@@ -5,7 +5,6 @@ threshold was reached, config, lr-search trials) and `unlearn_curve.csv` (one ro
 written to a temporary directory that is renamed into place only when complete; on any error nothing is written.
 """
 
-
 import csv
 import io
 import json
