@@ -75,7 +75,7 @@ def describe(task: Task) -> str:
     if task.total is not None:
         text += f": {int(task.completed)}/{int(task.total)}{f' {unit}' if unit else ''}"
         text += f" ({100 * task.completed / task.total:.0f}%)" if task.total else ""
-        left = eta_seconds(task.completed, task.total, task.elapsed or 0.0)
+        left = eta_seconds(task.completed, task.total, task.elapsed or 0.0) if task.fields.get("eta", True) else None
         if left is not None:
             text += f", ETA {duration(left)}{' (at most)' if task.fields.get('bound') else ''}"
     elif task.completed:
@@ -84,10 +84,20 @@ def describe(task: Task) -> str:
     return f"{text} | {info}" if info else text
 
 
+class EtaColumn(TimeRemainingColumn):
+    """rich's time remaining, left blank for a task added with `eta=False` (units of very unequal length, such as
+    the grid's stages: a base model takes minutes, an attack seconds, so a rate over stages misleads)."""
+
+    def render(self, task: Task) -> Any:
+        if not task.fields.get("eta", True):
+            return TextColumn("").render(task)
+        return super().render(task)
+
+
 def columns(info: bool = True) -> list[ProgressColumn]:
     """The live bar: what, bar, done/total, elapsed, time remaining, and the task's info field."""
     cols: list[ProgressColumn] = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+                                  TimeElapsedColumn(), EtaColumn()]
     return cols + [TextColumn("{task.fields[info]}")] if info else cols
 
 

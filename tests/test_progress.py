@@ -140,3 +140,17 @@ def test_a_line_comes_even_when_nothing_updates() -> None:
         time.sleep(0.9)
     lines = buf.getvalue().splitlines()
     assert 2 <= len(lines) <= 5 and all("evaluating: 0/10 splits (0%)" in line for line in lines), lines
+
+
+def test_a_task_of_unequal_units_shows_no_eta() -> None:
+    """The grid's stages differ by 100x in length: their count gets no ETA (it read "3h02m" for a 20-minute run);
+    the current stage's steps keep theirs."""
+    clock, buf = Clock(), io.StringIO()
+    bar = LoggedProgress(console=Console(file=io.StringIO(), force_terminal=False), interval=1.0,
+                         lines=Console(file=buf, width=200), clock=clock)
+    stages = bar.add_task("grid", total=94, unit="stages", eta=False)
+    steps = bar.add_task("unlearning ga", total=500, unit="steps")
+    bar.update(steps, completed=25)  # at t = 0: no line yet
+    clock.t = 10.0
+    bar.update(stages, completed=3)
+    assert buf.getvalue().strip() == ("[10s] grid: 3/94 stages (3%) ; unlearning ga: 25/500 steps (5%), ETA 3m10s")

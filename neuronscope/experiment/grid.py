@@ -142,7 +142,8 @@ class _Run:
         self.skipped: list[str] = []
         # a live bar with ETA on a terminal; in a log file, a plain progress line every 30 s (neuronscope.progress)
         self.progress = LoggedProgress(console=console)
-        self.overall = self.progress.add_task("grid", total=None, info="", unit="stages")
+        # no ETA over stages: a base model takes minutes, an attack seconds (the current stage's steps have one)
+        self.overall = self.progress.add_task("grid", total=None, info="", unit="stages", eta=False)
         self.inner = self.progress.add_task("", total=None, info="", visible=False)
         self._models: dict[str, Path] = {}
 
