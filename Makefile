@@ -9,11 +9,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint install clean browser
 
+# pip prints a line per package it collects (bars off: noise in a log), so a 3-minute install shows it is alive
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	@echo "installing $(TORCH_SPEC): a large wheel, 1-3 min"
+	$(BIN)/pip install --progress-bar off $(TORCH_SPEC)
+	@echo "installing neuronscope and its dependencies: 1-2 min"
+	$(BIN)/pip install --progress-bar off -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

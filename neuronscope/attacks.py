@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from neuronscope.budget import check_dataset
+from neuronscope.checks import fraction, positive
 from neuronscope.data.schema import QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
@@ -49,10 +51,8 @@ class AttackConfig:
     def check(self) -> None:
         if self.kind not in ATTACK_KINDS:
             raise NeuronscopeError(f"attack kind must be one of {', '.join(ATTACK_KINDS)}, got {self.kind!r}")
-        if not 0 < self.p <= 1:
-            raise NeuronscopeError(f"attack fraction p must lie in (0, 1], got {self.p}")
-        if self.lr <= 0:
-            raise NeuronscopeError(f"attack learning rate must be positive, got {self.lr}")
+        fraction(self.p, "attack fraction p", open_low=True)
+        positive(self.lr, "attack learning rate")
         if self.steps < 1:
             raise NeuronscopeError(f"attack steps must be at least 1, got {self.steps}")
         if self.eval_every < 1:
@@ -130,6 +130,7 @@ def attack(model: Model, ds: QADataset, cfg: AttackConfig,
            progress: Callable[[int, float], None] | None = None) -> AttackResult:
     """Run one attack on `model` IN PLACE (clone first to keep the original); see the module docstring."""
     cfg.check()
+    check_dataset(model, ds)  # every item within the model's context and the memory budget, before training
     t0 = time.perf_counter()
     n_wrong = 0
     if cfg.kind == "harmful":

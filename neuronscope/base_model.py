@@ -7,9 +7,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from neuronscope.budget import check_dataset
+from neuronscope.checks import Namer, at_least, flag_name, fraction, positive
 from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
+from neuronscope.models.quiet import quiet_bars
 from neuronscope.models.tokenizer import build_word_tokenizer
 from neuronscope.models.toy import ToyConfig, build_toy_model
 from neuronscope.scoring import EvalReport, evaluate, multiple_choice_accuracy
@@ -25,6 +28,16 @@ class BaseTrainConfig:
     check_every: int = 2  # epochs between accuracy checks
     seed: int = 0
     exclude_splits: tuple[str, ...] = ()  # e.g. ("forget",) trains the oracle that never saw the forget facts
+
+    def check(self, name: Namer = flag_name) -> None:
+        """Every value a training run needs, before it starts (a zero check_every divides by zero at epoch 1; a
+        target above 1 is never reached, after max_epochs of training)."""
+        positive(self.lr, name("lr"))
+        at_least(self.batch_size, 1, name("batch_size"))
+        at_least(self.max_epochs, 1, name("max_epochs"))
+        at_least(self.check_every, 1, name("check_every"))
+        fraction(self.target, name("target"), open_low=True)
+        self.toy.check(lambda f: name(f"toy.{f}"))
 
 
 @dataclass
@@ -42,6 +55,7 @@ class BaseTrainResult:
                 "reached_target": self.reached_target, "n_params": self.n_params, **self.report.to_json()}
 
 
+@quiet_bars
 def new_toy_model(ds: QADataset, cfg: ToyConfig = ToyConfig(), seed: int = 0) -> Model:
     """A fresh, untrained toy model whose tokenizer covers the dataset's words."""
     from transformers import PreTrainedTokenizerFast
@@ -63,8 +77,10 @@ def train_base(ds: QADataset, cfg: BaseTrainConfig = BaseTrainConfig(), progress
     """
     from neuronscope.training import fit
 
+    cfg.check()
     items = ds.training_items(cfg.exclude_splits)
     model = new_toy_model(ds, cfg.toy, cfg.seed)
+    check_dataset(model, ds)  # every question within base.toy.max_len positions, before training
     check_splits = [s for s in ("forget", "retain") if s not in cfg.exclude_splits and ds.items(s)]
     if not check_splits:
         raise NeuronscopeError("the dataset has no forget or retain base questions to train towards")
@@ -96,8 +112,7 @@ class FinetuneConfig:
     exclude_splits: tuple[str, ...] = ()  # ("forget",) gives TOFU's retain-only model: the oracle
 
     def check(self) -> None:
-        if not self.lr > 0:
-            raise NeuronscopeError(f"fine-tune lr must be positive, got {self.lr}")
+        positive(self.lr, "fine-tune lr")
         if self.epochs < 1 or self.batch_size < 1:
             raise NeuronscopeError("fine-tune epochs and batch_size must be at least 1")
 
@@ -114,6 +129,7 @@ def finetune_base(model: Model, ds: QADataset, cfg: FinetuneConfig = FinetuneCon
     from neuronscope.training import fit
 
     cfg.check()
+    check_dataset(model, ds)
     items = finetune_items(ds, cfg.exclude_splits)
     if not items:
         raise NeuronscopeError("nothing to fine-tune on: the dataset has no base questions outside "

@@ -41,21 +41,21 @@ def carries_bos(tokenizer: PreTrainedTokenizerBase, prompt: str) -> bool:
     return bool(bos) and prompt.startswith(bos)
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: Sequence[str]) -> Batch:
-    """Tokenise prompt and answer separately (the answer with a leading space) and concatenate them.
+Row = tuple[list[int], int]  # token ids of prompt + answer, and how many of them are the prompt
 
-    The tokenizer's special tokens (BOS) are added to the prompt unless it already starts with BOS.
-    """
-    if len(prompts) != len(answers):
-        raise ValueError("prompts and answers differ in length")
-    rows: list[tuple[list[int], int]] = []
-    for p, a in zip(prompts, answers, strict=True):
-        p_ids = tokenizer(p, add_special_tokens=not carries_bos(tokenizer, p))["input_ids"]
-        a_ids = tokenizer(ANSWER_PREFIX + a, add_special_tokens=False)["input_ids"]
-        if not a_ids:
-            raise ValueError(f"answer {a!r} encodes to no tokens")
-        rows.append((p_ids + a_ids, len(p_ids)))
-    width = max(len(ids) for ids, _ in rows)
+
+def encode_row(tokenizer: PreTrainedTokenizerBase, prompt: str, answer: str) -> Row:
+    """One (prompt, answer) pair as token ids: the prompt (with BOS unless it carries one) then the answer."""
+    p_ids = tokenizer(prompt, add_special_tokens=not carries_bos(tokenizer, prompt))["input_ids"]
+    a_ids = tokenizer(ANSWER_PREFIX + answer, add_special_tokens=False)["input_ids"]
+    if not a_ids:
+        raise ValueError(f"answer {answer!r} encodes to no tokens")
+    return p_ids + a_ids, len(p_ids)
+
+
+def pad_rows(tokenizer: PreTrainedTokenizerBase, rows: Sequence[Row], width: int | None = None) -> Batch:
+    """Right-pad encoded rows to the longest of them (or to `width`, when a batch was split from a wider one)."""
+    width = max([len(ids) for ids, _ in rows] + ([width] if width is not None else []))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     answer_mask = torch.zeros((len(rows), width), dtype=torch.bool)
@@ -65,3 +65,13 @@ def encode(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: 
         prompt_mask[i, :n_prompt] = True
         answer_mask[i, n_prompt : len(ids)] = True
     return Batch(input_ids, answer_mask, prompt_mask)
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: Sequence[str]) -> Batch:
+    """Tokenise prompt and answer separately (the answer with a leading space) and concatenate them.
+
+    The tokenizer's special tokens (BOS) are added to the prompt unless it already starts with BOS.
+    """
+    if len(prompts) != len(answers):
+        raise ValueError("prompts and answers differ in length")
+    return pad_rows(tokenizer, [encode_row(tokenizer, p, a) for p, a in zip(prompts, answers, strict=True)])

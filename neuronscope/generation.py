@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from neuronscope.batching import carries_bos
+from neuronscope.budget import Sizes, forward_bytes, memory_budget, plan_batches
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 
@@ -26,10 +27,15 @@ def greedy_answers(model: Model, prompts: Sequence[str], max_new_tokens: int = 6
     was_training = model.hf.training
     model.hf.eval()
     try:
-        for start in range(0, len(prompts), batch_size):
-            rows = [tok(p, add_special_tokens=not carries_bos(tok, p))["input_ids"]
-                    for p in prompts[start:start + batch_size]]
-            width = max(len(r) for r in rows)
+        encoded = [tok(p, add_special_tokens=not carries_bos(tok, p))["input_ids"] for p in prompts]
+        sizes, budget = Sizes.of(model), memory_budget(model.device)
+        # a batch over the memory budget (prompt plus the tokens to generate) is split in order, each piece padded
+        # to the whole batch's width; one that fits is generated exactly as before
+        parts = plan_batches([len(r) + max_new_tokens for r in encoded], batch_size,
+                             lambda n, w: forward_bytes(sizes, n, w) <= budget)
+        for part, padded in parts:
+            rows = encoded[part.start:part.stop]
+            width = padded - max_new_tokens
             input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
             for i, r in enumerate(rows):

@@ -12,7 +12,7 @@ token count, for answers of unequal length. On the embedded world every option i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Literal
@@ -21,7 +21,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from neuronscope.batching import Batch, encode
+from neuronscope.batching import Batch, encode_row, pad_rows
+from neuronscope.budget import check_dataset, scoring_batches
 from neuronscope.data.schema import KINDS, QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
@@ -46,10 +47,14 @@ def answer_logprobs(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> F
 @torch.no_grad()
 def _logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str], batch_size: int
               ) -> tuple[Tensor, Tensor]:
+    """log P(answer | prompt) and answer token counts, in batches of `batch_size` (a batch over the memory budget
+    is split in order; one that fits is the same batch as ever: neuronscope.budget)."""
+    if batch_size < 1:
+        raise NeuronscopeError(f"batch size must be at least 1, got {batch_size}")
+    rows = [encode_row(model.tokenizer, p, a) for p, a in zip(prompts, answers, strict=True)]
     out, lengths = [], []
-    for start in range(0, len(prompts), batch_size):
-        batch = encode(model.tokenizer, prompts[start:start + batch_size], answers[start:start + batch_size])
-        batch = batch.to(model.device)
+    for part, width in scoring_batches(model, rows, batch_size):
+        batch = pad_rows(model.tokenizer, rows[part.start:part.stop], width).to(model.device)
         logits = model.hf(input_ids=batch.input_ids).logits
         out.append(answer_logprobs(logits, batch).cpu())
         lengths.append(batch.answer_mask.sum(-1).cpu())
@@ -184,23 +189,28 @@ class EvalReport:
 
 
 def evaluate(model: Model, ds: QADataset, kinds: Sequence[str] = KINDS, normalize: Normalize = "sum",
-             batch_size: int = 256) -> EvalReport:
-    """Score every split and kind once with the dataset's metric; FS/RS/US are read off the same item scores."""
+             batch_size: int = 256, progress: Callable[[int, int], None] | None = None) -> EvalReport:
+    """Score every split and kind once with the dataset's metric; FS/RS/US are read off the same item scores.
+
+    `progress(items done, items in all)` after each split and kind (the CLI's bar and ETA)."""
     metric = dataset_metric(ds)
+    check_dataset(model, ds)  # an item past the model's context or the memory budget: one error, before scoring
     detail: dict[str, dict[str, float]] = {}
     counts: dict[str, dict[str, int]] = {}
     scores_by: dict[tuple[str, str], Tensor] = {}
-    for split in [*ds.splits, "utility"]:
-        if split == "other":
+    groups = [(split, kind) for split in [*ds.splits, "utility"] if split != "other" for kind in kinds]
+    total, done = sum(len(ds.items(s, k)) for s, k in groups), 0
+    for split, kind in groups:  # the order of splits, then kinds
+        items = ds.items(split, kind)
+        if not items:
             continue
-        for kind in kinds:
-            items = ds.items(split, kind)
-            if not items:
-                continue
-            sc = item_scores(model, items, metric, normalize, batch_size)
-            scores_by[split, kind] = sc
-            detail.setdefault(split, {})[kind] = fraction(sc)
-            counts.setdefault(split, {})[kind] = len(items)
+        sc = item_scores(model, items, metric, normalize, batch_size)
+        scores_by[split, kind] = sc
+        detail.setdefault(split, {})[kind] = fraction(sc)
+        counts.setdefault(split, {})[kind] = len(items)
+        done += len(items)
+        if progress is not None:
+            progress(done, total)
 
     def pooled(*keys: tuple[str, str]) -> float:
         parts = [scores_by[k] for k in keys if k in scores_by]

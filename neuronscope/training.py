@@ -15,7 +15,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from neuronscope.batching import Batch, encode
+from neuronscope.batching import Batch, encode, encode_row
+from neuronscope.budget import check_training
+from neuronscope.checks import at_least, positive
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 from neuronscope.models.precision import precision_note
@@ -58,8 +60,11 @@ def fit(
     """
     if not prompts:
         raise NeuronscopeError("nothing to train on: the training set is empty")
-    if lr <= 0:
-        raise NeuronscopeError(f"learning rate must be positive, got {lr}")
+    positive(lr, "learning rate")
+    at_least(batch_size, 1, "batch size")
+    at_least(max_epochs, 1, "max epochs")
+    widths = [len(encode_row(model.tokenizer, p, a)[0]) for p, a in zip(prompts, answers, strict=True)]
+    check_training(model, widths, batch_size)  # a batch is never split: refuse one that cannot fit, now
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.hf.parameters(), lr=lr, weight_decay=weight_decay)
     notes = [n for n in [precision_note(model.hf.parameters(), lr)] if n]

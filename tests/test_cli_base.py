@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import re
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,10 @@ def test_eval_prints_scores_as_json(tiny_ckpt: Path, tiny_world_dir: Path, tiny_
     assert scores["us"] == pytest.approx(tiny_trained.report.us)
 
 
-def test_train_base_on_a_small_world(tmp_path: Path) -> None:
-    """train-base end to end on a 16-person world: it must reach the target and save a checkpoint."""
+def test_train_base_on_a_small_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train-base end to end on a 16-person world: it must reach the target and save a checkpoint. Its progress
+    has a total (it showed `165/?`): at most max_epochs passes, here one plain line per update (not a terminal)."""
+    monkeypatch.setenv("NEURONSCOPE_PROGRESS_SECONDS", "0")
     world = tmp_path / "w"
     assert runner.invoke(app, ["world", "--out", str(world), "--people", "16", "--forget", "0.25",
                                "--retain", "0.25", "--test", "0.5"]).exit_code == 0
@@ -42,6 +45,11 @@ def test_train_base_on_a_small_world(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "neuronscope_train.json").read_text())
     assert summary["reached_target"] is True
+    n_items = len(load_dataset(world).training_items())
+    most = 150 * -(-n_items // 32)  # 150 epochs (the default) of batches of 32
+    lines = [line for line in result.stderr.splitlines() if "training base model" in line]
+    assert lines and all(re.search(rf"training base model: \d+/{most} steps \(\d+%\), ETA .* \(at most\)", line)
+                         for line in lines), lines[:3]
     assert summary["detail"]["forget"]["base"] >= 0.95 and summary["detail"]["retain"]["base"] >= 0.95
     # --oracle: the same recipe without the forget facts (the floor of the calibrated verdict)
     oracle = tmp_path / "oracle"

@@ -28,6 +28,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            from neuronscope.progress import line_interval
+
+            line_interval()  # a bad NEURONSCOPE_PROGRESS_SECONDS: one line before the command starts
             return fn(*args, **kwargs)
         except NeuronscopeError as e:
             _print_error(str(e))
@@ -70,9 +73,8 @@ def metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # transformers' own weight-loading bars would clutter every command; transformers starts with its bars off when
+    # this is set before it is imported (importing it here would cost `--help` seconds: commands import it lazily)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # transformers' own weight-loading bars would clutter every command
     app(prog_name="neuronscope")
     sys.exit(0)

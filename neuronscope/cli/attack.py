@@ -1,7 +1,5 @@
 """`neuronscope attack`: a relearning attack on one checkpoint, over seeds and learning rates."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +14,8 @@ from neuronscope.cli.options import (
     DtypeOpt,
     OverwriteOpt,
     SeqLenOpt,
+    SeqLenOpt,
+    TrackOpt,
     TrustRemoteCodeOpt,
 )
 
@@ -44,10 +44,9 @@ def attack_cmd(
     seq_len: SeqLenOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     overwrite: OverwriteOpt = False,
+    track: TrackOpt = None,
 ) -> None:
     """Fine-tune an unlearned checkpoint and report the highest forget accuracy it climbs back to."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from neuronscope.attacks import AttackConfig, attack
     from neuronscope.data.schema import load_dataset
     from neuronscope.errors import NeuronscopeError
@@ -55,7 +54,9 @@ def attack_cmd(
     from neuronscope.models.handle import load_model
     from neuronscope.outdir import check_output, open_output
     from neuronscope.stats import summarize
+    from neuronscope.tracking import check_tracker
 
+    check_tracker(track)
     if seeds < 1:
         raise NeuronscopeError(f"--seeds must be at least 1, got {seeds}")
     lrs = lr or [1e-3]
@@ -82,15 +83,19 @@ def attack_cmd(
                           trust_remote_code=trust_remote_code)
     open_output(out, "attack", replace=overwrite)
     summary: dict[str, dict] = {}
+    results: dict[str, dict] = {}
     notes: list[str] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("attacking", total=len(cfgs) * steps)
+    from neuronscope.progress import LoggedProgress
+
+    with LoggedProgress(console=console) as bar:
+        task = bar.add_task("attacking", total=len(cfgs) * steps, unit="steps")
         for c in cfgs:
             bar.update(task, description=f"{kind} lr {c.lr:g} seed {c.seed}")
-            result = attack(original.clone(), ds, c, progress=lambda _s, _l: bar.advance(task))
+            result = attack(original.clone(), ds, c, progress=lambda _s, loss: bar.update(
+                task, advance=1, info=f"loss {loss:.3f}"))
             tag = f"{kind}{f'-p{p:g}' if kind == 'harmful' else ''}-lr{c.lr:g}-seed{c.seed}"
             write_json(out / f"attack-{tag}.json", result.to_json())
+            results[tag] = result.to_json()
             notes += [n for n in result.notes if n not in notes]
             summary.setdefault(f"lr {c.lr:g}", {"lr": c.lr, "max_fs": [], "start_fs": []})
             summary[f"lr {c.lr:g}"]["max_fs"].append(result.max_fs)
@@ -99,6 +104,15 @@ def attack_cmd(
         row["summary"] = summarize(row["max_fs"]).to_json()
     write_json(out / "summary.json", {"kind": kind, "p": p if kind == "harmful" else None, "ckpt": str(ckpt),
                                       "data": str(data), "runs": summary})
+    if track is not None:
+        from neuronscope.tracking import log_attack, open_tracker
+
+        with open_tracker(track, out, f"attack-{kind}", {"ckpt": str(ckpt), "data": str(data), "kind": kind,
+                                                         "p": p, "steps": steps, "lrs": lrs}) as tracker:
+            for tag, res in results.items():
+                log_attack(tracker, f"attack/{tag}", res)
+            for row in summary.values():
+                tracker.scalars(f"attack/lr{row['lr']:g}", {"max_fs_mean": row["summary"]["mean"]}, 0)
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
         return

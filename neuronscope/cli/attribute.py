@@ -1,12 +1,9 @@
 """`neuronscope attribute`: neuron attribution of a checkpoint and, against its base, erase (D+) vs hide (D-)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
 from neuronscope.cli.options import (
@@ -98,13 +95,14 @@ def attribute_cmd(
     check_output(out, overwrite=overwrite, inputs=[ckpt, base, data, oracle])
     open_output(out, "attribute", replace=overwrite)
     note_idle_gpu(device, device_map)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    from neuronscope.progress import LoggedProgress
+
+    with LoggedProgress(console=console) as bar:
         tasks: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
+                tasks[stage] = bar.add_task(stage, total=total, unit="batches")
             bar.update(tasks[stage], completed=done)
 
         run = run_attribute(ckpt, data, out, base=base, split=split, kind=None if kind == "all" else kind,

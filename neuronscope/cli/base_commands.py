@@ -1,15 +1,11 @@
 """Commands of the foundation: world, train-base and eval."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from neuronscope.base_model import BaseTrainConfig
 from neuronscope.cli.app import app, console, metrics_table, user_errors
 from neuronscope.cli.options import (
     DeviceMapOpt,
@@ -19,7 +15,10 @@ from neuronscope.cli.options import (
     TrustRemoteCodeOpt,
     warn_missing_retain,
 )
-from neuronscope.models.toy import ToyConfig
+
+# BaseTrainConfig's and ToyConfig's defaults, written out so that `--help` imports neither torch nor transformers
+# (tests/test_cli_base.py checks they match)
+TRAIN_DEFAULTS = {"lr": 5e-4, "max_epochs": 150, "d_model": 192, "n_layers": 4, "n_heads": 4, "d_mlp": 512}
 
 
 @app.command()
@@ -45,30 +44,25 @@ def world(
                                                             "clusters": ds.meta["clusters"]}))
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                    TimeElapsedColumn(), console=console, transient=True)
-
-
 @app.command("train-base")
 @user_errors
 def train_base_cmd(
     out: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write.")],
     data: Annotated[Path | None, typer.Option("--data", help="World directory; built fresh when omitted.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the model initialisation and batch order.")] = 0,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = BaseTrainConfig.lr,
-    max_epochs: Annotated[int, typer.Option(help="Give up after this many epochs.")] = 150,
-    d_model: Annotated[int, typer.Option(help="Toy model width.")] = ToyConfig.d_model,
-    n_layers: Annotated[int, typer.Option(help="Toy model depth.")] = ToyConfig.n_layers,
-    n_heads: Annotated[int, typer.Option(help="Attention heads.")] = ToyConfig.n_heads,
-    d_mlp: Annotated[int, typer.Option(help="MLP width.")] = ToyConfig.d_mlp,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = TRAIN_DEFAULTS["lr"],
+    max_epochs: Annotated[int, typer.Option(help="Give up after this many epochs.")] = TRAIN_DEFAULTS["max_epochs"],
+    d_model: Annotated[int, typer.Option(help="Toy model width.")] = TRAIN_DEFAULTS["d_model"],
+    n_layers: Annotated[int, typer.Option(help="Toy model depth.")] = TRAIN_DEFAULTS["n_layers"],
+    n_heads: Annotated[int, typer.Option(help="Attention heads.")] = TRAIN_DEFAULTS["n_heads"],
+    d_mlp: Annotated[int, typer.Option(help="MLP width.")] = TRAIN_DEFAULTS["d_mlp"],
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     oracle: Annotated[bool, typer.Option("--oracle", help="Train without the forget facts: the floor model that "
                                                          "`attribute --oracle` compares with.")] = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Train the toy Llama-style base model on a world until it knows the forget and retain facts."""
-    from neuronscope.base_model import train_base
+    from neuronscope.base_model import BaseTrainConfig, train_base
     from neuronscope.data.schema import load_dataset, save_dataset
     from neuronscope.data.world import build_world
     from neuronscope.errors import NeuronscopeError
@@ -76,6 +70,12 @@ def train_base_cmd(
     from neuronscope.outdir import check_output, open_output
 
     check_output(out, overwrite=overwrite, inputs=[data])
+    from neuronscope.models.toy import ToyConfig
+
+    toy = ToyConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp)
+    cfg = BaseTrainConfig(toy=toy, lr=lr, max_epochs=max_epochs, seed=seed,
+                          exclude_splits=("forget",) if oracle else ())
+    cfg.check()  # before the world is written or anything trains
     if data is None:
         ds = build_world()
         data = out.parent / f"{out.name}-world"
@@ -83,14 +83,15 @@ def train_base_cmd(
         save_dataset(ds, open_output(data, "train-base", replace=overwrite))
     else:
         ds = load_dataset(data)
-    toy = ToyConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp)
-    cfg = BaseTrainConfig(toy=toy, lr=lr, max_epochs=max_epochs, seed=seed,
-                          exclude_splits=("forget",) if oracle else ())
-    with _progress() as bar:
+    from neuronscope.progress import LoggedProgress, step_total
+
+    # the total is a bound: training stops once the facts are known (every check_every epochs)
+    most = step_total(len(ds.training_items(cfg.exclude_splits)), cfg.batch_size, cfg.max_epochs)
+    with LoggedProgress(console=console) as bar:
         task = bar.add_task("training oracle (without the forget facts)" if oracle else "training base model",
-                            total=None, info="")
+                            total=most, unit="steps", bound=True)
         result = train_base(ds, cfg, progress=lambda step, loss: bar.update(
-            task, advance=1, info=f"step {step} loss {loss:.3f}"))
+            task, completed=step, info=f"loss {loss:.3f}"))
     if not result.reached_target:
         raise NeuronscopeError(
             f"base model did not reach {cfg.target:.2f} base accuracy in {cfg.max_epochs} epochs "
@@ -132,6 +133,9 @@ def eval_cmd(
         "--lm-eval-limit", help="Items per lm-eval task (the paper: 500); 0 = all.")] = 500,
     lm_eval_include: Annotated[Path | None, typer.Option(
         "--lm-eval-include", help="A directory of extra lm-eval task YAMLs (your own benchmarks).")] = None,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", help="Sequences per scoring pass (a batch that would not fit the memory budget is split; "
+                             "scores do not depend on it).")] = 256,
 ) -> None:
     """Score a checkpoint: FS (forget), RS (retain + test), US (utility) and a per-kind breakdown."""
     from neuronscope.data.schema import load_dataset
@@ -141,6 +145,8 @@ def eval_cmd(
 
     if normalize not in ("sum", "mean"):
         raise NeuronscopeError(f"--normalize must be 'sum' or 'mean', got {normalize!r}")
+    if batch_size < 1:
+        raise NeuronscopeError(f"--batch-size must be at least 1, got {batch_size}")
     tasks: tuple[str, ...] | None = None
     if lm_eval is not None:  # fail before loading anything: extra not installed, unknown task, data not offline
         from neuronscope.lm_eval_utility import check_tasks, parse_tasks
@@ -155,7 +161,12 @@ def eval_cmd(
     warn_missing_retain(ds, data)
     model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)
-    report = evaluate(model, ds, normalize=normalize)  # type: ignore[arg-type]
+    from neuronscope.progress import LoggedProgress
+
+    with LoggedProgress(console=console) as bar:
+        task = bar.add_task("scoring", total=None, unit="questions")
+        report = evaluate(model, ds, normalize=normalize, batch_size=batch_size,  # type: ignore[arg-type]
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
     if tasks is None:
         _print_report(report, json_out)
         return

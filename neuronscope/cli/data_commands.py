@@ -1,7 +1,5 @@
 """Commands that get real data and real checkpoints ready: prepare (FaithUn / TOFU / Alpaca) and finetune."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 
@@ -79,9 +77,16 @@ def finetune(
     ds = load_dataset(data)
     cfg = FinetuneConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, exclude_splits=tuple(exclude or ()))
     cfg.check()
+    from neuronscope.base_model import finetune_items
+    from neuronscope.progress import LoggedProgress, step_total
+
     model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                        trust_remote_code=trust_remote_code)
-    result = finetune_base(model, ds, cfg)
+    total = step_total(len(finetune_items(ds, cfg.exclude_splits)), cfg.batch_size, cfg.epochs)
+    with LoggedProgress(console=console) as bar:
+        task = bar.add_task(f"fine-tuning ({cfg.epochs} epochs)", total=total, unit="steps")
+        result = finetune_base(model, ds, cfg, progress=lambda step, loss: bar.update(
+            task, completed=step, info=f"loss {loss:.3f}"))
     result.model.save(out, marker="finetune")
     write_json(out / "neuronscope_finetune.json", result.summary() | {"data": str(data), "from": str(ckpt)})
     console.print(metrics_table(f"fine-tuned {ckpt} for {result.epochs} epochs ({result.steps} steps)",

@@ -1,8 +1,6 @@
 """`neuronscope figures --run RUNDIR --out DIR`: every paper figure of a run and report.html; HTML by default,
 PNG/SVG/PDF through kaleido with `--format`."""
 
-from __future__ import annotations
-
 import platform
 from importlib import metadata
 from pathlib import Path

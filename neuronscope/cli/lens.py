@@ -1,7 +1,5 @@
 """`neuronscope lens`: per-layer logit-lens accuracy of a checkpoint (and optionally its base) on one split."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +47,8 @@ def lens_cmd(
 
     if answer_tokens not in ANSWER_TOKENS:
         raise NeuronscopeError(f"--answer-tokens must be one of {', '.join(ANSWER_TOKENS)}, got {answer_tokens!r}")
+    if batch_size < 1:
+        raise NeuronscopeError(f"--batch-size must be at least 1, got {batch_size}")
     if kind != "all" and kind not in KINDS:
         raise NeuronscopeError(f"--kind must be one of {', '.join(KINDS)} or 'all', got {kind!r}")
     check_output(out, overwrite=overwrite, inputs=[ckpt, base, data])

@@ -32,6 +32,9 @@ OverwriteOpt = Annotated[bool, typer.Option(
                         "marker); a directory without the marker, or one holding an input, is never replaced.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the memory and step plan from config.json and the "
                                                            "data, then exit without loading weights.")]
+TrackOpt = Annotated[str | None, typer.Option(
+    "--track", help="Also log losses, FS/RS/US curves and the final table to tensorboard, wandb (offline) or mlflow "
+                    "(a local file store), under the output directory; needs neuronscope[<tracker>].")]
 SeqLenOpt = Annotated[int | None, typer.Option("--seq-len", help="Dry run: tokens per sequence (default: the "
                                                                  "longest prompt + option of the data).")]
 

@@ -1,7 +1,5 @@
 """`neuronscope run CONFIG` (the experiment grid) and `neuronscope demo` (the grid on the embedded default)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +7,7 @@ import typer
 
 from neuronscope.cli import attack as _attack  # noqa: F401  (registers `attack` with this module)
 from neuronscope.cli.app import app, console, user_errors
-from neuronscope.cli.options import DryRunOpt, SeqLenOpt
+from neuronscope.cli.options import DryRunOpt, SeqLenOpt, TrackOpt
 
 
 def _dry_run(cfg, seq_len: int | None, dtype: str | None) -> None:  # noqa: ANN001  (an ExperimentConfig)
@@ -31,10 +29,16 @@ def _dry_run(cfg, seq_len: int | None, dtype: str | None) -> None:  # noqa: ANN0
     print_plan(plan_grid(cfg, shape, wdtype, counts), shape, counts, wdtype)
 
 
-def _finish(result) -> None:  # noqa: ANN001  (a GridResult; imported lazily to keep `--help` fast)
+def _finish(result, track: str | None = None) -> None:  # noqa: ANN001  (a GridResult; imported lazily)
     from neuronscope.experiment.table import build_table, to_rich
 
-    console.print(to_rich(build_table(result.results)))
+    rows = build_table(result.results)
+    if track is not None:  # the whole grid, read back from its artifacts (a resumed run logs everything)
+        from neuronscope.tracking import log_grid, open_tracker
+
+        with open_tracker(track, result.out, result.results.get("name", "grid"), result.results["config"]) as t:
+            log_grid(t, result.out, result.results, rows)
+    console.print(to_rich(rows))
     for name, verdict in result.results.get("verdicts", {}).items():
         console.print(f"[bold]{name}[/]: {verdict['label']}: {verdict['reason']}", highlight=False)
     console.print(f"{len(result.computed)} artifacts computed, {len(result.skipped)} reused from cache, "
@@ -55,11 +59,14 @@ def run_cmd(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Start afresh in a run directory neuronscope wrote earlier (without it, that run is "
                             "resumed); a directory without the .neuronscope marker is never touched.")] = False,
+    track: TrackOpt = None,
 ) -> None:
     """Run (or resume) an experiment grid: base, oracle, unlearning, attacks, attribution, lens, Table 1."""
     from neuronscope.experiment.config import load_config
     from neuronscope.experiment.grid import run_grid
+    from neuronscope.tracking import check_tracker
 
+    check_tracker(track)
     cfg = load_config(config)
     if dry_run:
         _dry_run(cfg, seq_len, dtype)
@@ -76,9 +83,9 @@ def run_cmd(
     if is_launched():  # one of several processes (accelerate launch / torchrun): docs/experiments.md
         result = run_grid_distributed(cfg, out, console=console, fresh=overwrite)
         if result is not None:  # rank 0 assembled the results; the others only computed their chains
-            _finish(result)
+            _finish(result, track)
         return
-    _finish(run_grid(cfg, out, console=console, fresh=overwrite))
+    _finish(run_grid(cfg, out, console=console, fresh=overwrite), track)
 
 
 @app.command("demo")
@@ -90,10 +97,13 @@ def demo_cmd(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Start afresh in a run directory neuronscope wrote earlier (without it, that run is "
                             "resumed).")] = False,
+    track: TrackOpt = None,
 ) -> None:
     """The whole grid on the embedded default world and toy model, ending with Table 1."""
     from neuronscope.experiment.config import profile as load_profile
     from neuronscope.experiment.grid import run_grid
+    from neuronscope.tracking import check_tracker
 
+    check_tracker(track)
     cfg = load_profile(profile)
-    _finish(run_grid(cfg, out, console=console, fresh=overwrite))
+    _finish(run_grid(cfg, out, console=console, fresh=overwrite), track)

@@ -5,8 +5,6 @@ threshold was reached, config, lr-search trials) and `unlearn_curve.csv` (one ro
 written to a temporary directory that is renamed into place only when complete; on any error nothing is written.
 """
 
-from __future__ import annotations
-
 import csv
 import io
 import json
@@ -14,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
 from neuronscope.cli.options import (
@@ -24,6 +21,7 @@ from neuronscope.cli.options import (
     DtypeOpt,
     OverwriteOpt,
     SeqLenOpt,
+    TrackOpt,
     TrustRemoteCodeOpt,
     warn_missing_retain,
 )
@@ -52,6 +50,9 @@ def _parse_grid(text: str) -> list[float]:
         raise NeuronscopeError(f"--lr-grid must be comma-separated numbers, got {text!r}") from None
     if not grid:
         raise NeuronscopeError("--lr-grid is empty")
+    from neuronscope.checks import learning_rates
+
+    learning_rates(grid, "--lr-grid")
     return grid
 
 
@@ -85,6 +86,7 @@ def unlearn_cmd(
     seq_len: SeqLenOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     overwrite: OverwriteOpt = False,
+    track: TrackOpt = None,
 ) -> None:
     """Unlearn the forget split from a checkpoint; stop as soon as forget accuracy reaches chance."""
     from neuronscope.data.schema import load_dataset
@@ -92,11 +94,14 @@ def unlearn_cmd(
     from neuronscope.io import atomic_path, write_json, write_text
     from neuronscope.models.handle import load_model, save_pretrained
     from neuronscope.outdir import check_output
+    from neuronscope.models.handle import load_model
+    from neuronscope.tracking import check_tracker
     from neuronscope.unlearn import UnlearnConfig, get_method
     from neuronscope.unlearn import lr_search as run_lr_search
     from neuronscope.unlearn import unlearn as run_unlearn
 
     get_method(method)
+    check_tracker(track)
     cfg = UnlearnConfig(lr=lr, max_steps=max_steps, threshold=threshold, check_every=check_every,
                         batch_size=batch_size, seed=seed, lambda_=lambda_, lambda_relative=lambda_relative,
                         beta=beta)
@@ -124,13 +129,21 @@ def unlearn_cmd(
     model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task(f"unlearning ({method})", total=max_steps, info="")
+    from neuronscope.progress import LoggedProgress
+
+    with LoggedProgress(console=console) as bar:
+        # a bound: unlearning stops as soon as FS reaches the threshold; an lr search runs up to one trial per rate
+        task = bar.add_task(f"unlearning ({method})", total=max_steps * (len(set(grid)) or 1), unit="steps",
+                            bound=True)
+        done = {"before": 0, "last": 0}  # steps of finished lr-search trials, and the last step seen
 
         def progress(step: int, row: dict) -> None:
+            if step < done["last"]:  # a new lr-search trial started over at step 1
+                done["before"] += done["last"]
+            done["last"] = step
             fs = f" FS {row['fs']:.2f}" if row.get("fs") is not None else ""
-            bar.update(task, completed=step, info=f"step {step} loss {row.get('loss', float('nan')):.3f}{fs}")
+            bar.update(task, completed=done["before"] + step,
+                       info=f"step {step} loss {row.get('loss', float('nan')):.3f}{fs}")
 
         if lr_search:
             result = run_lr_search(model, ds, method, cfg, grid, progress=progress)
@@ -146,6 +159,11 @@ def unlearn_cmd(
         write_text(tmp / "unlearn_curve.csv", curve_csv(result.curve))
         write_json(tmp / "neuronscope_unlearn.json", result.to_json() | {"source": str(ckpt), "data": str(data)})
 
+    if track is not None:
+        from neuronscope.tracking import log_unlearn, open_tracker
+
+        with open_tracker(track, out, f"unlearn-{method}", result.config) as tracker:
+            log_unlearn(tracker, method, result.to_json())
     if json_out:
         typer.echo(json.dumps(result.summary() | {"checkpoint": str(out)}, indent=2))
         return
@@ -161,4 +179,5 @@ def unlearn_cmd(
     if not result.reached:
         console.print(f"[yellow]warning:[/] FS {result.fs:.3f} did not reach {threshold:.3f} "
                       f"in {max_steps} steps")
-    console.print(f"wrote {out} (checkpoint, neuronscope_unlearn.json, unlearn_curve.csv)")
+    console.print(f"wrote {out} (checkpoint, neuronscope_unlearn.json, unlearn_curve.csv"
+                  f"{f', {track} logs' if track else ''})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from neuronscope.checks import Namer, at_least, flag_name, fraction
 from neuronscope.data.schema import InstructionItem, QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 
@@ -73,17 +74,18 @@ class WorldConfig:
     universities: int = 20
     arithmetic: int = 10  # addition facts a + b with a, b < arithmetic
 
-    def check(self) -> None:
+    def check(self, name: Namer = flag_name) -> None:
+        """Every value, named as the user gave it (`--people`, or `data.world.people` in a config)."""
         if self.people < 4:
-            raise NeuronscopeError(f"--people must be at least 4, got {self.people}")
-        for name in ("forget", "retain", "test"):
-            v = getattr(self, name)
-            if not 0 <= v <= 1:
-                raise NeuronscopeError(f"split fraction {name}={v} must lie in [0, 1]")
+            raise NeuronscopeError(f"{name('people')} must be at least 4, got {self.people}")
+        for f in ("forget", "retain", "test"):
+            fraction(getattr(self, f), name(f))
         if self.forget + self.retain + self.test > 1 + 1e-9:
-            raise NeuronscopeError("split fractions forget + retain + test must not exceed 1")
-        if min(self.cities, self.companies, self.universities, self.countries) < 3:
-            raise NeuronscopeError("every value pool needs at least 3 values (3-option multiple choice)")
+            raise NeuronscopeError(f"split fractions {name('forget')} + {name('retain')} + {name('test')} must not "
+                                   "exceed 1")
+        for f in ("cities", "companies", "universities", "countries"):
+            at_least(getattr(self, f), 3, f"{name(f)} (3-option multiple choice needs 3 values per pool)")
+        at_least(self.arithmetic, 1, name("arithmetic"))
 
 
 class _Words:

@@ -31,6 +31,7 @@ from typing import Any
 
 from neuronscope.attacks import AttackConfig
 from neuronscope.base_model import BaseTrainConfig, FinetuneConfig
+from neuronscope.checks import learning_rates
 from neuronscope.data.world import WorldConfig
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.toy import ToyConfig
@@ -200,8 +201,9 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     device = _typed(run.get("device", "cpu"), "", f"{source}: run.device")
     dtype = _typed(run.get("dtype", "float32"), "", f"{source}: run.dtype")
     device_map = _typed(run.get("device_map", ""), "", f"{source}: run.device_map")
-    from neuronscope.models.device import DEVICE_MAP_STRATEGIES, DTYPES
+    from neuronscope.models.device import DEVICE_MAP_STRATEGIES, DTYPES, check_device_spec
 
+    check_device_spec(device, f"{source}: run.device")
     if dtype != "auto" and dtype not in DTYPES:
         raise _fail(f"{source}: run.dtype", f"must be auto or one of {', '.join(DTYPES)}, got {dtype!r}")
     if device_map and device_map not in DEVICE_MAP_STRATEGIES:
@@ -246,7 +248,10 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     except NeuronscopeError as e:
         raise _fail(f"{source}: data.prompt", str(e)) from None
     world = _dataclass_from(WorldConfig, _section(data, "world"), f"{source}: data.world")
-    world.check()
+    try:
+        world.check(lambda f: f"data.world.{f}")
+    except NeuronscopeError as e:
+        raise _fail(source, str(e)) from None
 
     base = _section(doc, "base")
     base_ckpt = base.pop("ckpt", None)
@@ -255,6 +260,10 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     base.pop("toy", None)
     train = _dataclass_from(BaseTrainConfig, base, f"{source}: base", skip={"toy", "exclude_splits"})
     train = BaseTrainConfig(**{**asdict(train), "toy": toy, "exclude_splits": ()})
+    try:  # every value now: a zero check_every or a target above 1 would fail only after the base's training
+        train.check(lambda f: f"base.{f}")
+    except NeuronscopeError as e:
+        raise _fail(source, str(e)) from None
     if base_ckpt is not None:
         base_ckpt = _typed(base_ckpt, "", f"{source}: base.ckpt")
         path = _resolve(base_ckpt, base_dir)
@@ -285,6 +294,8 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
 
     unlearn = _parse_unlearn(_section(doc, "unlearn"), source)
     attacks = _dataclass_from(AttacksSection, _section(doc, "attacks"), f"{source}: attacks")
+    learning_rates(attacks.harmful_lr, f"{source}: attacks.harmful_lr")
+    learning_rates(attacks.benign_lr, f"{source}: attacks.benign_lr")
     if len(set(attacks.seeds)) != len(attacks.seeds):
         raise _fail(f"{source}: attacks.seeds", "seeds must be distinct")
     for p in attacks.harmful_p:
@@ -362,9 +373,7 @@ def _parse_unlearn(table: dict[str, Any], source: str) -> UnlearnSection:
         for k, v in params.items():
             default = (1.0,) if k == "lr_grid" else api.config_default(k)
             params[k] = _typed(v, default, f"{w}.{k}") if default is not None else v
-        for lr in params.get("lr_grid", ()):
-            if not lr > 0:
-                raise _fail(f"{w}.lr_grid", f"learning rates must be positive, got {lr}")
+        learning_rates(params.get("lr_grid", ()), f"{w}.lr_grid")
     section = UnlearnSection(methods=methods, params=dict(table), per_method={k: dict(v) for k, v in
                                                                                 per_method.items()})
     for m in methods:  # the trainer's own checks (positive lr, ...), now rather than after the base is trained
@@ -378,6 +387,15 @@ def _parse_unlearn(table: dict[str, Any], source: str) -> UnlearnSection:
         except (TypeError, ValueError) as e:
             raise _fail(f"{where} ({m})", f"invalid value ({e})") from None
     return section
+
+
+def check_placement(cfg: ExperimentConfig) -> None:
+    """Is `[run] device` here? Asked when a run starts, not when the config is read (a dry run on a CPU machine
+    plans a GPU run), and named as the config key, not as a --device flag `run` does not have."""
+    if not cfg.device_map:
+        from neuronscope.models.device import resolve_device
+
+        resolve_device(cfg.device, flag=f"{cfg.source}: run.device")
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from neuronscope.attacks import AttackConfig, AttackResult, attack
 from neuronscope.base_model import BaseTrainConfig, FinetuneConfig, finetune_base, train_base
@@ -37,6 +36,7 @@ from neuronscope.io import read_json, write_json
 from neuronscope.models.device import map_dtype_device, parse_device_map, resolve_device, resolve_dtype
 from neuronscope.models.handle import Model, load_model
 from neuronscope.outdir import MARKER, check_output, open_output
+from neuronscope.progress import LoggedProgress, step_total
 from neuronscope.scoring import EvalReport, evaluate
 
 # --- the unlearning package, behind one adapter (tests may swap it) -------------------------------------------
@@ -169,10 +169,10 @@ class _Run:
         self.cache = ArtifactCache(out / "artifacts", self.log)
         self.computed: list[str] = []
         self.skipped: list[str] = []
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
-                                 transient=True)
-        self.overall = self.progress.add_task("grid", total=None, info="")
+        # a live bar with ETA on a terminal; in a log file, a plain progress line every 30 s (neuronscope.progress)
+        self.progress = LoggedProgress(console=console)
+        # no ETA over stages: a base model takes minutes, an attack seconds (the current stage's steps have one)
+        self.overall = self.progress.add_task("grid", total=None, info="", unit="stages", eta=False)
         self.inner = self.progress.add_task("", total=None, info="", visible=False)
         self._models: dict[str, Path] = {}
 
@@ -191,8 +191,10 @@ class _Run:
         self.progress.update(self.inner, visible=False)
         return art
 
-    def inner_bar(self, description: str, total: int | None) -> Callable[[int, float], None]:
-        self.progress.reset(self.inner, total=total, description=f"  {description}", visible=True, info="")
+    def inner_bar(self, description: str, total: int | None, bound: bool = False) -> Callable[[int, float], None]:
+        """`bound`: the total is at most (training that stops early), so the ETA says "at most"."""
+        self.progress.reset(self.inner, total=total, description=f"  {description}", visible=True, info="",
+                            unit="steps", bound=bound)
 
         def update(step: int, loss: float) -> None:
             self.progress.update(self.inner, completed=step, info=f"loss {loss:.3f}")
@@ -229,6 +231,9 @@ def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = N
     writing them) and writes no results.json or tables. Such a process takes no lock: the launch's rank 0 holds it
     and has prepared `out`. `tag` prefixes this process's lines in run.log.
     """
+    from neuronscope.experiment.config import check_placement
+
+    check_placement(cfg)  # an unavailable [run] device: one line now, before the run directory exists
     out = Path(out)
     if chains is not None:
         return _run_grid(cfg, out, console, api, chains, tag)
@@ -326,7 +331,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
     def trained(exclude: tuple[str, ...], label: str) -> Callable[[Path], None]:
         def compute(tmp: Path) -> None:
             bcfg = BaseTrainConfig(**{**asdict(cfg.base), "toy": cfg.base.toy, "exclude_splits": exclude})
-            result = train_base(ds, bcfg, progress=run.inner_bar(f"training {label}", None))
+            most = step_total(len(ds.training_items(exclude)), bcfg.batch_size, bcfg.max_epochs)
+            result = train_base(ds, bcfg, progress=run.inner_bar(f"training {label}", most, bound=True))
             if not result.reached_target:
                 raise NeuronscopeError(
                     f"the {label} model did not reach base accuracy {bcfg.target:.2f} in {bcfg.max_epochs} epochs "
@@ -339,8 +345,11 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
         def compute(tmp: Path) -> None:
             assert cfg.finetune is not None and cfg.base_ckpt is not None
             fcfg = FinetuneConfig(**{**asdict(cfg.finetune), "exclude_splits": exclude})
+            from neuronscope.base_model import finetune_items
+
+            steps = step_total(len(finetune_items(ds, exclude)), fcfg.batch_size, fcfg.epochs)
             result = finetune_base(run.load(Path(cfg.base_ckpt)), ds, fcfg,
-                                   progress=run.inner_bar(f"fine-tuning {label}", None))
+                                   progress=run.inner_bar(f"fine-tuning {label}", steps))
             result.model.save(tmp / "model")
             _write_eval(result.report, tmp, extra={"train": result.summary()})  # scored once, by the trainer
         return compute
@@ -394,7 +403,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
                       ) -> None:
             model = run.load(base_model_dir)
             torch.manual_seed(getattr(ucfg, "seed", 0))
-            bar = _progress_adapter(run.inner_bar(f"unlearning {method}", getattr(ucfg, "max_steps", None)))
+            bar = _progress_adapter(run.inner_bar(f"unlearning {method}", getattr(ucfg, "max_steps", None),
+                                                  bound=True))
             if lr_grid:  # the paper's rule: the lowest learning rate of the grid that reaches the threshold
                 if api.lr_search is None:
                     raise NeuronscopeError("unlearn.lr_grid needs neuronscope.unlearn.lr_search")

@@ -38,12 +38,20 @@ def mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
-def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """`auto | cpu | cuda | cuda:N | mps` as a torch.device; an unavailable device is a NeuronscopeError."""
+def check_device_spec(spec: str, flag: str = "--device") -> None:
+    """The spelling alone (`auto | cpu | cuda | cuda:N | mps`), without asking whether the device is there: a
+    config read on a CPU machine may plan for a GPU (`run --dry-run`)."""
+    if _DEVICE.fullmatch(str(spec).strip().lower()) is None:
+        raise NeuronscopeError(f"{flag} must be {DEVICE_CHOICES}, got {str(spec)!r}")
+
+
+def resolve_device(spec: str | torch.device = "auto", flag: str = "--device") -> torch.device:
+    """`auto | cpu | cuda | cuda:N | mps` as a torch.device; an unavailable device is a NeuronscopeError naming
+    `flag` (the command-line flag, or the config key the device came from)."""
     text = str(spec).strip().lower()
     match = _DEVICE.fullmatch(text)
     if match is None:
-        raise NeuronscopeError(f"--device must be {DEVICE_CHOICES}, got {str(spec)!r}")
+        raise NeuronscopeError(f"{flag} must be {DEVICE_CHOICES}, got {str(spec)!r}")
     if text == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
@@ -52,16 +60,16 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
         return torch.device("cpu")
     if text == "mps":
         if not mps_available():
-            raise NeuronscopeError("--device mps: the MPS backend is not available on this machine "
+            raise NeuronscopeError(f"{flag} mps: the MPS backend is not available on this machine "
                                    "(it needs Apple silicon and a torch build with MPS)")
         return torch.device("mps")
     if not torch.cuda.is_available():
-        raise NeuronscopeError(f"--device {text}: CUDA is not available (no GPU visible, or torch {torch.__version__} "
-                               "was built without CUDA); use --device cpu or auto")
+        raise NeuronscopeError(f"{flag} {text}: CUDA is not available (no GPU visible, or torch {torch.__version__} "
+                               f"was built without CUDA); use {flag} cpu or auto")
     count = torch.cuda.device_count()
     index = int(match.group(1)) if match.group(1) is not None else torch.cuda.current_device()
     if index >= count:
-        raise NeuronscopeError(f"--device {text}: only {count} CUDA device(s) visible (cuda:0 .. cuda:{count - 1})")
+        raise NeuronscopeError(f"{flag} {text}: only {count} CUDA device(s) visible (cuda:0 .. cuda:{count - 1})")
     return torch.device("cuda", index)
 
 

@@ -29,6 +29,7 @@ from transformers import (
 from neuronscope.errors import NeuronscopeError
 from neuronscope.io import atomic_path
 from neuronscope.models.device import DeviceMap, map_dtype_device, parse_device_map, resolve_device, resolve_dtype
+from neuronscope.models.quiet import quiet_bars
 
 # TransformerBridge switches a model to eager attention when it boots (its attention hooks need it). Loading
 # every model eager from the start keeps logits bit-identical whether or not a bridge was ever built.
@@ -81,6 +82,7 @@ class Model:
         hf.eval()
         return Model(hf, self.tokenizer, self.source)
 
+    @quiet_bars
     def save(self, out: str | Path, marker: str | None = None) -> Path:
         """Write a standard HF checkpoint directory (config, safetensors, tokenizer) atomically; `marker` (a
         command's name) marks it as that command's output (`neuronscope.outdir`)."""
@@ -323,6 +325,7 @@ def load_tokenizer(path: Path, trust_remote_code: bool = False) -> PreTrainedTok
         raise NeuronscopeError(f"{path}: no usable tokenizer ({str(e).splitlines()[0]})") from None
 
 
+@quiet_bars
 def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32,
                bridge: bool = True, device_map: DeviceMap | None = None, trust_remote_code: bool = False) -> Model:
     """Load a local HF causal-LM checkpoint offline; `bridge=False` skips the hook wrapper.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from neuronscope.checks import Namer, at_least, flag_name
+from neuronscope.errors import NeuronscopeError
 
-from neuronscope.models.handle import ATTN_IMPLEMENTATION
+if TYPE_CHECKING:  # torch and transformers load when a model is built, not when the config is read
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 
 @dataclass(frozen=True)
@@ -18,11 +20,30 @@ class ToyConfig:
     n_layers: int = 4
     n_heads: int = 4
     d_mlp: int = 512
-    max_len: int = 64
+    max_len: int = 64  # the model's context: max_position_embeddings
+
+    def check(self, name: Namer = flag_name) -> None:
+        """Sizes a Llama can be built with: positive, whole heads, an even head width (rotary embeddings pair up
+        dimensions), room for a prompt and an answer."""
+        for f in ("d_model", "n_layers", "n_heads", "d_mlp"):
+            at_least(getattr(self, f), 1, name(f))
+        at_least(self.max_len, 2, name("max_len"))
+        if self.d_model % self.n_heads:
+            raise NeuronscopeError(f"{name('d_model')} {self.d_model} must be a multiple of {name('n_heads')} "
+                                   f"{self.n_heads}")
+        if (self.d_model // self.n_heads) % 2:
+            raise NeuronscopeError(f"head width {self.d_model // self.n_heads} ({name('d_model')} / "
+                                   f"{name('n_heads')}) must be even for rotary position embeddings")
 
 
 def build_toy_model(tokenizer: PreTrainedTokenizerFast, cfg: ToyConfig = ToyConfig(), seed: int = 0
                     ) -> LlamaForCausalLM:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from neuronscope.models.handle import ATTN_IMPLEMENTATION
+
+    cfg.check()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=cfg.d_model,

@@ -15,6 +15,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from neuronscope.batching import Batch, encode
+from neuronscope.checks import at_least, fraction, non_negative, positive
 from neuronscope.data.schema import KINDS, QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
@@ -52,28 +53,27 @@ class UnlearnConfig:
 
     def check(self) -> None:
         """Reject values that would silently give a meaningless run; messages name the CLI flag."""
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise NeuronscopeError(f"--lr must be a positive number, got {self.lr}")
-        if self.max_steps < 1:
-            raise NeuronscopeError(f"--max-steps must be at least 1, got {self.max_steps}")
-        if self.threshold is not None and not 0 <= self.threshold <= 1:
-            raise NeuronscopeError(f"--threshold must lie in [0, 1], got {self.threshold}")
-        if self.check_every < 1:
-            raise NeuronscopeError(f"--check-every must be at least 1, got {self.check_every}")
-        if self.rs_every < 0:
-            raise NeuronscopeError(f"--rs-every must be >= 0, got {self.rs_every}")
-        if self.batch_size < 1:
-            raise NeuronscopeError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.lambda_ is not None and not (self.lambda_ >= 0 and math.isfinite(self.lambda_)):
-            raise NeuronscopeError(f"--lambda must be a non-negative number, got {self.lambda_}")
-        if not self.beta > 0:
-            raise NeuronscopeError(f"--beta must be positive, got {self.beta}")
-        if self.retain_weight < 0:
-            raise NeuronscopeError(f"--retain-weight must be >= 0, got {self.retain_weight}")
+        positive(self.lr, "--lr")
+        at_least(self.max_steps, 1, "--max-steps")
+        if self.threshold is not None:
+            fraction(self.threshold, "--threshold")
+        at_least(self.check_every, 1, "--check-every")
+        at_least(self.rs_every, 0, "--rs-every")
+        at_least(self.batch_size, 1, "--batch-size")
+        if self.lambda_ is not None:
+            non_negative(self.lambda_, "--lambda")
+        positive(self.beta, "--beta")
+        non_negative(self.retain_weight, "retain_weight")
+        non_negative(self.weight_decay, "weight_decay")
+        if self.grad_clip is not None:
+            positive(self.grad_clip, "grad_clip")
         if "base" not in self.eval_kinds:
             raise NeuronscopeError("eval_kinds must include 'base' (FS, RS and US are read from it)")
-        if self.rmu_c <= 0 or self.rmu_alpha < 0 or self.rmu_trainable < 1:
-            raise NeuronscopeError("rmu needs --rmu-c > 0, --rmu-alpha >= 0 and --rmu-trainable >= 1")
+        if not (self.rmu_c > 0 and math.isfinite(self.rmu_c) and self.rmu_alpha >= 0
+                and math.isfinite(self.rmu_alpha) and self.rmu_trainable >= 1):
+            raise NeuronscopeError("rmu needs --rmu-c > 0, --rmu-alpha >= 0 (finite) and --rmu-trainable >= 1")
+        if self.rmu_layer is not None:
+            at_least(self.rmu_layer, 0, "rmu_layer")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

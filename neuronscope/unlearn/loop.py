@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from neuronscope.batching import encode_row
+from neuronscope.budget import check_dataset, check_training
 from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
@@ -87,6 +89,9 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
     if method_cls.needs_retain and not retain:
         raise NeuronscopeError(f"method {method} needs retain base questions, but the dataset has none")
     rs_items = ds.items("retain", "base") + ds.items("test", "base")
+    check_dataset(model, ds)  # context and memory: now, not in the final evaluation after training
+    check_training(model, [len(encode_row(model.tokenizer, it.question, it.answer)[0]) for it in forget + retain],
+                   cfg.batch_size)
     metric = dataset_metric(ds)
     threshold = cfg.threshold if cfg.threshold is not None else stop_threshold(ds)
     torch.manual_seed(cfg.seed)
