@@ -14,7 +14,6 @@ from neuronscope.cli.options import (
     DtypeOpt,
     OverwriteOpt,
     SeqLenOpt,
-    SeqLenOpt,
     TrackOpt,
     TrustRemoteCodeOpt,
 )

@@ -94,7 +94,6 @@ def unlearn_cmd(
     from neuronscope.io import atomic_path, write_json, write_text
     from neuronscope.models.handle import load_model, save_pretrained
     from neuronscope.outdir import check_output
-    from neuronscope.models.handle import load_model
     from neuronscope.tracking import check_tracker
     from neuronscope.unlearn import UnlearnConfig, get_method
     from neuronscope.unlearn import lr_search as run_lr_search
