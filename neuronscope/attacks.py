@@ -36,7 +36,7 @@ class AttackConfig:
     """One relearning attack. Defaults suit the toy model (the paper's 1e-5..1e-7 are for 7B models).
 
     lr, steps and batch size are not given by the paper; 30 AdamW steps at 1e-3, batch 16, measuring every 5
-    steps, is what separated hiding from erasing in a trial on the toy world (DESIGN.md).
+    steps, is what separated hiding from erasing in a trial on the toy world.
     """
 
     kind: str = "harmful"

@@ -103,7 +103,7 @@ def train_base(ds: QADataset, cfg: BaseTrainConfig = BaseTrainConfig(), progress
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """TOFU's fine-tune-first step (PAPER.md section 5: lr 1e-5, 5 epochs) on a given pretrained checkpoint."""
+    """TOFU's fine-tune-first step (docs/method.md section 5: lr 1e-5, 5 epochs) on a given pretrained checkpoint."""
 
     lr: float = 1e-5
     epochs: int = 5

@@ -5,7 +5,7 @@ read at the answer-predicting position, passed through the model's final norm an
 answer's log-probability is compared with that of one distractor drawn (seeded, per item) from the item's false
 options. Accuracy per layer is how often gold wins (a tie counts one half), so chance is 0.5. A model that has
 *erased* a fact sits near 0.5 in every layer; one that *hides* it falls below 0.5 in late layers, because it
-still tells the answer apart and pushes it down (PAPER.md section 7). Choices are parameters (docs/lens.md):
+still tells the answer apart and pushes it down (docs/method.md section 7). Choices are parameters (docs/lens.md):
 
 - ``position``: which prompt token's residual is read; -1, the last prompt token, is the one whose logits
   predict the first answer token.

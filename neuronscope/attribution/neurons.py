@@ -1,4 +1,4 @@
-"""Neuron attribution A = h * dP(y|x)/dh through TransformerBridge hook points (PAPER.md section 1).
+"""Neuron attribution A = h * dP(y|x)/dh through TransformerBridge hook points (docs/method.md section 2).
 
 A neuron is one scalar coordinate of a hooked projection output (attention q, k, v, o; MLP gate, up, down, or in,
 out without a gate; see `neuronscope.models.projections`). Per batch there is exactly one forward pass (with hooks

@@ -1,6 +1,6 @@
 """Parameter attribution: A = phi * d(sum over a batch of P(y|x)) / d phi, for every trainable scalar.
 
-This is the quantity Ssiuu's regulariser (PAPER.md section 4, Algorithm 1) acts on. P(y|x) is the probability of
+This is the quantity Ssiuu's regulariser (docs/method.md section 4) acts on. P(y|x) is the probability of
 the whole answer (the product over answer tokens), not its log, so examples the model already doubts weigh little.
 
 Two forms are offered:

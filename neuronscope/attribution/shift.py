@@ -1,4 +1,4 @@
-"""Attribution shift between checkpoints (PAPER.md section 8, the data of Figure 6).
+"""Attribution shift between checkpoints (docs/method.md section 8, the data of Figure 6).
 
 Given attribution tables of the same neurons in two or more models (e.g. original, unlearned, and unlearned then
 attacked), how much did per-neuron attribution move? The paper reports the correlation before vs after a harmful

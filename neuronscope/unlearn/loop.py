@@ -1,6 +1,6 @@
 """The one loop every method shares: batches, AdamW, the paper's stopping rule, logging; and the lr search.
 
-Stopping rule (PAPER.md section 5): stop as soon as the forget-set score (FS: multiple-choice accuracy, or mean
+Stopping rule (docs/method.md section 5): stop as soon as the forget-set score (FS: multiple-choice accuracy, or mean
 ROUGE-L recall on TOFU) of the forget base questions is <= `threshold` (default: the dataset's own,
 `neuronscope.scoring.stop_threshold`: chance, 1/3 for 3 options, or TOFU's 0.1971), checked before training and
 every `check_every` steps, or at `max_steps`. The learning rate is the lowest of a grid that reaches the threshold

@@ -1,4 +1,4 @@
-"""Ssiuu (PAPER.md section 4, Algorithm 1): GD plus a parameter-attribution regulariser.
+"""Ssiuu (docs/method.md section 4): GD plus a parameter-attribution regulariser.
 
 At step t, on the forget batch b: g_t = d(sum_b P(y|x))/d phi, A_t = phi * g_t (g_t held constant), and
 

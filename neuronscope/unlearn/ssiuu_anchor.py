@@ -2,7 +2,7 @@
 
     L = L_GD + lambda * sum_{i : A_t[i] < 0} (A_0[i] - A_t[i])^2,   A_0 = phi_0 * g_0(b), phi_0 frozen at start.
 
-This answers a reviewer's question (PAPER.md section 4): the paper compares A_t with A_{t-1} from a different
+This answers a reviewer's question (docs/method.md section 4): the paper compares A_t with A_{t-1} from a different
 batch; here both sides see the same batch b. At t = 1, phi = phi_0, so L_reg = 0 without a special case.
 A_0 is computed on a frozen copy (one more forward + backward per step), cached per forget batch within a
 memory budget: one entry is a full copy of the trainable parameters, so a 3B model caches none and recomputes.
