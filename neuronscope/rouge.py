@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-TOFU_ROUGE_THRESHOLD = 0.1971  # TOFU's stopping threshold on the forget set's mean ROUGE-L recall (docs/method.md section 5)
+# TOFU's stopping threshold on the forget set's mean ROUGE-L recall (docs/method.md section 5)
+TOFU_ROUGE_THRESHOLD = 0.1971
 
 
 @lru_cache(maxsize=1)
