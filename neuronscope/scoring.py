@@ -46,12 +46,17 @@ def answer_logprobs(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> F
 @torch.no_grad()
 def _logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str], batch_size: int
               ) -> tuple[Tensor, Tensor]:
+    from neuronscope.sparse_logits import answer_logprobs_sparse, sparse_ok
+
+    sparse = sparse_ok(model.hf)  # a large vocabulary: logits only where an answer token is predicted
     out, lengths = [], []
     for start in range(0, len(prompts), batch_size):
         batch = encode(model.tokenizer, prompts[start:start + batch_size], answers[start:start + batch_size])
         batch = batch.to(model.device)
-        logits = model.hf(input_ids=batch.input_ids).logits
-        out.append(answer_logprobs(logits, batch).cpu())
+        if sparse:
+            out.append(answer_logprobs_sparse(model.hf, batch).cpu())
+        else:
+            out.append(answer_logprobs(model.hf(input_ids=batch.input_ids).logits, batch).cpu())
         lengths.append(batch.answer_mask.sum(-1).cpu())
     if not out:
         return torch.zeros(0), torch.zeros(0)
