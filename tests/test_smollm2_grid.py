@@ -108,3 +108,29 @@ def test_tofu_profile_parses_with_the_synthetic_people_and_real_utility(
     ds = load_dataset(cfg.data_dir)
     assert len({it.cluster for s in ds.splits.values() for it in s}) == 8
     assert ds.utility and all(it.id.startswith("u.") and it.cluster == "utility" for it in ds.utility)
+
+
+def test_floor_dataset_and_table_gaps_against_the_floor() -> None:
+    from neuronscope.data.schema import QADataset, QAItem
+    from neuronscope.experiment.floor import floor_dataset
+    from neuronscope.experiment.table import build_table, threshold_note
+
+    items = [QAItem(f"n{i}", f"q{i}", "a", ("a", "b", "c"), f"c{i}", "base", f"f{i}") for i in range(3)]
+    ds = QADataset(splits={"forget": []}, meta={"never_known": [it.to_json() for it in items]})
+    assert floor_dataset(ds).items("forget") == items
+    assert floor_dataset(QADataset(splits={"forget": []})) is None
+
+    def runs(vals: list[float]) -> list[dict]:
+        return [{"lr": 1e-5, "seed": s, "max_fs": v} for s, v in enumerate(vals)]
+
+    ev = {"fs": 1.0, "rs": 1.0, "us": 1.0}
+    results = {"attack_labels": ["harmful p=0.3"], "oracle": False, "methods": ["ga"],
+               "evals": {"base": ev, "ga": ev}, "attacks": {"ga": {"harmful p=0.3": runs([0.5, 0.7])}},
+               "floor": {"harmful p=0.3": runs([0.1, 0.3])}}
+    rows = {r["method"]: r for r in build_table(results)}
+    assert rows["floor (never known)"]["harmful p=0.3"]["mean"] == pytest.approx(0.2)
+    gap = rows["ga"]["gap harmful p=0.3"]
+    assert gap["mean"] == pytest.approx(0.4)  # 0.6 - 0.2
+    # Welch: se = sqrt(var_a / n + var_b / n) with both sample variances 0.02
+    assert gap["se"] == pytest.approx((0.02 / 2 + 0.02 / 2) ** 0.5)
+    assert "never knew" in threshold_note(results)

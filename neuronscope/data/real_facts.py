@@ -213,7 +213,7 @@ def keep_known(ds: QADataset, known: Callable[[list[QAItem]], list[bool]]) -> QA
     if len(flags) != len(pool):
         raise ValueError("known() must return one flag per item")
     ok = {it.id: bool(f) for it, f in zip(pool, flags, strict=True)}
-    base_ok = {it.fact: ok[it.id] for it in pool if it.kind == "base"}
+    base_ok = {it.fact: ok[it.id] for items in ds.splits.values() for it in items if it.kind == "base"}
     dropped: dict[str, list[str]] = {"facts": [], "questions": [], "clusters": [], "utility": []}
     splits: dict[str, list[QAItem]] = {}
     for split, items in ds.splits.items():
