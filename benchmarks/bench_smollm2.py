@@ -4,7 +4,8 @@
 
 Measures, on SmolLM2-135M-Instruct (pulled into a temporary directory unless --ckpt is given): the pull; scoring
 one multiple-choice item with full logits and with logits only at answer positions (neuronscope.sparse_logits);
-one optimiser step of every unlearning method of the config and of an attack (batch = the config's); attribution
+one optimiser step of every unlearning method of the config (full logits) and of an attack (training.fit's loss,
+with and without sparse logits; batch = the config's); attribution
 and the logit lens per item; the peak resident memory. It then multiplies each unit cost by how often the config's
 grid needs it (worst case: every lr of every method's grid runs to max_steps) and prints the projected time per
 stage. The projection is an estimate from unit costs, not a run; the figures it prints depend on the machine's load.
@@ -55,7 +56,7 @@ def main() -> None:
     from neuronscope.models.pretrained import pull
     from neuronscope.scoring import multiple_choice_correct
     from neuronscope.sparse_logits import SPARSE_MIN_VOCAB
-    from neuronscope.training import answer_nll
+    from neuronscope.training import model_answer_nll
     from neuronscope.unlearn import METHODS, UnlearnConfig
     from neuronscope.unlearn.base import StepBatch, encode_items
 
@@ -111,13 +112,16 @@ def main() -> None:
     batch = encode_items(attacked, cand.items("forget")[:int(at.get("batch_size", 8))])
     attack_opt = torch.optim.AdamW(attacked.hf.parameters(), lr=1e-5)
 
-    def attack_step() -> None:
-        loss = answer_nll(attacked.hf(input_ids=batch.input_ids).logits, batch)
+    def attack_step(sparse: bool) -> None:  # what neuronscope.training.fit does per step
+        loss = model_answer_nll(attacked, batch, sparse)
         attack_opt.zero_grad(set_to_none=True)
         loss.backward()
         attack_opt.step()
 
-    unit["attack step"] = median_time(attack_step, args.repeats)
+    attack_step(True)  # warm-up: AdamW allocates its state
+    unit["attack step (sparse logits)"] = median_time(lambda: attack_step(True), args.repeats)
+    unit["attack step (full logits)"] = median_time(lambda: attack_step(False), args.repeats)
+    unit["attack step"] = unit["attack step (sparse logits)"]
     four = cand.items("forget")[:4]
     bridge_model = load_model(ckpt)
     unit["attribution item"] = median_time(lambda: attribution_scores(bridge_model, four), 1) / len(four)

@@ -54,6 +54,21 @@ def test_sparse_scoring_equals_full_logits(smollm2_ckpt: Path, known_ds: QADatas
         sparse = answer_logprobs_sparse(model.hf, batch)
     torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-4)
 
+    # the training loss (attacks, fine-tuning): same value and same gradient through the sparse head
+    from neuronscope.training import answer_nll, model_answer_nll
+
+    batch = encode(model.tokenizer, [it.question for it in items], [it.answer for it in items])
+    weight = model.hf.model.layers[29].mlp.down_proj.weight
+    grads = []
+    for sparse_path in (False, True):
+        loss = model_answer_nll(model, batch, sparse_path)
+        grads.append((loss.detach(), torch.autograd.grad(loss, weight)[0]))
+    with torch.no_grad():
+        want = answer_nll(model.hf(input_ids=batch.input_ids).logits, batch)
+    torch.testing.assert_close(grads[0][0], want)
+    torch.testing.assert_close(grads[1][0], want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-4, atol=1e-6 * grads[0][1].abs().max().item())
+
 
 def _hf_attribution(hf: torch.nn.Module, tok: object, item: QAItem) -> dict[tuple[int, str], Tensor]:
     """max over prompt positions of h * dP(y|x)/dh per neuron, by plain autograd on the transformers model."""
