@@ -8,7 +8,8 @@ one optimiser step of every unlearning method of the config (full logits) and of
 with and without sparse logits; batch = the config's); attribution
 and the logit lens per item; the peak resident memory. It then multiplies each unit cost by how often the config's
 grid needs it (worst case: every lr of every method's grid runs to max_steps) and prints the projected time per
-stage. The projection is an estimate from unit costs, not a run; the figures it prints depend on the machine's load.
+stage (`--methods` times a subset; the others are costed at the slowest timed one). The projection is an estimate
+from unit costs, not a run; the figures it prints depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main() -> None:
                                             "smollm2-faithun.toml"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--methods", help="comma-separated subset of the config's methods to time (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -61,27 +63,33 @@ def main() -> None:
     from neuronscope.unlearn.base import StepBatch, encode_items
 
     doc = tomllib.loads(Path(args.config).read_text())
+    print("unit costs", flush=True)
     unit: dict[str, float] = {}
+
+    def record(name: str, seconds: float) -> None:  # printed at once: a run cut short keeps what it measured
+        unit[name] = seconds
+        print(f"  {name:<42} {seconds:8.3f} s", flush=True)
+
     if args.ckpt:
         ckpt = Path(args.ckpt)
     else:
         t0 = time.perf_counter()
         ckpt = pull("smollm2-135m", Path(tempfile.mkdtemp(prefix="bench-smollm2-")) / "ckpt")[0]
-        unit["pull"] = time.perf_counter() - t0
+        record("pull", time.perf_counter() - t0)
     model = load_model(ckpt, bridge=False)
     rf = doc.get("data", {}).get("real_facts", {})
     cand = candidate_facts(RealFactsConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in rf.items()}))
     items = cand.items("forget", None)[:24]
 
     # scoring: sparse (the default for this vocabulary) against full logits
-    unit["score item (sparse logits)"] = median_time(lambda: multiple_choice_correct(model, items), args.repeats) / len(
-        items)
+    record("score item (sparse logits)",
+           median_time(lambda: multiple_choice_correct(model, items), args.repeats) / len(items))
     vocab = model.hf.config.vocab_size
     import neuronscope.sparse_logits as sl
 
     sl.SPARSE_MIN_VOCAB = vocab + 1  # force the full-logits path once, for the comparison
     try:
-        unit["score item (full logits)"] = median_time(lambda: multiple_choice_correct(model, items), 1) / len(items)
+        record("score item (full logits)", median_time(lambda: multiple_choice_correct(model, items), 1) / len(items))
     finally:
         sl.SPARSE_MIN_VOCAB = SPARSE_MIN_VOCAB
 
@@ -90,7 +98,8 @@ def main() -> None:
     forget = cand.items("forget")[:bs]
     retain = cand.items("retain")[:bs]
     sb = StepBatch(encode_items(model, forget), forget, encode_items(model, retain), retain)
-    for name in un.get("methods", []):
+    timed = args.methods.split(",") if args.methods else un.get("methods", [])
+    for name in timed:
         m = model.clone()
         method = METHODS[name](m, cand, UnlearnConfig(lambda_=1e-3))
         opt = torch.optim.AdamW(method.parameters(), lr=1e-5)
@@ -104,7 +113,7 @@ def main() -> None:
             opt.step()
 
         one()  # warm-up (ssiuu's first step has no previous attribution)
-        unit[f"unlearn step {name}"] = median_time(one, args.repeats)
+        record(f"unlearn step {name}", median_time(one, args.repeats))
         del m, method, opt
 
     at = doc.get("attacks", {})
@@ -119,19 +128,23 @@ def main() -> None:
         attack_opt.step()
 
     attack_step(True)  # warm-up: AdamW allocates its state
-    unit["attack step (sparse logits)"] = median_time(lambda: attack_step(True), args.repeats)
-    unit["attack step (full logits)"] = median_time(lambda: attack_step(False), args.repeats)
+    record("attack step (sparse logits)", median_time(lambda: attack_step(True), args.repeats))
+    record("attack step (full logits)", median_time(lambda: attack_step(False), args.repeats))
     unit["attack step"] = unit["attack step (sparse logits)"]
     four = cand.items("forget")[:4]
     bridge_model = load_model(ckpt)
-    unit["attribution item"] = median_time(lambda: attribution_scores(bridge_model, four), 1) / len(four)
-    unit["lens item"] = median_time(lambda: logit_lens(bridge_model, four, seed=0), 1) / len(four)
+    record("attribution item", median_time(lambda: attribution_scores(bridge_model, four), 1) / len(four))
+    record("lens item", median_time(lambda: logit_lens(bridge_model, four, seed=0), 1) / len(four))
 
     # --- projection onto the config (counts of what the grid does) ------------------------------------------------
     n_base = {s: len(cand.items(s)) for s in ("forget", "retain", "test")}
     n_all = sum(len(v) for v in cand.splits.values() if v) + len(cand.utility)
     n_eval = n_all - len(cand.items("other", None))
+    methods = [m for m in un.get("methods", []) if f"unlearn step {m}" in unit]
+    slowest = max((unit[f"unlearn step {m}"] for m in methods), default=unit["attack step"])
     methods = un.get("methods", [])
+    for m in methods:  # a method not timed (--methods) is costed at the slowest timed one
+        unit.setdefault(f"unlearn step {m}", slowest)
     grids = {mth: un.get("method", {}).get(mth, {}).get("lr_grid", un.get("lr_grid", [un.get("lr", 1e-5)]))
              for mth in methods}
     max_steps = int(un.get("max_steps", 30))
@@ -154,9 +167,6 @@ def main() -> None:
     print(f"SmolLM2-135M on {args.threads} thread(s); vocabulary {vocab}; config {args.config}")
     print(f"candidate items {n_all} (forget/retain/test base {n_base}); methods {methods}; {n_attacks} attacks per "
           f"model on {n_models} models + the floor")
-    print("\nunit costs (s)")
-    for k, v in unit.items():
-        print(f"  {k:<42} {v:8.3f}")
     print(f"  sparse vs full scoring: {unit['score item (full logits)'] / score:.2f}x faster")
     print("\nprojected stage times (min), before the filter shrinks the data (an upper bound)")
     for k, v in stages.items():
