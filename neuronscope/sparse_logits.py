@@ -1,9 +1,10 @@
-"""Logits only where an answer token is predicted: the unembedding of a large vocabulary is most of the cost.
+"""Logits only where an answer token is predicted, instead of at every position of the batch.
 
-SmolLM2-135M has 49,152 words and d_model 576: its unembedding is ~28M multiply-adds per position, more than the
-~25M of all 30 layers together, and the full (batch, pos, vocab) logits of a 64-row batch are ~150 MB. Scoring
-needs the logits of the positions that predict an answer token only (a few per row, against every prompt
-position), so the decoder runs once and the head is applied to those rows alone.
+SmolLM2-135M's unembedding (49,152 words x 576) is 28M multiply-adds per position against 106M for its 30 layers,
+and the full (batch, pos, vocab) logits of a 64-row batch take ~150 MB. Scoring and the answer-only training loss
+need the logits of the positions that predict an answer token only (a few per row, against every prompt position),
+so the decoder runs once and the head is applied to those rows alone. The saving is that share of the work (about
+a fifth of a forward pass on prompt positions) and the memory of the full logits, not more.
 
 Used for models whose vocabulary is at least `SPARSE_MIN_VOCAB` and whose head is a plain linear map of the
 final hidden state (no logit soft-capping or scaling). The toy models (word-level, a few hundred words) keep the
