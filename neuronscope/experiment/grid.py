@@ -460,6 +460,12 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
             if keep:
                 attacked_dirs[name] = a.path / "model"
 
+    floor = None  # no oracle (a pretrained model's own facts): the same attacks on facts it never knew
+    if not cfg.oracle and run.mine("base"):
+        from neuronscope.experiment.floor import floor_stage
+
+        floor = floor_stage(run, ds, data, base, base_model_dir, attack_cfgs)
+
     # --- analyses ---------------------------------------------------------------------------------------------------
     analyses: dict[str, Any] = {}
     if cfg.attribution:
@@ -475,7 +481,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
 
     return {"name": cfg.name, "config": cfg.to_json(), "methods": list(cfg.unlearn.methods), "oracle": cfg.oracle,
             "attack_labels": list(dict.fromkeys(attack_label(a) for a in attack_cfgs)),
-            "evals": evals, "unlearn": unlearn_runs, "attacks": attacks, "analyses": analyses}
+            "evals": evals, "unlearn": unlearn_runs, "attacks": attacks, "analyses": analyses,
+            **({"floor": floor} if floor else {})}
 
 
 def _kept_attack(cfg: ExperimentConfig, attack_cfgs: list[AttackConfig]) -> AttackConfig | None:

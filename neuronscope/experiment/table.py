@@ -27,6 +27,9 @@ def build_table(results: dict[str, Any]) -> list[dict[str, Any]]:
     labels: list[str] = results["attack_labels"]
     attacks = results["attacks"]
     oracle_vals = {lab: _strongest(attacks["oracle"][lab])[1] for lab in labels} if "oracle" in attacks else {}
+    floor = results.get("floor") or {}  # no oracle: the same attacks on never-known facts (experiment.floor)
+    if not oracle_vals and floor:
+        oracle_vals = {lab: _strongest(floor[lab])[1] for lab in labels if floor.get(lab)}
     rows: list[dict[str, Any]] = []
     names = ["base", *(["oracle"] if results.get("oracle") else []), *results["methods"]]
     for name in names:
@@ -55,6 +58,14 @@ def build_table(results: dict[str, Any]) -> list[dict[str, Any]]:
             if name != "oracle" and lab in oracle_vals:
                 g = welch_gap(vals, oracle_vals[lab])
                 row[f"gap {lab}"] = {"mean": g.mean, "se": g.sd, "ci95": g.ci95, "n": g.n}
+        rows.append(row)
+    if floor and "oracle" not in attacks:
+        row = {"method": "floor (never known)", "FS": None, "RS": None, "US": None}
+        for lab in labels:
+            if floor.get(lab):
+                lr, vals = _strongest(floor[lab])
+                s = summarize(vals)
+                row[lab] = {"mean": s.mean, "sd": s.sd, "ci95": s.ci95, "n": s.n, "lr": lr, "values": vals}
         rows.append(row)
     return rows
 
@@ -139,7 +150,9 @@ def threshold_note(results: dict[str, Any]) -> str:
     thresholds = sorted({round(t, 4) for t in stops})
     what = "mean ROUGE-L recall" if metric == "rouge" else "multiple-choice accuracy"
     stop = f" Unlearning stopped at FS <= {', '.join(f'{t:.4g}' for t in thresholds)}." if thresholds else ""
-    return f"FS, RS, US: {what}.{stop}"
+    floor = (" No oracle: every gap is to the floor row, the same attacks on facts the model never knew."
+             if results.get("floor") and not results.get("oracle") else "")
+    return f"FS, RS, US: {what}.{stop}{floor}"
 
 
 def to_markdown(rows: list[dict[str, Any]], note: str = "") -> str:

@@ -1,0 +1,60 @@
+"""The relearning floor when no oracle can exist: the same attacks on facts the model never knew.
+
+A pretrained model cannot be retrained without the facts it knows, so FaithUn-style runs on a real model have no
+oracle. What an attack achieves on facts the base model never knew (the real-facts filter's dropped facts,
+meta["never_known"]) is what it can teach from nothing in the same number of steps: a recovery of forgotten facts
+at or below this floor is no evidence of hidden knowledge. It is a floor, not an oracle: those facts start at
+accuracy 0 (they were chosen as answered wrongly), an unlearned model's forget facts start at about chance, and
+they are other (often harder) facts than the forget set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neuronscope.attacks import AttackConfig, AttackResult, attack
+from neuronscope.data.real_facts import never_known_items
+from neuronscope.data.schema import QADataset
+from neuronscope.io import read_json, write_json
+
+
+def floor_dataset(ds: QADataset) -> QADataset | None:
+    """The never-known facts as a forget split (with the data's benign corpus), or None if there are none."""
+    items = never_known_items(ds)
+    if len(items) < 2:
+        return None
+    return QADataset(splits={"forget": items}, benign=list(ds.benign), meta={"name": "never-known", "chance": 1 / 3})
+
+
+def floor_stage(run: Any, ds: QADataset, data: Any, base: Any, base_dir: Path,
+                attack_cfgs: list[AttackConfig]) -> dict[str, list[dict[str, Any]]] | None:
+    """Every attack of the grid on the base model, measured on the never-known facts: {label: runs}."""
+    from neuronscope.experiment.grid import attack_label
+
+    fds = floor_dataset(ds)
+    if fds is None:
+        return None
+    out: dict[str, list[dict[str, Any]]] = {}
+    for acfg in attack_cfgs:
+        def compute(tmp: Path, acfg: AttackConfig = acfg) -> None:
+            model = run.load(base_dir)
+            torch.manual_seed(acfg.seed)
+            result = attack(model, fds, acfg, progress=run.inner_bar(
+                f"floor: {attack_label(acfg)} lr {acfg.lr:g} seed {acfg.seed}", acfg.steps))
+            write_json(tmp / "attack.json", result.to_json())
+
+        art = run.step(f"floor-{acfg.kind}", {"model": base.key, "data": data.key, "attack": acfg.to_json(),
+                                              "floor": "never_known"}, compute,
+                       f"floor (never-known facts): {attack_label(acfg)}")
+        res = AttackResult.from_json(read_json(art.path / "attack.json"))
+        out.setdefault(attack_label(acfg), []).append(
+            {"lr": acfg.lr, "seed": acfg.seed, "max_fs": res.max_fs, "start_fs": res.start_fs,
+             "final_fs": res.final_fs, "trajectory": res.trajectory, "n_train": len(res.train_ids),
+             "n_eval": len(res.eval_ids), "n_wrong": res.n_wrong, "artifact": art.path.name})
+    return out
+
+
+__all__ = ["floor_dataset", "floor_stage"]

@@ -1,0 +1,57 @@
+"""Logits only where an answer token is predicted, instead of at every position of the batch.
+
+SmolLM2-135M's unembedding (49,152 words x 576) is 28M multiply-adds per position against 106M for its 30 layers,
+and the full (batch, pos, vocab) logits of a 64-row batch take ~150 MB. Scoring and the answer-only training loss
+need the logits of the positions that predict an answer token only (a few per row, against every prompt position),
+so the decoder runs once and the head is applied to those rows alone. The saving is that share of the work (about
+a fifth of a forward pass on prompt positions) and the memory of the full logits, not more.
+
+Used for models whose vocabulary is at least `SPARSE_MIN_VOCAB` and whose head is a plain linear map of the
+final hidden state (no logit soft-capping or scaling). The toy models (word-level, a few hundred words) keep the
+full-logits path, so every number computed on them stays bit for bit what it was.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformers import PreTrainedModel
+
+from neuronscope.batching import Batch
+
+SPARSE_MIN_VOCAB = 8192
+_LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "output_multiplier_scale", "logits_scaling")
+
+
+def sparse_ok(hf: PreTrainedModel) -> bool:
+    """Whether `answer_logprobs_sparse` equals the model's own logits path (a plain head, a large vocabulary)."""
+    cfg = hf.config
+    if getattr(cfg, "vocab_size", 0) < SPARSE_MIN_VOCAB or hf.get_output_embeddings() is None:
+        return False
+    if any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _LOGIT_POSTPROCESSING):
+        return False
+    return getattr(hf, "base_model", None) is not None and hf.base_model is not hf
+
+
+def answer_token_logprobs_sparse(hf: PreTrainedModel, batch: Batch
+                                 ) -> tuple[Float[Tensor, " n"], Tensor]:
+    """log p of every answer token (flattened, row-major) and the row each belongs to."""
+    ids, answer = batch.input_ids, batch.answer_mask
+    predicts = torch.zeros_like(answer)
+    predicts[:, :-1] = answer[:, 1:]  # the hidden state at j-1 predicts the token at j
+    hidden = hf.base_model(input_ids=ids).last_hidden_state
+    logits = hf.get_output_embeddings()(hidden[predicts])
+    targets = ids[:, 1:][answer[:, 1:]]
+    logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    rows = torch.arange(ids.shape[0], device=ids.device).unsqueeze(1).expand_as(predicts)[predicts]
+    return logp, rows
+
+
+def answer_logprobs_sparse(hf: PreTrainedModel, batch: Batch) -> Float[Tensor, " batch"]:
+    """log P(y|x) per row, as `scoring.answer_logprobs` computes it from full logits."""
+    logp, rows = answer_token_logprobs_sparse(hf, batch)
+    return torch.zeros(batch.input_ids.shape[0], dtype=logp.dtype, device=logp.device).index_add_(0, rows, logp)
+
+
+__all__ = ["SPARSE_MIN_VOCAB", "answer_logprobs_sparse", "answer_token_logprobs_sparse", "sparse_ok"]
