@@ -80,6 +80,9 @@ def attack_cmd(
     note_idle_gpu(device, device_map)
     original = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)
+    from neuronscope.budget import check_dataset
+
+    check_dataset(original, ds)  # every question fits the model's context: before --out is created
     open_output(out, "attack", replace=overwrite)
     summary: dict[str, dict] = {}
     results: dict[str, dict] = {}

@@ -67,6 +67,10 @@ def attribute_cmd(
             raise NeuronscopeError(f"--patch-m must be comma-separated integers, got {patch_m!r}") from None
         if any(m < 0 for m in ms):
             raise NeuronscopeError(f"--patch-m values must be >= 0, got {patch_m!r}")
+    if batch_size < 1:  # checked here too, before --out is created
+        raise NeuronscopeError(f"--batch-size must be at least 1, got {batch_size}")
+    if positions not in ("prompt", "all", "last"):
+        raise NeuronscopeError(f"--positions must be one of prompt, all, last, got {positions!r}")
     if target not in ("p", "logp"):
         raise NeuronscopeError(f"--target must be 'p' or 'logp', got {target!r}")
     if relearn_seeds < 0:

@@ -92,6 +92,7 @@ class Model:
         return Path(out)
 
 
+@quiet_bars
 def save_pretrained(hf: PreTrainedModel, directory: Path) -> None:
     """`hf.save_pretrained` as safetensors; a failed write (disk full, read-only: safetensors reports it as its own
     error type, not an OSError) is one NeuronscopeError naming the directory."""
