@@ -8,10 +8,10 @@ import struct
 from pathlib import Path
 
 import pytest
+from plots_helpers import all_figures
 
 from neuronscope.errors import NeuronscopeError
 from neuronscope.plots.export import export_static, find_browser, for_print, parse_formats
-from tests.plots_helpers import all_figures
 
 kaleido = pytest.importorskip("kaleido")
 pytestmark = pytest.mark.skipif(find_browser() is None, reason="chromium is not installed")

@@ -207,7 +207,7 @@ def test_bad_run_directory(tmp_path: Path) -> None:
 
 
 def test_twelve_methods_get_clearly_different_colours() -> None:
-    from tests.plots_helpers import NAMES
+    from plots_helpers import NAMES
 
     def rgb(h: str) -> np.ndarray:
         return np.array([int(h[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import pytest
+from browser_helpers import CHROMIUM, layout_problems
 from plotly.subplots import make_subplots
-
-from tests.browser_helpers import CHROMIUM, layout_problems
-from tests.plots_helpers import all_figures
+from plots_helpers import all_figures
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 COUNTS = (1, 3, 7, 12)

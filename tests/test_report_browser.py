@@ -11,11 +11,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from browser_helpers import CHROMIUM, FLAGS, MEASURE_JS
+from test_plots_report import VERDICTS
 from typer.testing import CliRunner
 
 from neuronscope.cli import app
-from tests.browser_helpers import CHROMIUM, FLAGS, MEASURE_JS
-from tests.test_plots_report import VERDICTS
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 
