@@ -196,6 +196,11 @@ def logit_lens(model: Model, items: Sequence[QAItem], *, seed: int = 0, position
     return table if per_item else summarize_lens(table)
 
 
+def wins_by_layer(per_item: pd.DataFrame) -> dict[str, list[float]]:
+    """{layer (as a string key): per-item wins in item order}: what a paired comparison of two models needs."""
+    return {str(layer): g["win"].tolist() for layer, g in per_item.groupby("layer", sort=True)}
+
+
 def summarize_lens(per_item: pd.DataFrame) -> pd.DataFrame:
     """Per-layer accuracy from per-item lens rows (extra grouping columns such as ``model`` are kept)."""
     keys = [c for c in per_item.columns if c not in

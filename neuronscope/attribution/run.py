@@ -52,9 +52,10 @@ class AttributeRun:
     extra: dict = field(default_factory=dict)
 
 
-def check_same_architecture(base: Model, unlearned: Model) -> None:
-    """Same parameter names and shapes, same tokenizer vocabulary; otherwise one clear error."""
-    where = f"--base {base.source} and --ckpt {unlearned.source}"
+def check_same_architecture(base: Model, unlearned: Model, flag: str = "--ckpt") -> None:
+    """Same parameter names and shapes, same tokenizer vocabulary; otherwise one clear error (`flag` names the
+    second model's option)."""
+    where = f"--base {base.source} and {flag} {unlearned.source}"
     ca, cb = base.hf.config, unlearned.hf.config
     if ca.model_type != cb.model_type:
         raise NeuronscopeError(f"{where} have different architectures ({ca.model_type} vs {cb.model_type})")
@@ -254,17 +255,11 @@ def _verdict(unlearned: Model, base: Model, oracle: str | Path | Model | None,
         raise NeuronscopeError("--oracle needs a dataset (its forget split and benign corpus), not a list of items")
     ds = data if isinstance(data, QADataset) else load_dataset(data)
     floor = _model(oracle, device, dtype, device_map, trust_remote_code)
-    check_same_architecture(base, floor) if floor.hf.config.model_type == base.hf.config.model_type else None
+    check_same_architecture(base, floor, flag="--oracle")
     if relearn is None:
         relearn = [AttackConfig(kind="harmful", p=0.1)] + ([AttackConfig(kind="benign")] if ds.benign else [])
-    steps = iter(range(1, 100))
-
-    def log(msg: str) -> None:
-        if progress is not None:
-            progress(next(steps), 0)
-
     return checkpoint_verdict(unlearned, base, floor, ds, attribution=summary, attacks=relearn, seeds=seeds,
-                              log=log)
+                              progress=progress)
 
 
 def _verdict_frame(verdict: Verdict) -> pd.DataFrame:

@@ -568,7 +568,7 @@ def _lens_stage(run: _Run, ds: QADataset, data: Artifact, model_dirs: dict[str, 
     except ImportError:
         run.log("[yellow]skip[/] logit lens: neuronscope.lens is not available")
         return {"available": False}
-    from neuronscope.lens import summarize_lens
+    from neuronscope.lens import summarize_lens, wins_by_layer
 
     out: dict[str, Any] = {"available": True, "models": {}, "items": {}}
     items = ds.items("forget")
@@ -577,8 +577,7 @@ def _lens_stage(run: _Run, ds: QADataset, data: Artifact, model_dirs: dict[str, 
             per_item = logit_lens(load_model(d, **model_placement(run.cfg)), items, seed=0, per_item=True)
             write_json(tmp / "lens.json", _jsonable(summarize_lens(per_item).to_dict(orient="records")))
             # per-item wins (items in forget order) let the verdict compare a model and the oracle item by item
-            write_json(tmp / "lens_items.json", {str(layer): g["win"].tolist()
-                                                 for layer, g in per_item.groupby("layer", sort=True)})
+            write_json(tmp / "lens_items.json", wins_by_layer(per_item))
 
         art = run.step(f"lens-{name}", {"data": data.key, "model": _dir_key(d), "per_item": True,
                                         "numerics": numerics(run.cfg)}, compute, f"logit lens {name}")

@@ -25,12 +25,11 @@ Log = Callable[[str], None]
 
 def lens_record(model: Model, ds: QADataset) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
     """Per-layer lens accuracy on the forget base items, and per-item wins by layer (for a paired comparison)."""
-    from neuronscope.lens import logit_lens, summarize_lens
+    from neuronscope.lens import logit_lens, summarize_lens, wins_by_layer
 
     per_item = logit_lens(model, ds.items("forget"), seed=0, per_item=True)
     summary = summarize_lens(per_item)
-    wins = {str(layer): g["win"].tolist() for layer, g in per_item.groupby("layer", sort=True)}
-    return summary[["layer", "accuracy", "n"]].to_dict(orient="records"), wins
+    return summary[["layer", "accuracy", "n"]].to_dict(orient="records"), wins_by_layer(per_item)
 
 
 def attack_records(model: Model, ds: QADataset, configs: Sequence[AttackConfig], seeds: Sequence[int],
@@ -63,7 +62,8 @@ def forget_eval(model: Model, ds: QADataset) -> dict[str, Any]:
 
 def checkpoint_verdict(model: Model, base: Model, floor: Model, ds: QADataset,
                        attribution: dict[str, Any] | None = None, attacks: Sequence[AttackConfig] = (),
-                       seeds: Sequence[int] = (0, 1, 2), log: Log = lambda s: None) -> Verdict:
+                       seeds: Sequence[int] = (0, 1, 2), log: Log = lambda s: None,
+                       progress: Callable[[int, int], None] | None = None) -> Verdict:
     """The calibrated verdict of `model` (unlearned from `base`), with `floor` a model that never saw the forget
     facts. `attribution` is run_attribute's summary (the paper's rule and patching, shown for information)."""
     if not ds.items("forget"):
@@ -71,13 +71,23 @@ def checkpoint_verdict(model: Model, base: Model, floor: Model, ds: QADataset,
     results: dict[str, Any] = {"methods": ["checkpoint"], "evals": {}, "attacks": {},
                                "attack_labels": [], "analyses": {"lens": {"models": {}, "items": {}},
                                                                  "attribution": {"pairs": {}}}}
+    total, done = 3 + (2 if attacks else 0), 0  # a lens per model, attacks on the floor and the checkpoint
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
     for name, m in (("base", base), ("floor", floor), ("checkpoint", model)):
         log(f"forget score and logit lens: {name}")
         results["evals"][name] = forget_eval(m, ds)
         results["analyses"]["lens"]["models"][name], results["analyses"]["lens"]["items"][name] = lens_record(m, ds)
+        advance()
         if name != "base" and attacks:
             log(f"relearning attacks: {name} ({len(seeds)} seeds)")
             results["attacks"][name] = attack_records(m, ds, attacks, seeds, log)
+            advance()
     results["attack_labels"] = list(results["attacks"].get("floor", {}))
     if attribution:
         results["analyses"]["attribution"]["pairs"]["base vs checkpoint"] = {"summary": attribution}
