@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -62,12 +64,15 @@ def new_toy_model(ds: QADataset, cfg: ToyConfig = ToyConfig(), seed: int = 0) ->
 
     tok = build_word_tokenizer(ds.all_text())
     hf = build_toy_model(tok, cfg, seed)
-    # Round-trip the tokenizer through disk so it carries a name_or_path, as a loaded one does.
+    # Round-trip the tokenizer through disk so it carries a name_or_path, as a loaded one does; the bridge reads
+    # the config from the same directory. The directory lives as long as the tokenizer (shared by clones).
     tmp = Path(tempfile.mkdtemp(prefix="neuronscope-tok-"))
     tok.save_pretrained(tmp)
-    hf.save_pretrained(tmp)
+    hf.config.save_pretrained(tmp)
     tok = PreTrainedTokenizerFast.from_pretrained(tmp)
-    return Model(hf, tok, tmp)
+    model = Model(hf, tok, tmp)
+    weakref.finalize(tok, shutil.rmtree, tmp, ignore_errors=True)  # clones share the tokenizer
+    return model
 
 
 def train_base(ds: QADataset, cfg: BaseTrainConfig = BaseTrainConfig(), progress=None) -> BaseTrainResult:
