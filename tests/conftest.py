@@ -10,7 +10,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# one thread per pytest-xdist worker (the workers already use every core), else at most 2
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 hf_logging.disable_progress_bar()
@@ -78,4 +79,12 @@ def smollm2_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if os.environ.get("CI"):
             raise
         pytest.skip(str(e))
-    return pull(SMOLLM2.name, tmp_path_factory.mktemp("smollm2") / "smollm2-135m")[0]
+    from filelock import FileLock
+
+    # one pull per test run, shared by the pytest-xdist workers (each would otherwise convert its own copy)
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    target = shared / "smollm2-shared" / "smollm2-135m"
+    with FileLock(str(shared / "smollm2-shared.lock")):
+        return pull(SMOLLM2.name, target)[0]  # a finished pull is kept as it is

@@ -1,5 +1,5 @@
 """`--track`: losses, FS/RS/US curves and Table 1 through a real TensorBoard writer, read back from its event files;
-the other trackers' missing-library path is one error line."""
+MLflow and W&B through their own libraries too; a missing library is one error line."""
 
 from __future__ import annotations
 
@@ -117,3 +117,64 @@ def test_attack_track_tensorboard_logs_each_trajectory(tiny_ckpt: Path, tiny_wor
     assert _scalars(acc, f"{tag}/fs") == pytest.approx({p["step"]: p["fs"] for p in run["trajectory"]}, rel=1e-6)
     assert _scalars(acc, f"{tag}/loss") == pytest.approx(dict(enumerate(run["losses"], start=1)), rel=1e-5)
     assert _scalars(acc, "attack/lr0.001/max_fs_mean")[0] == pytest.approx(run["max_fs"], rel=1e-6)
+
+
+def _unlearn_tracked(kind: str, ckpt: Path, data: Path, out: Path) -> tuple[dict[int, float], dict[int, float], dict]:
+    """`unlearn --track kind`; returns the loss and fs curves and the summary the command wrote itself."""
+    result = runner.invoke(app, ["unlearn", "--method", "gd", "--ckpt", str(ckpt), "--data", str(data),
+                                 "--out", str(out), "--max-steps", "4", "--lr", "1e-3", "--track", kind])
+    assert result.exit_code == 0, result.output
+    curve = list(csv.DictReader((out / "unlearn_curve.csv").open()))
+    losses = {int(r["step"]): float(r["loss"]) for r in curve if r.get("loss")}
+    fs = {int(r["step"]): float(r["fs"]) for r in curve if r.get("fs")}
+    assert losses and fs
+    return losses, fs, json.loads((out / "neuronscope_unlearn.json").read_text())
+
+
+def test_unlearn_track_mlflow_logs_the_curve_it_wrote(tiny_ckpt: Path, tiny_world_dir: Path, tmp_path: Path) -> None:
+    """Through MLflow itself: its SQLite store read back with MLflow's own client."""
+    pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    from mlflow.tracking import MlflowClient
+
+    out = tmp_path / "u"
+    losses, fs, summary = _unlearn_tracked("mlflow", tiny_ckpt, tiny_world_dir, out)
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("neuronscope")
+    (run,) = client.search_runs([exp.experiment_id])
+
+    def history(key: str) -> dict[int, float]:
+        return {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
+
+    assert history("unlearn/gd/loss") == pytest.approx(losses, rel=1e-6)
+    assert history("unlearn/gd/fs") == pytest.approx(fs, rel=1e-6)
+    for k in ("fs", "rs", "us"):
+        assert history(f"eval/gd/{k}")[0] == pytest.approx(summary[k], rel=1e-6)
+    assert json.loads(run.data.params["lr"]) == pytest.approx(1e-3)
+    assert not (out / "mlruns").exists()  # MLflow 3 refuses the old file store: nothing is written there
+
+
+def test_unlearn_track_wandb_writes_an_offline_run(tiny_ckpt: Path, tiny_world_dir: Path, tmp_path: Path,
+                                                   monkeypatch) -> None:
+    """Through W&B itself, offline: the run's summary holds the last logged values; its files stay under --out."""
+    pytest.importorskip("wandb")
+    import wandb
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    finished = []
+    real_finish = wandb.sdk.wandb_run.Run.finish
+
+    def finish(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        finished.append({k: self.summary[k] for k in self.summary.keys()})  # noqa: SIM118 (no __iter__)
+        return real_finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "finish", finish)
+    out = tmp_path / "u"
+    losses, fs, summary = _unlearn_tracked("wandb", tiny_ckpt, tiny_world_dir, out)
+    (last,) = finished
+    assert last["unlearn/gd/loss"] == pytest.approx(losses[max(losses)], rel=1e-6)
+    assert last["unlearn/gd/fs"] == pytest.approx(fs[max(fs)], rel=1e-6)
+    for k in ("fs", "rs", "us"):
+        assert last[f"eval/gd/{k}"] == pytest.approx(summary[k], rel=1e-6)
+    (run_dir,) = (out / "wandb").glob("offline-run-*")
+    assert [f.stat().st_size > 0 for f in run_dir.glob("run-*.wandb")] == [True]
