@@ -1,4 +1,5 @@
-"""Loaders for FaithUn, TOFU and Alpaca files, the dispatcher, and their errors on malformed input."""
+"""The data formats (FaithUn, TOFU, Alpaca, world), the registry that detects and loads them, and their errors on
+malformed input."""
 
 from __future__ import annotations
 
@@ -7,14 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from neuronscope.data.loaders import (
-    detect_format,
-    load_alpaca,
-    load_any,
-    load_faithun,
-    load_tofu,
-    read_faithun_clusters,
-)
+from neuronscope.data.formats import detect_format
+from neuronscope.data.formats import load_dataset as load_any
+from neuronscope.data.formats.alpaca import load_alpaca
+from neuronscope.data.formats.faithun import load_faithun, read_faithun_clusters
+from neuronscope.data.formats.tofu import load_tofu
 from neuronscope.data.schema import QADataset, load_dataset
 from neuronscope.errors import NeuronscopeError
 
