@@ -1,4 +1,4 @@
-"""The QA schema every part of neuronscope reads (items, datasets), and writing a dataset directory.
+"""The QA schema every part of neuronscope reads: items and datasets.
 
 A dataset directory holds one JSONL file per split (see docs/data.md):
 
@@ -10,17 +10,16 @@ A dataset directory holds one JSONL file per split (see docs/data.md):
     utility.jsonl   general-utility QA, not about the forget/retain/test subjects (US)
     benign.jsonl    instruction-style corpus for the benign relearning attack
 
-Only forget.jsonl is required; the others are read when present (reading: `neuronscope.data.formats.world`).
+Only forget.jsonl is required; the others are read when present. Reading and writing the directory:
+`neuronscope.data.formats.world`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from neuronscope.errors import NeuronscopeError
-from neuronscope.io import read_jsonl, write_json, write_jsonl
 
 Kind = Literal["base", "paraphrase", "multihop", "same_answer"]
 KINDS: tuple[str, ...] = ("base", "paraphrase", "multihop", "same_answer")
@@ -149,25 +148,3 @@ class QADataset:
         for b in self.benign:
             texts.extend([b.instruction, b.input, b.output])
         return texts
-
-
-def load_items(path: str | Path) -> list[QAItem]:
-    path = Path(path)
-    items = [QAItem.from_json(row, f"{path}: line {n}") for n, row in read_jsonl(path)]
-    seen: set[str] = set()
-    for it in items:
-        if it.id in seen:
-            raise NeuronscopeError(f"{path}: duplicate id {it.id!r}")
-        seen.add(it.id)
-    return items
-
-
-def save_dataset(ds: QADataset, out: str | Path) -> Path:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for split, items in ds.splits.items():
-        write_jsonl(out / f"{split}.jsonl", (it.to_json() for it in items))
-    write_jsonl(out / "utility.jsonl", (it.to_json() for it in ds.utility))
-    write_jsonl(out / "benign.jsonl", (b.to_json() for b in ds.benign))
-    write_json(out / "world.json", ds.meta)
-    return out

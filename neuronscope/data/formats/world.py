@@ -1,4 +1,5 @@
-"""The world format, neuronscope's own: a directory of JSONL splits (or one QA JSONL file, the forget split).
+"""The world format, neuronscope's own: a directory of JSONL splits (or one QA JSONL file, the forget split),
+read and written here.
 
 The files are described in `neuronscope.data.items` and docs/data.md. A directory is a world when it holds
 ``forget.jsonl``; a file when its first record has an ``id`` or ``options`` (the other formats' records have
@@ -11,9 +12,31 @@ from pathlib import Path
 
 from neuronscope.data.formats.records import Probe
 from neuronscope.data.formats.registry import DataFormat, register
-from neuronscope.data.items import SPLITS, InstructionItem, QADataset, load_items
+from neuronscope.data.items import SPLITS, InstructionItem, QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
-from neuronscope.io import read_json, read_jsonl
+from neuronscope.io import read_json, read_jsonl, write_json, write_jsonl
+
+
+def load_items(path: str | Path) -> list[QAItem]:
+    path = Path(path)
+    items = [QAItem.from_json(row, f"{path}: line {n}") for n, row in read_jsonl(path)]
+    seen: set[str] = set()
+    for it in items:
+        if it.id in seen:
+            raise NeuronscopeError(f"{path}: duplicate id {it.id!r}")
+        seen.add(it.id)
+    return items
+
+
+def save_dataset(ds: QADataset, out: str | Path) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for split, items in ds.splits.items():
+        write_jsonl(out / f"{split}.jsonl", (it.to_json() for it in items))
+    write_jsonl(out / "utility.jsonl", (it.to_json() for it in ds.utility))
+    write_jsonl(out / "benign.jsonl", (b.to_json() for b in ds.benign))
+    write_json(out / "world.json", ds.meta)
+    return out
 
 
 def load_world_dataset(path: str | Path) -> QADataset:
