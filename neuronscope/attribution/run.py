@@ -12,7 +12,7 @@ say where the value came from (a CLI flag, a config key).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -90,7 +90,6 @@ class AttributionResult:
     module_layer: pd.DataFrame | None = None
     patching: PatchingResult | None = None
     verdict: Verdict | None = None
-    extra: dict = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """{name: table} of every table computed, in the order they are written (name = file stem)."""
