@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from neuronscope.cli.figures import build_figures, write_html_figures
 from neuronscope.errors import NeuronscopeError
+from neuronscope.plots.catalog import build_run_figures
+from neuronscope.plots.export import write_html_figures
 
 
 def write_figure(prefix: str, argv: list[str] | None = None) -> None:
@@ -17,7 +18,7 @@ def write_figure(prefix: str, argv: list[str] | None = None) -> None:
     run = Path(args[0])
     out = Path(args[1]) if len(args) == 2 else run / "figures"
     try:
-        figs = {stem: fig for stem, fig in build_figures(run).items() if stem.startswith(prefix)}
+        figs = {stem: f.figure for stem, f in build_run_figures(run).items() if stem.startswith(prefix)}
     except NeuronscopeError as e:
         sys.exit(f"error: {e}")
     if not figs:

@@ -11,10 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from neuronscope.cli.figures import package_versions
 from neuronscope.errors import NeuronscopeError
 from neuronscope.plots.catalog import build_run_figures
-from neuronscope.plots.export import check_static_export, export_static
+from neuronscope.plots.export import check_static_export, export_static, package_versions
 from neuronscope.plots.rundir import load_run
 from neuronscope.plots.runreport import render_run_report
 

@@ -1,8 +1,9 @@
 """The utility score (US) of a real model through lm-evaluation-harness: `pip install 'neuronscope[lmeval]'`.
 
-The paper measures utility as the mean accuracy over MMLU, GSM8K, HellaSwag, ARC-Challenge and Winogrande, 500
-items each. `lm_eval_utility` evaluates the model already loaded in memory (lm_eval's HFLM wraps `model.hf` and
-`model.tokenizer`), so an unlearned model is scored as it is, with no round trip through disk.
+The paper measures utility (US, docs/method.md section 5) as the mean accuracy over MMLU, GSM8K, HellaSwag,
+ARC-Challenge and Winogrande, 500 items each. `lm_eval_utility` evaluates the model already loaded in memory
+(lm_eval's HFLM wraps `model.hf` and `model.tokenizer`), so an unlearned model is scored as it is, with no round
+trip through disk.
 
 lm-eval is optional and imported lazily. Its benchmarks are HF datasets: offline (neuronscope's CLI sets
 HF_HUB_OFFLINE=1) they must already be in the HF datasets cache. Every task's data is loaded before any model

@@ -1,4 +1,5 @@
-"""Loaders for FaithUn, TOFU and Alpaca files, the dispatcher, and their errors on malformed input."""
+"""The data formats (FaithUn, TOFU, Alpaca, world), the registry that detects and loads them, and their errors on
+malformed input."""
 
 from __future__ import annotations
 
@@ -7,14 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from neuronscope.data.loaders import (
-    detect_format,
-    load_alpaca,
-    load_any,
-    load_faithun,
-    load_tofu,
-    read_faithun_clusters,
-)
+from neuronscope.data.formats import detect_format
+from neuronscope.data.formats import load_dataset as load_any
+from neuronscope.data.formats.alpaca import load_alpaca
+from neuronscope.data.formats.faithun import load_faithun, read_faithun_clusters
+from neuronscope.data.formats.tofu import load_tofu
 from neuronscope.data.schema import QADataset, load_dataset
 from neuronscope.errors import NeuronscopeError
 
@@ -250,3 +248,36 @@ def test_dispatch_errors(tmp_path: Path) -> None:
         load_any(weird, format="tofu")
     with pytest.raises(NeuronscopeError, match=r"weird\.json: line 1: expected a JSON object"):
         load_any(weird, format="world")
+
+
+def test_a_new_format_is_one_registration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/architecture.md's recipe: a DataFormat registered is detected (in its place in the order) and loaded."""
+    from neuronscope.data.formats import registry
+    from neuronscope.data.formats.records import read_records, text_field
+
+    def load_mine(path: Path) -> QADataset:
+        from neuronscope.data.items import QAItem
+
+        items = [QAItem(id=f"{path.stem}.{i}", question=text_field(row, "q", f"{path}: {loc}"),
+                        answer=text_field(row, "a", f"{path}: {loc}"))
+                 for i, (loc, row) in enumerate(read_records(path))]
+        return QADataset(splits={"forget": items}, meta={"name": path.stem, "format": "mine"})
+
+    fmt = registry.DataFormat(name="mine", load=load_mine, file_order=35, record_hint="'q' + 'a' (mine)",
+                              detect_file=lambda path, probe: probe.first_row is not None and "q" in probe.first_row)
+    monkeypatch.setitem(registry._FORMATS, "mine", fmt)
+    mine = tmp_path / "m.jsonl"
+    mine.write_text(json.dumps({"q": "Who?", "a": "Ann"}) + "\n")
+    assert detect_format(mine) == "mine" and registry.formats()[-1] == "mine"
+    assert load_dataset(mine).forget[0].answer == "Ann"
+    # a record that has both 'q' and 'question' is TOFU's only after 'mine' (35 < 40) had its turn
+    both = tmp_path / "b.jsonl"
+    both.write_text(json.dumps({"q": "Who?", "a": "Ann", "question": "Who?", "answer": "Ann"}) + "\n")
+    assert detect_format(both) == "mine"
+    weird = tmp_path / "w.jsonl"
+    weird.write_text(json.dumps({"text": "x"}) + "\n")
+    with pytest.raises(NeuronscopeError, match=r"expected 'instruction' \(Alpaca\), 'q' \+ 'a' \(mine\), 'question'"):
+        detect_format(weird)
+    with pytest.raises(NeuronscopeError, match=r"missing field 'a'"):
+        mine.write_text(json.dumps({"q": "Who?"}) + "\n")
+        load_dataset(mine, "mine")

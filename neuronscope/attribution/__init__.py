@@ -19,14 +19,22 @@ from neuronscope.attribution.neurons import (
     save_table,
 )
 from neuronscope.attribution.patching import PatchingResult, patching_curves
-from neuronscope.attribution.run import AttributeRun, check_same_architecture, run_attribute
+from neuronscope.attribution.run import (
+    AttributeSettings,
+    AttributionResult,
+    attribute_checkpoint,
+    check_same_architecture,
+    select_items,
+)
 from neuronscope.attribution.shift import attribution_distributions, attribution_shift, correlation_matrix
 
 __all__ = [
-    "AttributeRun",
+    "AttributeSettings",
+    "AttributionResult",
     "NeuronScores",
     "PatchingResult",
     "aggregate",
+    "attribute_checkpoint",
     "attribute_neurons",
     "attribution_distributions",
     "attribution_scores",
@@ -41,8 +49,8 @@ __all__ = [
     "load_table",
     "module_layer_table",
     "patching_curves",
-    "run_attribute",
     "save_table",
+    "select_items",
     "top_m_sum",
     "paper_verdict",
 ]

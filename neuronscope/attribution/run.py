@@ -1,23 +1,18 @@
-"""`run_attribute`: the whole attribute analysis of one checkpoint (optionally against its base), written to disk.
+"""The whole attribute analysis of one checkpoint (optionally against its base), returned as an object.
 
-The CLI (`neuronscope attribute`) and the experiment grid both call this. Files in `out`:
+`attribute_checkpoint` takes models and items and returns an `AttributionResult`: the tables, the patching test,
+the calibrated verdict and the summary of headline numbers. It writes nothing; the report layer
+(`neuronscope.plots.attribution_files`) writes the parquet tables, report.html and summary.json, for the CLI
+(`neuronscope attribute`) and the experiment grid alike.
 
-    attribution.parquet         the checkpoint's aggregated attribution table (or per example)
-    attribution_base.parquet    the base model's, with --base
-    influence.parquet           D+/D- per neuron, with --base
-    curves.parquet              cumulative top-m curves (Figure 3), with --base
-    module_layer.parquet        top-100 means per module and layer (Figure 5), with --base
-    patching.parquet            recovery curves of the causal test, with --base
-    report.html                 interactive report (plotly.js inlined, opens offline)
-    summary.json                headline numbers; written last, so its presence means the run is complete
+Errors about a setting are `SettingError`s naming the setting (``positions``, ``batch_size``, ...), so a caller can
+say where the value came from (a CLI flag, a config key).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -30,26 +25,78 @@ from neuronscope.attribution.influence import (
     influence_summary,
     module_layer_table,
 )
-from neuronscope.attribution.neurons import POSITIONS, TARGETS, NeuronScores, attribution_scores, save_table
+from neuronscope.attribution.neurons import POSITIONS, TARGETS, NeuronScores, attribution_scores
 from neuronscope.attribution.patching import PatchingResult, patching_curves
-from neuronscope.data.schema import QADataset, QAItem, load_dataset
+from neuronscope.data.items import QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
-from neuronscope.io import write_json
-from neuronscope.models.device import DeviceMap
-from neuronscope.models.handle import Model, _check_checkpoint, load_model
+from neuronscope.models.handle import Model
 from neuronscope.verdict.evidence import Verdict
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
+class SettingError(NeuronscopeError):
+    """A bad value of one setting. `text(name)` is the message with the setting called `name`, so a caller can name
+    it as its user knows it (``--batch-size``, ``attribution.batch_size``); str() names the setting itself."""
+
+    def __init__(self, setting: str, text: Callable[[str], str]) -> None:
+        self.setting, self.text = setting, text
+        super().__init__(text(setting))
+
+    def named(self, name: str) -> NeuronscopeError:
+        return NeuronscopeError(self.text(name))
+
+
+@dataclass(frozen=True)
+class AttributeSettings:
+    """How the analysis runs. `target` ("p", the paper's, or "logp") is what the attribution differentiates; each
+    of `also_targets` adds that target's D+/D- headline numbers to the summary (``influence_<target>``).
+
+    `relearn`: the verdict's relearning attacks (None: a harmful attack with p = 0.1 and, when the data has a
+    benign corpus, a benign one), each over `relearn_seeds`; an empty list skips them.
+    """
+
+    positions: str = "prompt"
+    batch_size: int = 16
+    per_example: bool = False
+    patching: bool = True
+    patch_ms: Sequence[int] | None = None
+    seed: int = 0
+    target: str = "p"
+    also_targets: Sequence[str] = ()
+    relearn: Sequence[AttackConfig] | None = None
+    relearn_seeds: Sequence[int] = (0, 1, 2)
+
+    def check(self) -> None:
+        if self.positions not in POSITIONS:
+            raise SettingError("positions", lambda n: f"{n} must be one of {', '.join(POSITIONS)}, "
+                                                      f"got {self.positions!r}")
+        if self.batch_size < 1:
+            raise SettingError("batch_size", lambda n: f"{n} must be at least 1, got {self.batch_size}")
+        for t in (self.target, *self.also_targets):
+            if t not in TARGETS:
+                raise SettingError("target", lambda n, t=t: f"{n} must be one of {', '.join(TARGETS)}, got {t!r}")
+
+
 @dataclass
-class AttributeRun:
+class AttributionResult:
+    """What the analysis found. Tables are None where the analysis did not run (no base, no patching)."""
+
     summary: dict
-    files: dict[str, Path]
     attribution: pd.DataFrame
+    attribution_base: pd.DataFrame | None = None
     influence: pd.DataFrame | None = None
+    curves: pd.DataFrame | None = None
+    module_layer: pd.DataFrame | None = None
     patching: PatchingResult | None = None
-    extra: dict = field(default_factory=dict)
+    verdict: Verdict | None = None
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """{name: table} of every table computed, in the order they are written (name = file stem)."""
+        out = {"attribution": self.attribution, "attribution_base": self.attribution_base,
+               "influence": self.influence, "curves": self.curves, "module_layer": self.module_layer,
+               "patching": self.patching.curves if self.patching is not None else None}
+        return {k: v for k, v in out.items() if v is not None}
 
 
 def check_same_architecture(base: Model, unlearned: Model, flag: str = "--ckpt") -> None:
@@ -70,176 +117,104 @@ def check_same_architecture(base: Model, unlearned: Model, flag: str = "--ckpt")
         raise NeuronscopeError(f"{where} have different tokenizer vocabularies")
 
 
-def _items(data: str | Path | QADataset | Sequence[QAItem], split: str, kind: str | None) -> list[QAItem]:
-    if isinstance(data, QADataset):
-        ds = data
-    elif isinstance(data, str | Path):
-        ds = load_dataset(data)
-    else:
-        return list(data)
+def select_items(ds: QADataset, split: str, kind: str | None) -> list[QAItem]:
+    """The `split` items of `ds` of one `kind` (None: every kind); a missing or empty split is a `SettingError`."""
     if split != "utility" and split not in ds.splits:
-        raise NeuronscopeError(f"--split {split!r} is not in the data (has: {', '.join(ds.splits)})")
+        raise SettingError("split", lambda n: f"{n} {split!r} is not in the data (has: {', '.join(ds.splits)})")
     items = ds.items(split, kind)
     if not items:
-        raise NeuronscopeError(f"--split {split!r} has no {kind or 'any'} questions to attribute")
+        raise SettingError("split", lambda n: f"{n} {split!r} has no {kind or 'any'} questions to attribute")
     return items
 
 
-def _model(ckpt: str | Path | Model, device: str, dtype: str | torch.dtype = torch.float32,
-           device_map: DeviceMap | None = None, trust_remote_code: bool = False) -> Model:
-    if isinstance(ckpt, Model):
-        return ckpt
-    return load_model(ckpt, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
+def check_patching_items(items: Sequence[QAItem], split: str) -> None:
+    """The patching test scores multiple choice: every item needs options."""
+    missing = sum(1 for it in items if len(it.options) < 2)
+    if missing:
+        raise SettingError("patching", lambda n: f"{missing} {split} item(s) have no options; the patching test "
+                                                 f"needs multiple choice (or pass {n})")
 
 
-def run_attribute(
-    ckpt: str | Path | Model,
-    data: str | Path | QADataset | Sequence[QAItem],
-    out: str | Path,
-    base: str | Path | Model | None = None,
+def attribute_checkpoint(
+    unlearned: Model,
+    items: Sequence[QAItem],
+    settings: AttributeSettings = AttributeSettings(),
+    *,
+    base: Model | None = None,
+    oracle: Model | None = None,
+    dataset: QADataset | None = None,
     split: str = "forget",
     kind: str | None = "base",
-    positions: str = "prompt",
-    batch_size: int = 16,
-    device: str = "cpu",
-    per_example: bool = False,
-    patching: bool = True,
-    patch_ms: Sequence[int] | None = None,
-    seed: int = 0,
-    report: bool = True,
+    data_source: str | None = None,
     progress: Progress | None = None,
-    dtype: str | torch.dtype = torch.float32,
-    device_map: DeviceMap | None = None,
-    trust_remote_code: bool = False,
-    target: str = "p",
-    also_targets: Sequence[str] = (),
-    oracle: str | Path | Model | None = None,
-    relearn: Sequence[AttackConfig] | None = None,
-    relearn_seeds: Sequence[int] = (0, 1, 2),
-) -> AttributeRun:
-    """Attribute `ckpt` on the `split` items of `data`; with `base`, also D+/D-, curves and the patching test.
-
-    `target` ("p", the paper's, or "logp") is what the attribution differentiates; each of `also_targets` adds
-    that target's D+/D- headline numbers to the summary (`influence_<target>`), computed without writing tables.
+) -> AttributionResult:
+    """Attribute `unlearned` on `items`; with `base`, also D+/D-, curves and the patching test.
 
     With `base`, the summary's `verdict` is the calibrated one (neuronscope.verdict): it needs `oracle`, a model
     that never saw the forget facts, as the floor of the forget score, the logit lens and the relearning attacks
-    (`relearn`, default: a harmful attack with p = 0.1 and, when the data has a benign corpus, a benign one, each
-    over `relearn_seeds`; an empty list skips them). Without an oracle it is "undetermined" and the paper's rule
-    (`paper_verdict`) is reported beside it.
+    (on `dataset`'s forget split and benign corpus). Without an oracle it is "undetermined" and the paper's rule
+    (`paper_verdict`) is reported beside it. `split`, `kind` and `data_source` only label the summary.
     """
-    t0 = time.perf_counter()
-    if positions not in POSITIONS:
-        raise NeuronscopeError(f"--positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
-    if batch_size < 1:
-        raise NeuronscopeError(f"--batch-size must be at least 1, got {batch_size}")
-    for t in (target, *also_targets):
-        if t not in TARGETS:
-            raise NeuronscopeError(f"--target must be one of {', '.join(TARGETS)}, got {t!r}")
+    settings.check()
     if oracle is not None and base is None:
-        raise NeuronscopeError("--oracle needs --base (the verdict compares the checkpoint with its base)")
-    # fail fast, before any model is loaded
-    for flag, path in (("--ckpt", ckpt), ("--base", base), ("--oracle", oracle)):
-        if isinstance(path, str | Path):
-            try:
-                _check_checkpoint(Path(path))
-            except NeuronscopeError as e:
-                raise NeuronscopeError(f"{flag} {e}") from None
-    items = _items(data, split, kind)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NeuronscopeError(f"--out {out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").unlink(missing_ok=True)  # a stale summary must not vouch for a half-rewritten run
+        raise SettingError("oracle", lambda n: f"{n} needs a base model (the verdict compares the checkpoint with "
+                                               "its base)")
+    if oracle is not None and dataset is None:
+        raise SettingError("oracle", lambda n: f"{n} needs a dataset (its forget split and benign corpus), not a "
+                                               "list of items")
+    if base is not None and settings.patching:
+        check_patching_items(items, split)
+    if base is not None:
+        check_same_architecture(base, unlearned)
+    if oracle is not None:
+        assert base is not None
+        check_same_architecture(base, oracle, flag="--oracle")
+    s = settings
 
     def stage(name: str) -> Callable[[int, int], None] | None:
         return None if progress is None else (lambda done, total: progress(name, done, total))
 
-    unlearned = _model(ckpt, device, dtype, device_map, trust_remote_code)
-    base_model = _model(base, device, dtype, device_map, trust_remote_code) if base is not None else None
-    if base_model is not None:
-        check_same_architecture(base_model, unlearned)
-
-    scores = attribution_scores(unlearned, items, positions, batch_size, stage("attributing checkpoint"),
-                                keep_examples=per_example, target=target)
-    files: dict[str, Path] = {}
-    table = scores.table(per_example=per_example)
-    files["attribution"] = save_table(table, out / "attribution.parquet")
+    scores = attribution_scores(unlearned, items, s.positions, s.batch_size, stage("attributing checkpoint"),
+                                keep_examples=s.per_example, target=s.target)
     summary: dict = {
-        "ckpt": str(unlearned.source), "base": str(base_model.source) if base_model else None,
-        "data": str(data) if isinstance(data, str | Path) else None, "split": split, "kind": kind,
-        "n_items": len(items), "positions": positions, "target": target, "n_neurons": scores.n_neurons,
-        "attribution": _attribution_summary(scores),
+        "ckpt": str(unlearned.source), "base": str(base.source) if base else None, "data": data_source,
+        "split": split, "kind": kind, "n_items": len(items), "positions": s.positions, "target": s.target,
+        "n_neurons": scores.n_neurons, "attribution": _attribution_summary(scores),
     }
-    result = AttributeRun(summary=summary, files=files, attribution=table)
-    sections: list = []
-    if base_model is not None:
-        base_scores = attribution_scores(base_model, items, positions, batch_size, stage("attributing base"),
-                                         keep_examples=per_example, target=target)
-        files["attribution_base"] = save_table(base_scores.table(per_example=per_example),
-                                               out / "attribution_base.parquet")
-        influence = influence_from_scores(base_scores, scores)
-        curves = cumulative_curves(influence)
-        module_layer = module_layer_table(influence, TOP_M)
-        files["influence"] = save_table(influence, out / "influence.parquet")
-        files["curves"] = save_table(curves, out / "curves.parquet")
-        files["module_layer"] = save_table(module_layer, out / "module_layer.parquet")
-        summary["influence"] = influence_summary(influence, TOP_M) | {"target": target}
-        summary["paper_verdict"] = summary["influence"]["paper_verdict"]
-        for t in dict.fromkeys(also_targets):
-            if t == target:
-                continue
-            pair = [attribution_scores(m, items, positions, batch_size, stage(f"attributing {who} ({t})"),
-                                       keep_examples=False, target=t)
-                    for who, m in (("base", base_model), ("checkpoint", unlearned))]
-            summary[f"influence_{t}"] = influence_summary(influence_from_scores(*pair), TOP_M) | {"target": t}
-        result.influence = influence
-        from neuronscope.plots.influence import figure3_cumulative, figure5_heatmaps, patching_figure
-
-        sections += [("Figure 3: cumulative influence variation", figure3_cumulative(curves, TOP_M)),
-                     ("Figure 5: module x layer", figure5_heatmaps(module_layer, TOP_M))]
-        if patching:
-            with_options = [it for it in items if len(it.options) >= 2]
-            if len(with_options) < len(items):
-                raise NeuronscopeError(f"{len(items) - len(with_options)} {split} item(s) have no options; the "
-                                       "patching test needs multiple choice (or pass --no-patching)")
-            pr = patching_curves(base_model, unlearned, items, influence, ms=patch_ms, seed=seed,
-                                 batch_size=max(batch_size, 3) * 3, progress=stage("patching"))
-            files["patching"] = save_table(pr.curves, out / "patching.parquet")
-            summary["patching"] = pr.summary(TOP_M) | {"n_neurons": pr.n_neurons}
-            summary["forget_accuracy"] = {"base": pr.base_accuracy, "unlearned": pr.unlearned_accuracy}
-            result.patching = pr
-            sections.append(("Causal test: recovery curves",
-                             patching_figure(pr.curves, pr.base_accuracy, pr.unlearned_accuracy)))
-            if not pr.outside_blocks_equal:
-                sections.append(("Note", "Embeddings, final norm or unembedding differ between the models, so "
-                                         "patching every neuron need not reproduce the base model exactly."))
-        sections.append(("Strongest projections", module_layer.sort_values("d_minus_top_mean", ascending=False)
-                         .head(12)))
-    sections.append(("Attribution by module (mean over neurons of the per-item max / min)",
-                     pd.DataFrame(summary["attribution"]["by_module"])))
-    if base_model is not None:
-        verdict = _verdict(unlearned, base_model, oracle, data, summary, relearn, relearn_seeds, device, dtype,
-                           device_map, trust_remote_code, stage("verdict"))
-        summary["verdict"] = verdict.label
-        summary["verdict_detail"] = verdict.to_json()
-        sections.insert(0, ("Verdict (calibrated)", _verdict_frame(verdict)))
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
-    if report:
-        from neuronscope.plots.report import write_report
-
-        intro = _intro(summary)
-        files["report"] = write_report(out / "report.html", "neuronscope attribute", sections, intro)
-    summary["files"] = {k: Path(v).name for k, v in files.items()}  # beside summary.json (the dir may move)
-    files["summary"] = write_json(out / "summary.json", summary)
+    result = AttributionResult(summary=summary, attribution=scores.table(per_example=s.per_example))
+    if base is None:
+        return result
+    base_scores = attribution_scores(base, items, s.positions, s.batch_size, stage("attributing base"),
+                                     keep_examples=s.per_example, target=s.target)
+    result.attribution_base = base_scores.table(per_example=s.per_example)
+    influence = influence_from_scores(base_scores, scores)
+    result.influence = influence
+    result.curves = cumulative_curves(influence)
+    result.module_layer = module_layer_table(influence, TOP_M)
+    summary["influence"] = influence_summary(influence, TOP_M) | {"target": s.target}
+    summary["paper_verdict"] = summary["influence"]["paper_verdict"]
+    for t in dict.fromkeys(s.also_targets):
+        if t == s.target:
+            continue
+        pair = [attribution_scores(m, items, s.positions, s.batch_size, stage(f"attributing {who} ({t})"),
+                                   keep_examples=False, target=t)
+                for who, m in (("base", base), ("checkpoint", unlearned))]
+        summary[f"influence_{t}"] = influence_summary(influence_from_scores(*pair), TOP_M) | {"target": t}
+    if s.patching:
+        pr = patching_curves(base, unlearned, items, influence, ms=s.patch_ms, seed=s.seed,
+                             batch_size=max(s.batch_size, 3) * 3, progress=stage("patching"))
+        summary["patching"] = pr.summary(TOP_M) | {"n_neurons": pr.n_neurons}
+        summary["forget_accuracy"] = {"base": pr.base_accuracy, "unlearned": pr.unlearned_accuracy}
+        result.patching = pr
+    verdict = _verdict(unlearned, base, oracle, dataset, summary, s, stage("verdict"))
+    summary["verdict"] = verdict.label
+    summary["verdict_detail"] = verdict.to_json()
+    result.verdict = verdict
     return result
 
 
-def _verdict(unlearned: Model, base: Model, oracle: str | Path | Model | None,
-             data: str | Path | QADataset | Sequence[QAItem], summary: dict,
-             relearn: Sequence[AttackConfig] | None, seeds: Sequence[int], device: str, dtype: str | torch.dtype,
-             device_map: DeviceMap | None, trust_remote_code: bool, progress: Callable[[int, int], None] | None
-             ) -> Verdict:
+def _verdict(unlearned: Model, base: Model, oracle: Model | None, ds: QADataset | None, summary: dict,
+             s: AttributeSettings, progress: Callable[[int, int], None] | None) -> Verdict:
     from neuronscope.verdict.checkpoint import checkpoint_verdict
     from neuronscope.verdict.evidence import decide
     from neuronscope.verdict.measures import paper_rule, paper_rule_evidence, patching_evidence
@@ -251,22 +226,12 @@ def _verdict(unlearned: Model, base: Model, oracle: str | Path | Model | None,
     shown.append(patching_evidence(summary.get("patching"), int(summary.get("n_items", 0))))
     if oracle is None:
         return decide(shown, None, paper_rule(summary.get("influence")))
-    if not isinstance(data, QADataset | str | Path):
-        raise NeuronscopeError("--oracle needs a dataset (its forget split and benign corpus), not a list of items")
-    ds = data if isinstance(data, QADataset) else load_dataset(data)
-    floor = _model(oracle, device, dtype, device_map, trust_remote_code)
-    check_same_architecture(base, floor, flag="--oracle")
+    assert ds is not None
+    relearn = s.relearn
     if relearn is None:
         relearn = [AttackConfig(kind="harmful", p=0.1)] + ([AttackConfig(kind="benign")] if ds.benign else [])
-    return checkpoint_verdict(unlearned, base, floor, ds, attribution=summary, attacks=relearn, seeds=seeds,
-                              progress=progress)
-
-
-def _verdict_frame(verdict: Verdict) -> pd.DataFrame:
-    rows = [{"analysis": e.analysis, "says": e.says, "calibrated": "yes" if e.calibrated else "no (shown only)",
-             "detail": e.detail} for e in verdict.evidence]
-    return pd.DataFrame([{"analysis": "VERDICT", "says": verdict.label, "calibrated": "", "detail": verdict.reason},
-                         *rows])
+    return checkpoint_verdict(unlearned, base, oracle, ds, attribution=summary, attacks=relearn,
+                              seeds=s.relearn_seeds, progress=progress)
 
 
 def _attribution_summary(scores: NeuronScores) -> dict:
@@ -280,16 +245,3 @@ def _attribution_summary(scores: NeuronScores) -> dict:
                           "mean_min": float(mn.mean()), "largest_max": float(mx.max()),
                           "smallest_min": float(mn.min())})
     return {"by_module": by_module}
-
-
-def _intro(summary: dict) -> str:
-    text = (f"{summary['ckpt']} on {summary['n_items']} {summary['split']} items, positions={summary['positions']}, "
-            f"{summary['n_neurons']} neurons.")
-    if "influence" in summary:
-        inf = summary["influence"]
-        text += (f" Against base {summary['base']}: top-{TOP_M} D+ = {inf[f'top{TOP_M}_d_plus']:.4g}, "
-                 f"D- = {inf[f'top{TOP_M}_d_minus']:.4g} (the paper's rule reads {inf['paper_verdict']}).")
-    if "verdict_detail" in summary:
-        v = summary["verdict_detail"]
-        text = f"Verdict: {v['label'].upper()}: {v['reason']}. " + text
-    return text

@@ -56,8 +56,8 @@ def attribute_cmd(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Attribute every neuron (A = h * dP(y|x)/dh); with --base and --oracle, tell whether unlearning erased or hid."""
-    from neuronscope.attribution.run import run_attribute
     from neuronscope.errors import NeuronscopeError
+    from neuronscope.plots.attribution_files import run_attribute
 
     ms = None
     if patch_m is not None:
@@ -79,13 +79,16 @@ def attribute_cmd(
         raise NeuronscopeError("--oracle needs --base (the verdict compares the checkpoint with its base)")
 
     if dry_run:
-        from neuronscope.attribution.run import _items
+        from neuronscope.attribution.run import SettingError, select_items
         from neuronscope.cli.options import plan_inputs, print_plan
         from neuronscope.data.schema import load_dataset
         from neuronscope.plan import plan_attribute, planned_dtype
 
         ds = load_dataset(data)
-        items = _items(ds, split, None if kind == "all" else kind)
+        try:
+            items = select_items(ds, split, None if kind == "all" else kind)
+        except SettingError as e:
+            raise e.named("--split") from None
         shape, counts = plan_inputs(ckpt, ds, seq_len)
         assert counts is not None
         wdtype = planned_dtype(dtype, device, device_map)

@@ -1,8 +1,6 @@
 """`neuronscope figures --run RUNDIR --out DIR`: every paper figure of a run and report.html; HTML by default,
 PNG/SVG/PDF through kaleido with `--format`."""
 
-import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,40 +8,12 @@ import typer
 
 from neuronscope.cli.app import app, console, user_errors
 
-PACKAGES = ("neuronscope", "torch", "transformers", "transformer-lens", "plotly", "pandas", "numpy", "kaleido")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shaped the numbers (Python first); 'not installed' where absent."""
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
 
 def build_figures(run_dir: Path, shift_attack: str | None = None) -> dict[str, Any]:
     """{file stem: go.Figure} for every figure the run's artifacts support (missing stages are skipped)."""
     from neuronscope.plots.catalog import build_run_figures
 
     return {stem: f.figure for stem, f in build_run_figures(run_dir, shift_attack).items()}
-
-
-def write_html_figures(figs: dict[str, Any], out: Path) -> list[Path]:
-    """Each figure as `<stem>.html` loading the one `plotly.min.js` of the directory (written once, offline)."""
-    from plotly.offline import get_plotlyjs
-
-    from neuronscope.io import write_text
-    from neuronscope.plots.report import PLOTLY_JS
-
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [write_text(out / PLOTLY_JS, get_plotlyjs())]
-    for stem, fig in figs.items():
-        text = fig.to_html(full_html=True, include_plotlyjs=PLOTLY_JS, config={"displaylogo": False})
-        paths.append(write_text(out / f"{stem}.html", text))
-    return paths
 
 
 @app.command("figures")
@@ -70,7 +40,14 @@ def figures_cmd(
     from neuronscope.io import write_text
     from neuronscope.outdir import check_output, open_output
     from neuronscope.plots.catalog import build_run_figures
-    from neuronscope.plots.export import STATIC, check_static_export, export_static, parse_formats
+    from neuronscope.plots.export import (
+        STATIC,
+        check_static_export,
+        export_static,
+        package_versions,
+        parse_formats,
+        write_html_figures,
+    )
     from neuronscope.plots.report import PLOTLY_JS
     from neuronscope.plots.rundir import load_run
     from neuronscope.plots.runreport import render_run_report

@@ -11,9 +11,10 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from neuronscope.data.loaders import load_alpaca, load_any
+from neuronscope.data.formats import load_dataset
+from neuronscope.data.formats.alpaca import load_alpaca
+from neuronscope.data.items import QADataset
 from neuronscope.data.prompts import format_dataset, prompt_format
-from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
 
 
@@ -24,7 +25,7 @@ def prepare_dataset(path: str | Path, *, format: str = "auto", prompt: str = "pl
 
     `chat=True` needs `tokenizer_from`: the checkpoint directory whose tokenizer's chat template is used.
     """
-    ds = load_any(path, format)
+    ds = load_dataset(path, format)
     if not ds.splits:
         raise NeuronscopeError(f"{path}: holds no QA splits (an Alpaca file is the benign corpus: pass it as "
                                "--benign)")

@@ -534,7 +534,7 @@ def _attribution_stage(run: _Run, ds: QADataset, data: Artifact, base_dir: Path,
                        models: dict[str, tuple[Artifact, Path]], attacked: dict[str, Path]) -> dict[str, Any]:
     """Base vs each unlearned (or oracle) model, and each of those vs its attacked self: `run_attribute`."""
     try:
-        from neuronscope.attribution import run_attribute
+        from neuronscope.plots.attribution_files import run_attribute
     except ImportError:
         run.log("[yellow]skip[/] attribution: neuronscope.attribution.run_attribute is not available")
         return {"available": False}

@@ -8,9 +8,11 @@ plotly package, so export works offline. The legend is re-planned for the export
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -93,4 +95,34 @@ def export_static(figures: Mapping[str, go.Figure], out: Path, formats: Sequence
     return written
 
 
-__all__ = ["FORMATS", "check_static_export", "export_static", "find_browser", "for_print", "parse_formats"]
+PACKAGES = ("neuronscope", "torch", "transformers", "transformer-lens", "plotly", "pandas", "numpy", "kaleido")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shaped the numbers (Python first); 'not installed' where absent."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_html_figures(figs: Mapping[str, go.Figure], out: Path) -> list[Path]:
+    """Each figure as `<stem>.html` loading the one `plotly.min.js` of the directory (written once, offline)."""
+    from plotly.offline import get_plotlyjs
+
+    from neuronscope.io import write_text
+    from neuronscope.plots.report import PLOTLY_JS
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [write_text(out / PLOTLY_JS, get_plotlyjs())]
+    for stem, fig in figs.items():
+        text = fig.to_html(full_html=True, include_plotlyjs=PLOTLY_JS, config={"displaylogo": False})
+        paths.append(write_text(out / f"{stem}.html", text))
+    return paths
+
+
+__all__ = ["FORMATS", "check_static_export", "export_static", "find_browser", "for_print", "package_versions",
+           "parse_formats", "write_html_figures"]

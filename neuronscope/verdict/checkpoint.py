@@ -65,7 +65,7 @@ def checkpoint_verdict(model: Model, base: Model, floor: Model, ds: QADataset,
                        seeds: Sequence[int] = (0, 1, 2), log: Log = lambda s: None,
                        progress: Callable[[int, int], None] | None = None) -> Verdict:
     """The calibrated verdict of `model` (unlearned from `base`), with `floor` a model that never saw the forget
-    facts. `attribution` is run_attribute's summary (the paper's rule and patching, shown for information)."""
+    facts. `attribution` is attribute_checkpoint's summary (the paper's rule and patching, shown for information)."""
     if not ds.items("forget"):
         raise NeuronscopeError("the verdict needs forget base questions")
     results: dict[str, Any] = {"methods": ["checkpoint"], "evals": {}, "attacks": {},
