@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from neuronscope.batching import ANSWER_PREFIX, Row, carries_bos
-from neuronscope.errors import NeuronscopeError
+from neuronscope.errors import NeuronscopeError, SettingError
 
 GIB = 1024**3
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
@@ -196,7 +196,23 @@ def check_context(model: Any, pairs: Sequence[tuple[str, str, str]]) -> list[int
 
 def check_dataset(model: Any, ds: Any) -> None:
     """Before any work: every item fits the model's context, and the longest fits the memory budget alone."""
-    pairs = _pairs(ds)
+    _check_pairs(model, _pairs(ds))
+
+
+def check_items(model: Any, items: Sequence[Any], batch_size: int | None = None, setting: str = "batch_size",
+                what: str = "an attribution batch") -> None:
+    """`check_dataset` for a list of questions (attribution, the logit lens): each question with its answer and each
+    option within the model's context, the longest within the memory budget alone; with `batch_size`, also the
+    worst batch, costed as a training batch: attribution keeps activations for its gradient and the lens every
+    layer's residual stream, and neither splits a batch. A bad batch size is a SettingError naming `setting`."""
+    pairs = [(f"item {it.id!r}", it.question, answer) for it in items
+             for answer in dict.fromkeys((it.answer, *it.options))]
+    widths = _check_pairs(model, pairs)
+    if batch_size is not None:
+        check_training(model, widths, batch_size, flag=setting, what=what)
+
+
+def _check_pairs(model: Any, pairs: Sequence[tuple[str, str, str]]) -> list[int]:
     widths = check_context(model, pairs)
     if widths:
         longest = max(range(len(widths)), key=widths.__getitem__)
@@ -205,9 +221,11 @@ def check_dataset(model: Any, ds: Any) -> None:
             raise NeuronscopeError(f"{pairs[longest][0]} is {widths[longest]} tokens: one forward pass over it "
                                    f"needs about {forward_bytes(sizes, 1, widths[longest]) / GIB:.1f} GiB, over the "
                                    f"memory budget of {budget / GIB:.1f} GiB (NEURONSCOPE_MEMORY_GB)")
+    return widths
 
 
-def check_training(model: Any, widths: Sequence[int], batch_size: int, flag: str = "--batch-size") -> None:
+def check_training(model: Any, widths: Sequence[int], batch_size: int, flag: str = "--batch-size",
+                   what: str = "a training batch") -> None:
     """The worst training batch (the `batch_size` longest sequences together) must fit the budget: a training
     batch is never split (that would change its gradient)."""
     if not widths:
@@ -216,6 +234,6 @@ def check_training(model: Any, widths: Sequence[int], batch_size: int, flag: str
     sizes, budget = Sizes.of(model), memory_budget(model.device)
     need = forward_bytes(sizes, len(worst), worst[0], train=True)
     if need > budget:
-        raise NeuronscopeError(f"a training batch of {len(worst)} sequences up to {worst[0]} tokens needs about "
-                               f"{need / GIB:.1f} GiB of activations, over the memory budget of {budget / GIB:.1f} "
-                               f"GiB (NEURONSCOPE_MEMORY_GB); lower {flag}")
+        raise SettingError(flag, lambda name: f"{what} of {len(worst)} sequences up to {worst[0]} tokens needs about "
+                           f"{need / GIB:.1f} GiB of activations, over the memory budget of {budget / GIB:.1f} GiB "
+                           f"(NEURONSCOPE_MEMORY_GB); lower {name}")

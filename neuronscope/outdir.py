@@ -6,7 +6,8 @@ carries the marker (neuronscope wrote it). An `--out` that is an existing file, 
 command's inputs, or contains the working directory is refused whatever the flags. `neuronscope run` resumes a
 marked run directory without `--overwrite` (that is how a killed run continues); `--overwrite` starts it afresh.
 
-The checks run before any long work, so a refused `--out` costs nothing; they touch nothing on disk.
+The checks run before any long work, so a refused `--out` costs nothing; they touch nothing on disk. A command
+that fails after creating its `--out` but before writing anything into it removes that empty directory again.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def open_output(out: Path, command: str, *, replace: bool = False) -> Path:
     `neuronscope.io.atomic_path(..., marker=command)` instead, which keeps the old output until the new is whole.
     """
     out = Path(out)
+    new = not out.exists()
     foreign = out.is_dir() and any(out.iterdir()) and not is_marked(out)
     if foreign and not (command == "run" and is_unmarked_run_dir(out)):  # a caller that skipped check_output
         raise NeuronscopeError(f"{out} is not empty and was not written by neuronscope; nothing written there")
@@ -98,8 +100,30 @@ def open_output(out: Path, command: str, *, replace: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if not is_marked(out):
         write_marker(out, command)
+    if new:
+        _created.append(out)
     return out
 
 
-__all__ = ["MARKER", "RUN_DIR_NAMES", "check_output", "is_marked", "is_unmarked_run_dir", "open_output",
-           "write_marker"]
+_created: list[Path] = []  # directories `open_output` created in this process
+
+
+def discard_empty_outputs() -> list[Path]:
+    """Remove each directory `open_output` created in this process that still holds nothing but the marker (a
+    command that failed before writing anything leaves no output that looks like a result); returns them.
+    Anything else is left alone: a directory that existed before, or holds any file, is never removed."""
+    removed = []
+    while _created:
+        out = _created.pop()
+        try:
+            if out.is_dir() and [p.name for p in out.iterdir()] == [MARKER]:
+                (out / MARKER).unlink()
+                out.rmdir()
+                removed.append(out)
+        except OSError:
+            continue  # best effort: the command is already failing with its own message
+    return removed
+
+
+__all__ = ["MARKER", "RUN_DIR_NAMES", "check_output", "discard_empty_outputs", "is_marked", "is_unmarked_run_dir",
+           "open_output", "write_marker"]

@@ -141,3 +141,28 @@ def test_a_training_batch_over_the_budget_is_refused_not_split(tiny_ckpt: Path, 
     with pytest.raises(NeuronscopeError, match="a training batch of 16 sequences .* lower --batch-size"):
         unlearn(model, tiny_world, "ga", UnlearnConfig(batch_size=16))
     assert all(torch.equal(a, b) for a, b in zip(before, model.hf.parameters(), strict=True))
+
+
+def test_an_attribution_batch_over_the_budget_is_refused_and_the_cli_names_its_flag(
+        tiny_ckpt: Path, tiny_world, tiny_world_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Attribution keeps activations for its gradient and never splits a batch: a batch over the budget is one error
+    naming the setting (the library's name; the CLI's flag), before any model work."""
+    from typer.testing import CliRunner
+
+    from neuronscope.attribution.run import AttributeSettings, attribute_checkpoint
+    from neuronscope.cli import app
+    from neuronscope.errors import SettingError
+
+    model = load_model(tiny_ckpt, bridge=False)
+    items = tiny_world.items("forget", "base")
+    pairs = [(it.question, a) for it in items for a in dict.fromkeys((it.answer, *it.options))]
+    widest = max(len(encode_row(model.tokenizer, q, a)[0]) for q, a in pairs)
+    one = forward_bytes(Sizes.of(model), 1, widest, train=True)
+    monkeypatch.setenv("NEURONSCOPE_MEMORY_GB", json.dumps(3 * one / 1024**3))  # 3 sequences fit, 16 do not
+    with pytest.raises(SettingError, match="an attribution batch of 16 sequences .* lower batch_size$"):
+        attribute_checkpoint(model, items, AttributeSettings(batch_size=16))
+    attribute_checkpoint(model, items[:2], AttributeSettings(batch_size=2, patching=False))  # 2 fit: no error
+    result = CliRunner().invoke(app, ["attribute", "--ckpt", str(tiny_ckpt), "--data", str(tiny_world_dir),
+                                      "--out", str(tmp_path / "a"), "--batch-size", "16"])
+    assert result.exit_code == 2 and result.stderr.strip().endswith("lower --batch-size"), result.output
+    assert not (tmp_path / "a").exists()

@@ -173,3 +173,35 @@ def test_a_run_directory_from_before_markers_is_resumed(tmp_path: Path) -> None:
     (other / "my_notes.txt").write_text("mine")
     with pytest.raises(NeuronscopeError, match="not written by neuronscope"):
         check_output(other, resume=True)
+
+
+def test_a_failed_command_removes_only_the_empty_output_it_created(tmp_path: Path) -> None:
+    from neuronscope.outdir import discard_empty_outputs
+
+    fresh, filled = open_output(tmp_path / "fresh", "attribute"), open_output(tmp_path / "filled", "attribute")
+    (filled / "partial.parquet").write_text("x")
+    empty_before = tmp_path / "empty_before"
+    empty_before.mkdir()
+    open_output(empty_before, "attribute")  # existed (empty) before: the user's directory, kept
+    assert discard_empty_outputs() == [fresh]
+    assert not fresh.exists() and (filled / "partial.parquet").is_file() and empty_before.is_dir()
+    assert discard_empty_outputs() == []
+
+
+def test_attribute_with_an_item_past_the_context_leaves_no_output(tiny_ckpt: Path, tiny_world_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """The item is checked once the model is loaded (its context is the model's); the marked --out created before
+    that is removed again, and the lens refuses the same item with its own line."""
+    import json
+
+    data = Path(shutil.copytree(tiny_world_dir, tmp_path / "data"))
+    rows = [json.loads(line) for line in (data / "forget.jsonl").read_text().splitlines()]
+    rows[0]["question"] = " ".join([rows[1]["question"]] * 200)
+    (data / "forget.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for args in (["attribute", "--ckpt", str(tiny_ckpt), "--base", str(tiny_ckpt)], ["lens", "--ckpt", str(tiny_ckpt)]):
+        out = tmp_path / f"out-{args[0]}"
+        result = runner.invoke(app, [*args, "--data", str(data), "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: item '{rows[0]['id']}' is ") and "context" in lines[0]
+        assert not out.exists()

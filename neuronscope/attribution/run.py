@@ -27,24 +27,13 @@ from neuronscope.attribution.influence import (
 )
 from neuronscope.attribution.neurons import POSITIONS, TARGETS, NeuronScores, attribution_scores
 from neuronscope.attribution.patching import PatchingResult, patching_curves
+from neuronscope.budget import check_items
 from neuronscope.data.items import QADataset, QAItem
-from neuronscope.errors import NeuronscopeError
+from neuronscope.errors import NeuronscopeError, SettingError
 from neuronscope.models.handle import Model
 from neuronscope.verdict.evidence import Verdict
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-class SettingError(NeuronscopeError):
-    """A bad value of one setting. `text(name)` is the message with the setting called `name`, so a caller can name
-    it as its user knows it (``--batch-size``, ``attribution.batch_size``); str() names the setting itself."""
-
-    def __init__(self, setting: str, text: Callable[[str], str]) -> None:
-        self.setting, self.text = setting, text
-        super().__init__(text(setting))
-
-    def named(self, name: str) -> NeuronscopeError:
-        return NeuronscopeError(self.text(name))
 
 
 @dataclass(frozen=True)
@@ -162,6 +151,7 @@ def attribute_checkpoint(
     if oracle is not None and dataset is None:
         raise SettingError("oracle", lambda n: f"{n} needs a dataset (its forget split and benign corpus), not a "
                                                "list of items")
+    check_items(unlearned, items, settings.batch_size)  # context and memory, before any model work
     if base is not None and settings.patching:
         check_patching_items(items, split)
     if base is not None:

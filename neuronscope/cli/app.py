@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from neuronscope.errors import NeuronscopeError
+from neuronscope.outdir import discard_empty_outputs
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Tell whether an LLM unlearning run erased the target knowledge or only hid it.")
@@ -34,9 +35,11 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except NeuronscopeError as e:
             _print_error(str(e))
+            discard_empty_outputs()
             raise typer.Exit(2) from None
         except OSError as e:
             _print_error(os_error_message(e))
+            discard_empty_outputs()
             raise typer.Exit(2) from None
 
     return wrapper

@@ -57,7 +57,7 @@ def attribute_cmd(
 ) -> None:
     """Attribute every neuron (A = h * dP(y|x)/dh); with --base and --oracle, tell whether unlearning erased or hid."""
     from neuronscope.errors import NeuronscopeError
-    from neuronscope.plots.attribution_files import run_attribute
+    from neuronscope.plots.attribution_files import check_attribute_inputs, run_attribute
 
     ms = None
     if patch_m is not None:
@@ -100,6 +100,7 @@ def attribute_cmd(
     from neuronscope.outdir import check_output, open_output
 
     check_output(out, overwrite=overwrite, inputs=[ckpt, base, data, oracle])
+    check_attribute_inputs(ckpt, data, base=base, oracle=oracle, split=split, kind=None if kind == "all" else kind)
     open_output(out, "attribute", replace=overwrite)
     note_idle_gpu(device, device_map)
     from neuronscope.progress import LoggedProgress

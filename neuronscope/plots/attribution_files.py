@@ -105,6 +105,34 @@ def _model(ckpt: str | Path | Model, device: str, dtype: str | torch.dtype = tor
     return load_model(ckpt, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
 
 
+def check_attribute_inputs(
+    ckpt: str | Path | Model,
+    data: str | Path | QADataset | Sequence[QAItem],
+    base: str | Path | Model | None = None,
+    oracle: str | Path | Model | None = None,
+    split: str = "forget",
+    kind: str | None = "base",
+) -> tuple[QADataset | None, list[QAItem]]:
+    """Everything about the inputs that can be checked without loading a model, so a mistake is one error line
+    before any output directory exists; returns the dataset (None for a plain list of items) and the items."""
+    if oracle is not None and base is None:
+        raise NeuronscopeError("--oracle needs --base (the verdict compares the checkpoint with its base)")
+    for flag, path in (("--ckpt", ckpt), ("--base", base), ("--oracle", oracle)):
+        if isinstance(path, str | Path):
+            try:
+                _check_checkpoint(Path(path))
+            except NeuronscopeError as e:
+                raise NeuronscopeError(f"{flag} {e}") from None
+    ds = load_dataset(data) if isinstance(data, str | Path) else data if isinstance(data, QADataset) else None
+    try:
+        items = select_items(ds, split, kind) if ds is not None else list(data)  # type: ignore[arg-type]
+    except SettingError as e:
+        raise e.named(FLAGS[e.setting]) from None
+    if oracle is not None and ds is None:
+        raise NeuronscopeError("--oracle needs a dataset (its forget split and benign corpus), not a list of items")
+    return ds, items
+
+
 def run_attribute(
     ckpt: str | Path | Model,
     data: str | Path | QADataset | Sequence[QAItem],
@@ -140,22 +168,7 @@ def run_attribute(
         settings.check()
     except SettingError as e:
         raise e.named(FLAGS[e.setting]) from None
-    if oracle is not None and base is None:
-        raise NeuronscopeError("--oracle needs --base (the verdict compares the checkpoint with its base)")
-    # fail fast, before any model is loaded
-    for flag, path in (("--ckpt", ckpt), ("--base", base), ("--oracle", oracle)):
-        if isinstance(path, str | Path):
-            try:
-                _check_checkpoint(Path(path))
-            except NeuronscopeError as e:
-                raise NeuronscopeError(f"{flag} {e}") from None
-    ds = load_dataset(data) if isinstance(data, str | Path) else data if isinstance(data, QADataset) else None
-    try:
-        items = select_items(ds, split, kind) if ds is not None else list(data)  # type: ignore[arg-type]
-    except SettingError as e:
-        raise e.named(FLAGS[e.setting]) from None
-    if oracle is not None and ds is None:
-        raise NeuronscopeError("--oracle needs a dataset (its forget split and benign corpus), not a list of items")
+    ds, items = check_attribute_inputs(ckpt, data, base=base, oracle=oracle, split=split, kind=kind)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NeuronscopeError(f"--out {out}: exists and is not a directory")
