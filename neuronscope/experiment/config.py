@@ -353,15 +353,16 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
 
 
 def _parse_unlearn(table: dict[str, Any], source: str) -> UnlearnSection:
-    from neuronscope.experiment.grid import unlearn_api
+    from neuronscope.checks import SettingError
+    from neuronscope.unlearn import METHODS, UnlearnConfig
+    from neuronscope.unlearn.base import LOOP_FIELDS, coerce_setting
 
     where = f"{source}: unlearn"
     methods = _typed(table.pop("methods", list(UnlearnSection().methods)), ("",), f"{where}.methods")
     per_method = table.pop("method", {})
     if not isinstance(per_method, dict):
         raise _fail(f"{where}.method", "must be a table of per-method tables")
-    api = unlearn_api()
-    known = tuple(api.methods)
+    known = tuple(METHODS)
     for m in methods:
         if m not in known:
             raise _fail(f"{where}.methods", f"unknown method {m!r} (known: {', '.join(known)})")
@@ -372,21 +373,33 @@ def _parse_unlearn(table: dict[str, Any], source: str) -> UnlearnSection:
             raise _fail(f"{where}.method.{m}", f"overrides a method that is not in unlearn.methods: {m!r}")
         if not isinstance(params, dict):
             raise _fail(f"{where}.method.{m}", "must be a table")
-    allowed = api.config_fields() | {"lr_grid"}
+    allowed = set(UnlearnConfig.field_names()) | {"lr_grid"}
+    loop_default = UnlearnConfig()
     for w, params in [(where, table), *((f"{where}.method.{m}", p) for m, p in per_method.items())]:
         _check_keys(params, allowed, w)
         for k, v in params.items():
-            default = (1.0,) if k == "lr_grid" else api.config_default(k)
-            params[k] = _typed(v, default, f"{w}.{k}") if default is not None else v
+            if k == "lr_grid":
+                params[k] = _typed(v, (1.0,), f"{w}.{k}")
+            elif k in LOOP_FIELDS:
+                default = getattr(loop_default, k)
+                params[k] = _typed(v, default, f"{w}.{k}") if default is not None else v
+            else:
+                try:
+                    params[k] = coerce_setting(k, v)
+                except SettingError as e:
+                    raise e.where(f"{w}.{k}") from None
         learning_rates(params.get("lr_grid", ()), f"{w}.lr_grid")
     section = UnlearnSection(methods=methods, params=dict(table), per_method={k: dict(v) for k, v in
                                                                                 per_method.items()})
     for m in methods:  # the trainer's own checks (positive lr, ...), now rather than after the base is trained
         params = {k: v for k, v in section.params_for(m).items() if k != "lr_grid"}
         try:
-            ucfg = api.config_cls(**params)
-            if hasattr(ucfg, "check"):
-                ucfg.check()
+            ucfg = UnlearnConfig(**params)
+            ucfg.check()
+            ucfg.settings(METHODS[m])
+        except SettingError as e:  # named as the TOML key it came from
+            key = f"method.{m}.{e.setting}" if e.setting in per_method.get(m, {}) else e.setting
+            raise e.where(f"{where}.{key}") from None
         except NeuronscopeError as e:
             raise _fail(f"{where} ({m})", str(e)) from None
         except (TypeError, ValueError) as e:

@@ -81,6 +81,7 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
     """
     cfg.check()
     method_cls = get_method(method) if isinstance(method, str) else method
+    cfg.settings(method_cls)  # its own settings checked now, before any work
     method = method_cls.name
     forget = ds.items("forget", "base")
     if not forget:
@@ -126,7 +127,7 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
             loss, terms = m.loss(sb, step)
             if not math.isfinite(loss.item()):
                 raise NeuronscopeError(f"unlearning diverged: {method} loss is {loss.item()} at step {step} "
-                                       f"(lr {cfg.lr:g}); try a lower --lr")
+                                       f"(lr {cfg.lr:g}); try a lower learning rate")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:
@@ -149,7 +150,7 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
     reached = at_or_below(report.fs, threshold)
     return UnlearnResult(model=model, method=method, lr=cfg.lr, steps=step, reached=reached,
                          fs=report.fs, rs=report.rs, us=report.us, seconds=time.perf_counter() - t0, curve=curve,
-                         config=cfg.to_json() | {"method": method, "threshold": threshold}, report=report,
+                         config=cfg.to_json(method_cls) | {"method": method, "threshold": threshold}, report=report,
                          notes=m.notes)
 
 
@@ -161,7 +162,7 @@ def lr_search(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig, grid
     reached=False. Every trial is listed in `result.trials`.
     """
     if not grid:
-        raise NeuronscopeError("--lr-grid is empty")
+        raise NeuronscopeError("lr_grid is empty")
     for lr in grid:
         replace(cfg, lr=lr).check()
     get_method(method)
