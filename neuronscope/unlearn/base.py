@@ -208,6 +208,9 @@ class Method:
         """The scalar to minimise at `step` (1-based) and the named terms to log."""
         raise NotImplementedError
 
+    def finish(self) -> None:
+        """Undo what the method attached to the model (gradient hooks); the loop calls it when training ends."""
+
     # -- what the planner asks (shapes only: no model is loaded) ----------------------------------------------
     @classmethod
     def trainable_count(cls, shape: Shape, settings: MethodSettings) -> int:

@@ -143,6 +143,7 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
             if progress is not None:
                 progress(step, row)
     finally:
+        m.finish()
         for p, flag in saved_flags:
             p.requires_grad_(flag)
     report = evaluate(model, ds, kinds=cfg.eval_kinds)
