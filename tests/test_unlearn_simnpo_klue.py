@@ -75,7 +75,7 @@ def test_klue_attribution_and_mask(tiny_trained, tiny_world):
         for it in items:
             b = encode_items(model, [it])
             kept = []
-            h = layer0.register_forward_pre_hook(lambda _m, a: kept.append(a[0]))
+            h = layer0.register_forward_pre_hook(lambda _m, a, kept=kept: kept.append(a[0]))
             logits = model.hf(input_ids=b.input_ids).logits
             h.remove()
             p = torch.stack([t.exp() for t in hand_answer_logps(logits, b)[0]]).prod()

@@ -86,7 +86,7 @@ def ffn_attribution(model: Model, blocks: list[FFN], items: list[QAItem], batch_
     for start in range(0, len(items), batch_size):
         batch = encode_items(model, items[start:start + batch_size])
         kept: list[Tensor] = []
-        handles = [b.output.register_forward_pre_hook(lambda _m, args: kept.append(args[0])) for b in blocks]
+        handles = [b.output.register_forward_pre_hook(lambda _m, args, kept=kept: kept.append(args[0])) for b in blocks]
         try:
             logits = model.hf(input_ids=batch.input_ids).logits
         finally:
