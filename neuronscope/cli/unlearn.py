@@ -59,6 +59,7 @@ def _parse_grid(text: str) -> list[float]:
 
 # flags that set a loop knob or a method setting directly; any other setting is given as --setting KEY=VALUE
 FLAGS = {"lr": "--lr", "max_steps": "--max-steps", "threshold": "--threshold", "check_every": "--check-every",
+         "stride": "--stride",
          "batch_size": "--batch-size", "seed": "--seed", "lambda_": "--lambda", "lambda_relative": "--lambda-relative",
          "beta": "--beta"}
 
@@ -141,6 +142,9 @@ def unlearn_cmd(
     threshold: Annotated[float | None, typer.Option(
         "--threshold", help="Stop once FS <= this (default: the data's own: chance, or TOFU's 0.1971).")] = None,
     check_every: Annotated[int, typer.Option("--check-every", help="Steps between forget checks.")] = 1,
+    stride: Annotated[int, typer.Option(
+        "--stride", help="Score FS at every N-th check only, then go back to the first check that met the "
+                         "threshold (same steps and weights; docs/unlearning.md).")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Forget and retain batch size.")] = 16,
     lr_search: Annotated[bool, typer.Option(
         "--lr-search", help="Use the lowest lr of --lr-grid that reaches the threshold.")] = False,
@@ -178,6 +182,7 @@ def unlearn_cmd(
     try:
         cfg.check()
         cfg.settings(method_cls)
+        at_least(stride, 1, "stride")
     except SettingError as e:
         raise reworded(e, from_setting) from None
     grid = _parse_grid(lr_grid) if lr_search else []
@@ -221,9 +226,9 @@ def unlearn_cmd(
 
         try:
             if lr_search:
-                result = run_lr_search(model, ds, method, cfg, grid, progress=progress)
+                result = run_lr_search(model, ds, method, cfg, grid, progress=progress, stride=stride)
             else:
-                result = run_unlearn(model, ds, method, cfg, progress=progress)
+                result = run_unlearn(model, ds, method, cfg, progress=progress, stride=stride)
         except SettingError as e:  # a setting that only the model can judge (rmu_layer past the last block)
             raise reworded(e, from_setting) from None
 

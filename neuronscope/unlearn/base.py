@@ -6,6 +6,7 @@ the loop in `loop.py` owns batching, the optimiser, the stopping rule and loggin
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -207,6 +208,16 @@ class Method:
     def loss(self, sb: StepBatch, step: int) -> tuple[Float[Tensor, ""], dict[str, float]]:
         """The scalar to minimise at `step` (1-based) and the named terms to log."""
         raise NotImplementedError
+
+    step_state_names: ClassVar[tuple[str, ...]] = ()  # attributes a step changes (the stop check's back-off)
+
+    def step_state(self) -> dict[str, Any]:
+        """What a training step changes in the method, so a step can be undone exactly (default: nothing)."""
+        return {k: copy.copy(getattr(self, k)) for k in self.step_state_names}
+
+    def restore_step_state(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, copy.copy(v))
 
     def finish(self) -> None:
         """Undo what the method attached to the model (gradient hooks); the loop calls it when training ends."""

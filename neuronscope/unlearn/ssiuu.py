@@ -60,6 +60,7 @@ class RegularisedGD(Method):
 
     default_lambda: float = 1e3  # used when UnlearnConfig.lambda_ is None; from the sweep in docs/unlearning.md
     default_relative_lambda: float = 100.0
+    step_state_names = ("prev", "lam")  # A_{t-1} (or a_{t-1}) and lambda once fixed in relative mode
     settings_cls = SsiuuSettings
     settings: SsiuuSettings
 
