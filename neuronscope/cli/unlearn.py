@@ -160,7 +160,7 @@ def unlearn_cmd(
     track: TrackOpt = None,
 ) -> None:
     """Unlearn the forget split from a checkpoint; stop as soon as forget accuracy reaches chance."""
-    from neuronscope.checks import SettingError
+    from neuronscope.checks import SettingError, at_least
     from neuronscope.data.schema import load_dataset
     from neuronscope.errors import NeuronscopeError
     from neuronscope.io import atomic_path, write_json, write_text

@@ -3,8 +3,9 @@
 Every value is checked when the config is read, so a mistake is one clear NeuronscopeError naming the key before
 any training starts: keys and types by a strict pydantic schema (`extra="forbid"`; the [unlearn] keys are the
 loop's knobs and every registered method's settings, typed as the methods declare them), then what needs more
-than a type (unknown methods, p outside (0, 1], a missing data directory, each method's own value checks). The built-in profiles
-(`PROFILES`, used by `neuronscope demo`) are the same TOML text as configs/demo.toml and configs/small.toml.
+than a type (unknown methods, p outside (0, 1], a missing data directory, each method's own value checks). The
+built-in profiles (`PROFILES`, used by `neuronscope demo`) are the same TOML text as configs/demo.toml and
+configs/small.toml.
 
     [run]          name, device, threads (torch CPU threads; 1 = bit-reproducible, see grid.py), dtype,
                    device_map ("auto": each model spread over the visible GPUs)
