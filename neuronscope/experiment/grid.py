@@ -417,7 +417,7 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
             write_json(tmp / "unlearn.json", _jsonable(result.to_json()))
             _save_eval(run.load(tmp / "model"), ds, tmp)
 
-        inputs = {"base": base.key, "data": data.key, "method": method, "cfg": _jsonable(asdict(ucfg)),
+        inputs = {"base": base.key, "data": data.key, "method": method, "cfg": _jsonable(ucfg.to_json()),
                   "numerics": numerics(cfg)}
         if lr_grid:
             inputs["lr_grid"] = list(lr_grid)
