@@ -203,16 +203,29 @@ class CalibrationTable(_Table):
     size: str = "full"
 
 
-def _unlearn_tables() -> tuple[type[BaseModel], type[BaseModel]]:
+def _unlearn_api() -> Any:
+    """The unlearning package the grid runs: the real registry, or the fake methods tests swap in through the
+    grid's adapter (`experiment.grid.unlearn_api`)."""
+    from neuronscope.experiment.grid import unlearn_api
+
+    return unlearn_api()
+
+
+def _unlearn_tables(api: Any) -> tuple[type[BaseModel], type[BaseModel]]:
     """[unlearn] and [unlearn.method.NAME]: the loop's knobs and every registered method's settings, typed as the
     methods declare them (a new method's keys are accepted without an edit here)."""
     from neuronscope.unlearn import UnlearnConfig
     from neuronscope.unlearn.base import LOOP_FIELDS, setting_owners
 
-    hints = get_type_hints(UnlearnConfig)
-    spec: dict[str, Any] = {k: (_field_type(hints[k]) | None, None) for k in LOOP_FIELDS}
-    for key, owners in setting_owners().items():
-        spec[key] = (get_type_hints(owners[0])[owners[0].keys[key]] | None, None)
+    spec: dict[str, Any] = {}
+    if api.config_cls is UnlearnConfig:
+        hints = get_type_hints(UnlearnConfig)
+        spec = {k: (_field_type(hints[k]) | None, None) for k in LOOP_FIELDS}
+        for key, owners in setting_owners().items():
+            spec[key] = (get_type_hints(owners[0])[owners[0].keys[key]] | None, None)
+    else:  # a swapped-in config class: its own fields
+        hints = get_type_hints(api.config_cls)
+        spec = {f.name: (_field_type(hints[f.name]) | None, None) for f in fields(api.config_cls)}
     spec["lr_grid"] = (_field_type(tuple[float, ...]) | None, None)
     per_method = create_model("UnlearnMethodTable", __base__=_Table, **spec)
     methods = (_field_type(tuple[str, ...]), UnlearnSection().methods)
@@ -220,7 +233,7 @@ def _unlearn_tables() -> tuple[type[BaseModel], type[BaseModel]]:
     return table, per_method
 
 
-def _document_model() -> type[BaseModel]:
+def _document_model(api: Any) -> type[BaseModel]:
     """The whole file's model (built per parse: the [unlearn] keys come from the method registry)."""
     data_fields = {k: (_field_type(h) | None, None) for k, h in get_type_hints(DataSection).items()}
     data = create_model("DataTable", __base__=_Table, dir=(str | None, None), path=(str | None, None),
@@ -230,7 +243,7 @@ def _document_model() -> type[BaseModel]:
     base = create_model("BaseTable", __base__=_Table, ckpt=(str | None, None),
                         finetune=(table_of(FinetuneConfig, frozenset({"exclude_splits"})) | None, None),
                         toy=(table_of(ToyConfig) | None, None), **base_fields)
-    unlearn, _ = _unlearn_tables()
+    unlearn, _ = _unlearn_tables(api)
     return create_model("ExperimentDocument", __base__=_Table, run=(RunTable, RunTable()), data=(data, data()),
                         base=(base, base()), oracle=(EnabledTable, EnabledTable()), unlearn=(unlearn, unlearn()),
                         attacks=(table_of(AttacksSection), table_of(AttacksSection)()),
@@ -318,7 +331,8 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     that exists, a data path, fractions, the methods' own value checks) is checked after it, in order."""
     from neuronscope.experiment.builtin import resolve_builtins
 
-    model = _document_model()
+    api = _unlearn_api()
+    model = _document_model(api)
     unknown = sorted(set(doc) - set(model.model_fields))
     if unknown:  # a misspelt section before a builder may start pulling a model
         raise _fail(source, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
@@ -412,7 +426,8 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
                                            "[base.finetune], disable it (enabled = false)")
 
     raw = doc.get("unlearn", {})
-    unlearn = _parse_unlearn(d.unlearn, list(raw) + [k for t in raw.get("method", {}).values() for k in t], source)
+    unlearn = _parse_unlearn(d.unlearn, list(raw) + [k for t in raw.get("method", {}).values() for k in t], source,
+                             api)
     attacks = AttacksSection(**_given(d.attacks))
     learning_rates(attacks.harmful_lr, f"{source}: attacks.harmful_lr")
     learning_rates(attacks.benign_lr, f"{source}: attacks.benign_lr")
@@ -458,18 +473,19 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
                             source=source)
 
 
-def _parse_unlearn(table: BaseModel, order: list[str], source: str) -> UnlearnSection:
+def _parse_unlearn(table: BaseModel, order: list[str], source: str, api: Any) -> UnlearnSection:
     """[unlearn] (already typed by the schema): known, distinct methods; each method's loop and own settings checked
     by the methods themselves, named as the TOML key they came from."""
     from neuronscope.checks import SettingError
-    from neuronscope.unlearn import METHODS, UnlearnConfig
+    from neuronscope.unlearn import METHODS
 
     where = f"{source}: unlearn"
+    known = tuple(api.methods)
     methods = tuple(table.methods)  # type: ignore[attr-defined]
     per_method = {m: _given(t, order) for m, t in table.method.items()}  # type: ignore[attr-defined]
     for m in methods:
-        if m not in METHODS:
-            raise _fail(f"{where}.methods", f"unknown method {m!r} (known: {', '.join(METHODS)})")
+        if m not in known:
+            raise _fail(f"{where}.methods", f"unknown method {m!r} (known: {', '.join(known)})")
     if len(set(methods)) != len(methods):
         raise _fail(f"{where}.methods", "methods must be distinct")
     for m in per_method:
@@ -482,14 +498,18 @@ def _parse_unlearn(table: BaseModel, order: list[str], source: str) -> UnlearnSe
     for m in methods:  # the trainer's own checks (positive lr, ...), now rather than after the base is trained
         given = {k: v for k, v in section.params_for(m).items() if k != "lr_grid"}
         try:
-            ucfg = UnlearnConfig(**given)
-            ucfg.check()
-            ucfg.settings(METHODS[m])
+            ucfg = api.config_cls(**given)
+            if hasattr(ucfg, "check"):
+                ucfg.check()
+            if hasattr(ucfg, "settings") and m in METHODS:
+                ucfg.settings(METHODS[m])
         except SettingError as e:  # named as the TOML key it came from
             key = f"method.{m}.{e.setting}" if e.setting in per_method.get(m, {}) else e.setting
             raise e.where(f"{where}.{key}") from None
         except NeuronscopeError as e:
             raise _fail(f"{where} ({m})", str(e)) from None
+        except (TypeError, ValueError) as e:
+            raise _fail(f"{where} ({m})", f"invalid value ({e})") from None
     return section
 
 
