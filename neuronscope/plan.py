@@ -280,6 +280,9 @@ def plan_unlearn(s: Shape, dtype: torch.dtype, method: str, batch_size: int, cou
     plan.add(stage, "activations", seqs * training_activations(s, counts.seq_len, b),
              f"{seqs} sequences x {counts.seq_len} tokens (estimate)")
     steps = max_steps * lr_trials
+    if setup := cls.setup_passes(counts.forget, counts.retain, batch_size):
+        plan.count(f"{stage}: forward + backward passes before training", setup * lr_trials,
+                   f"{method}'s set-up over {counts.forget} forget + {counts.retain} retain questions")
     plan.count(f"{stage}: optimiser steps (at most)", steps, f"{max_steps} max_steps x {lr_trials} lr trial(s)")
     checks = (max_steps // check_every) * lr_trials
     fs = checks * counts.forget * counts.options

@@ -135,6 +135,10 @@ def test_planned_from_the_registry(tiny_ckpt):
     assert rows["simnpo"]["activations"] == rows["gd"]["activations"]  # forget + retain sequences
     mlp = sum(p.numel() for n, p in model.hf.named_parameters() if ".mlp." in n)
     assert rows["klue"]["gradients"][0] == mlp * 4  # float32: every MLP parameter held by the optimiser
+    counted = {what: n for what, n, _ in plan_unlearn(s, torch.float32, "klue", 4, counts, 50).counts}
+    assert counted["unlearn: forward + backward passes before training"] == 2 + 2  # 6 forget, 6 retain, batches of 4
+    assert not any("before training" in what for what, _, _ in plan_unlearn(s, torch.float32, "gd", 4, counts,
+                                                                              50).counts)
     with pytest.raises(NeuronscopeError, match="unknown method 'forgetall'"):
         plan_unlearn(s, torch.float32, "forgetall", 8, counts, 50)
     with pytest.raises(NeuronscopeError, match="klue_fraction must lie in"):

@@ -229,6 +229,11 @@ class Method:
         return shape.n_params
 
     @classmethod
+    def setup_passes(cls, forget: int, retain: int, batch_size: int) -> int:
+        """Forward + backward passes the method runs before its first step (KLUE's localisation; default none)."""
+        return 0
+
+    @classmethod
     def extra_state(cls, shape: Shape, settings: MethodSettings, trainable: int, nbytes: int, max_steps: int
                     ) -> list[tuple[str, int, str]]:
         """(item, bytes, how) rows of state the method keeps besides weights, optimiser and a reference copy."""

@@ -136,6 +136,11 @@ class KLUE(Method):
         """The optimiser holds every MLP parameter (state for all of them), but only the selected units move."""
         return shape.layers * shape.mlp_params_per_layer
 
+    @classmethod
+    def setup_passes(cls, forget: int, retain: int, batch_size: int) -> int:
+        """The localisation: one pass per batch of forget and of retain base questions."""
+        return -(-forget // batch_size) + -(-retain // batch_size)
+
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
         super().__init__(model, ds, cfg)
         if cfg.weight_decay:
