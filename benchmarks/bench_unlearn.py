@@ -1,11 +1,14 @@
-"""Cost of one Ssiuu step (and of its two variants) relative to one GD step, on the same batches.
+"""Cost of one unlearning step of every method, and of the stop check, relative to one GD step, in one run.
 
     .venv/bin/python benchmarks/bench_unlearn.py [--ckpt DIR --data DIR] [--steps 20] [--batch-size 16]
+                                                 [--methods gd,ssiuu,...]
 
 Without --ckpt it times the default-size toy model (untrained weights; the cost does not depend on them) on the
-default world. Each method runs the same forget/retain batches through loss + backward + AdamW step; the median
-step time is compared with GD's. Ssiuu needs one extra backward pass over GD, so the expected ratio is <= 2.0;
-ssiuu-anchor adds a forward and backward on the frozen original model (uncached here: distinct batches).
+default world. Each method runs the same forget/retain batches through loss + backward + AdamW step, the methods
+interleaved step by step (so a change in machine load hits them alike); each line is the median step time and its
+ratio to GD's. Ssiuu needs one extra backward pass over GD; ssiuu-anchor adds a forward and backward on the frozen
+original model (uncached here: distinct batches); KLUE's one-off localisation is not a step and is not timed.
+"stop check" is one forget-accuracy check (every forget base question, as the loop scores it).
 """
 
 from __future__ import annotations
@@ -20,23 +23,11 @@ from neuronscope.base_model import new_toy_model
 from neuronscope.data.schema import load_dataset
 from neuronscope.data.world import build_world
 from neuronscope.models.handle import load_model
+from neuronscope.scoring import dataset_metric, split_score
 from neuronscope.unlearn import METHODS, UnlearnConfig
 from neuronscope.unlearn.base import StepBatch, encode_items
 
-
-def time_method(model, ds, name: str, batches: list[StepBatch], warmup: int = 2) -> float:
-    model = model.clone()
-    method = METHODS[name](model, ds, UnlearnConfig(lambda_=1.0))
-    opt = torch.optim.AdamW(method.parameters(), lr=1e-5)
-    times = []
-    for step, sb in enumerate(batches, start=1):
-        t0 = time.perf_counter()
-        loss, _ = method.loss(sb, step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times[warmup:])
+DEFAULT = "gd,ssiuu,ssiuu-neuron,ssiuu-anchor,npo,simnpo,klue"
 
 
 def main() -> None:
@@ -46,6 +37,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--methods", default=DEFAULT, help="comma-separated; gd is always timed (the reference)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -58,13 +50,35 @@ def main() -> None:
         f = [forget[i] for i in torch.randperm(len(forget), generator=gen)[:args.batch_size].tolist()]
         r = [retain[i] for i in torch.randperm(len(retain), generator=gen)[:args.batch_size].tolist()]
         batches.append(StepBatch(encode_items(model, f), f, encode_items(model, r), r))
+    names = list(dict.fromkeys(["gd", *args.methods.split(",")]))
     _ = model.bridge  # boot once, outside the timings
-    gd = time_method(model, ds, "gd", batches)
-    print(f"model: {model.n_params:,} parameters; batch size {args.batch_size}; median of {args.steps - 2} steps")
-    print(f"gd            {gd * 1e3:8.1f} ms/step   ratio 1.00")
-    for name in ("ssiuu", "ssiuu-neuron", "ssiuu-anchor"):
-        t = time_method(model, ds, name, batches)
-        print(f"{name:13s} {t * 1e3:8.1f} ms/step   ratio {t / gd:.2f}")
+    cfg = UnlearnConfig(lambda_=1.0, batch_size=args.batch_size)
+    runs = {}
+    for name in names:
+        m = model.clone()
+        method = METHODS[name](m, ds, cfg)
+        runs[name] = (method, torch.optim.AdamW(method.parameters(), lr=1e-5), m)
+    times: dict[str, list[float]] = {n: [] for n in [*names, "stop check"]}
+    metric = dataset_metric(ds)
+    for step, sb in enumerate(batches, start=1):
+        for name in names:
+            method, opt, _ = runs[name]
+            t0 = time.perf_counter()
+            loss, _ = method.loss(sb, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            times[name].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        split_score(runs["gd"][2], forget, metric)
+        times["stop check"].append(time.perf_counter() - t0)
+    for method, _, _ in runs.values():
+        method.finish()
+    med = {n: statistics.median(t[2:]) for n, t in times.items()}
+    print(f"model: {model.n_params:,} parameters; batch size {args.batch_size}; median of {args.steps - 2} steps, "
+          f"methods interleaved; stop check = {len(forget)} forget questions")
+    for name, t in med.items():
+        print(f"{name:13s} {t * 1e3:8.1f} ms   ratio to gd {t / med['gd']:.2f}")
 
 
 if __name__ == "__main__":

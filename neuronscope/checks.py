@@ -16,33 +16,46 @@ from neuronscope.errors import NeuronscopeError
 Namer = Callable[[str], str]
 
 
+class SettingError(NeuronscopeError):
+    """A bad value of one named setting. The library names the setting (`lr`); the layer that read it (a CLI
+    flag, a TOML key) re-words it with `where`, so the user sees the name they wrote."""
+
+    def __init__(self, setting: str, problem: str):
+        super().__init__(f"{setting} {problem}")
+        self.setting, self.problem = setting, problem
+
+    def where(self, name: str) -> NeuronscopeError:
+        """The same message about `name` (e.g. `--lr`, `small.toml: unlearn.lr`)."""
+        return NeuronscopeError(f"{name} {self.problem}")
+
+
 def flag_name(field: str) -> str:
-    """A dataclass field as its command-line flag: `toy.d_model` -> `--d-model`."""
-    return "--" + field.rsplit(".", 1)[-1].replace("_", "-")
+    """A dataclass field as its command-line flag: `toy.d_model` -> `--d-model`, `lambda_` -> `--lambda`."""
+    return "--" + field.rsplit(".", 1)[-1].rstrip("_").replace("_", "-")
 
 
 def positive(value: float, name: str) -> None:
     """A finite number > 0 (a learning rate, a temperature)."""
     if not (value > 0 and math.isfinite(value)):
-        raise NeuronscopeError(f"{name} must be a positive number, got {value}")
+        raise SettingError(name, f"must be a positive number, got {value}")
 
 
 def non_negative(value: float, name: str) -> None:
     """A finite number >= 0 (a weight, a decay)."""
     if not (value >= 0 and math.isfinite(value)):
-        raise NeuronscopeError(f"{name} must be a non-negative number, got {value}")
+        raise SettingError(name, f"must be a non-negative number, got {value}")
 
 
 def at_least(value: int, low: int, name: str) -> None:
     if value < low:
-        raise NeuronscopeError(f"{name} must be at least {low}, got {value}")
+        raise SettingError(name, f"must be at least {low}, got {value}")
 
 
 def fraction(value: float, name: str, *, open_low: bool = False) -> None:
     """A number in [0, 1], or in (0, 1] with `open_low`; NaN fails both."""
     ok = (0 < value <= 1) if open_low else (0 <= value <= 1)
     if not ok:
-        raise NeuronscopeError(f"{name} must lie in {'(' if open_low else '['}0, 1], got {value}")
+        raise SettingError(name, f"must lie in {'(' if open_low else '['}0, 1], got {value}")
 
 
 def learning_rates(values: Iterable[float], name: str) -> None:

@@ -6,9 +6,10 @@ its parameters counted, tied ones once. Everything else is an estimate written o
 L = layers, V = vocab, b = bytes per weight element:
 
 - weights: P x b. Training adds gradients (trainable x b) and AdamW's exp_avg and exp_avg_sq, which torch keeps in
-  the parameter's dtype (2 x trainable x b). DPO, NPO and RMU hold a frozen reference copy (P x b); ssiuu-anchor an
-  unfrozen one plus, per step, its gradient, and caches A_0 per forget batch (up to 64 entries of trainable x b,
-  within 1 GiB); ssiuu keeps A_{t-1} and g_t (2 x trainable x b).
+  the parameter's dtype (2 x trainable x b). What a method adds is asked of the method (`neuronscope.unlearn`):
+  a reference copy (P x b) where it `needs_reference` (DPO, NPO, RMU, ssiuu-anchor), its trainable count (RMU: the
+  MLPs of its trainable blocks), its `sequences_per_step` and its `extra_state` rows (ssiuu: A_{t-1} and g_t,
+  2 x trainable x b; ssiuu-anchor: its gradient and A_0 cache, up to 64 entries of trainable x b within 1 GiB).
 - training activations per sequence: L x T x (4d + 3q + 3kv + 4I) x b (norm inputs/outputs, q/k/v and their rotated
   copies, attention output, gate, up, act(gate), act(gate) x up) + L x H x T^2 x b (eager attention probabilities)
   + T x V x (b + 8) (logits, their float32 copy and log-softmax).
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from neuronscope.experiment.config import ExperimentConfig
 
 BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2}
-REFERENCE_METHODS = ("dpo", "npo", "rmu", "ssiuu-anchor")  # methods that clone the model (unlearn/*.py)
 SCORING_BATCH = 256  # scoring.option_scores' default batch of sequences
 GiB = 2**30
 
@@ -225,40 +225,64 @@ def attribution_activations(s: Shape, t: int, b: int) -> int:
     return s.layers * t * (s.neurons_per_layer + 2 * s.hidden + s.intermediate) * b + attn + logits
 
 
-def trainable_params(s: Shape, method: str, rmu_trainable: int = 3) -> int:
-    """Parameters the optimiser updates: all of them, except RMU (the MLPs of `rmu_trainable` blocks)."""
-    return min(rmu_trainable, s.layers) * s.mlp_params_per_layer if method == "rmu" else s.n_params
+def __getattr__(name: str) -> object:
+    if name == "REFERENCE_METHODS":  # asked of the registry when read: a new method is counted without an edit here
+        from neuronscope.unlearn import METHODS
+
+        return tuple(n for n, cls in METHODS.items() if cls.needs_reference)
+    raise AttributeError(name)
 
 
-def _sequences_per_step(method: str) -> int:
-    """Training sequences (batches of batch_size) with a graph per step: forget, retain, DPO's preferred answer."""
-    return {"ga": 1, "dpo": 3}.get(method, 2)
+def _method(method: str) -> Any:
+    """The registered method class (an unknown name is an error, never planned with defaults)."""
+    from neuronscope.unlearn import get_method
+
+    return get_method(method)
+
+
+def trainable_params(s: Shape, method: str, rmu_trainable: int | None = None,
+                     settings: Mapping[str, Any] | None = None) -> int:
+    """Parameters the optimiser updates, as the method counts them (RMU: the MLPs of its trainable blocks).
+
+    `settings` are the method's settings by public key; `rmu_trainable` is the older way to give that one."""
+    from neuronscope.unlearn.base import settings_for
+
+    cls = _method(method)
+    args = dict(settings or {}) | ({"rmu_trainable": rmu_trainable} if rmu_trainable is not None else {})
+    st = settings_for(cls.settings_cls, args)
+    st.check()
+    return int(cls.trainable_count(s, st))
 
 
 def plan_unlearn(s: Shape, dtype: torch.dtype, method: str, batch_size: int, counts: DataCounts, max_steps: int,
-                 lr_trials: int = 1, check_every: int = 1, rs_every: int = 10, rmu_trainable: int = 3,
-                 plan: Plan | None = None, stage: str = "unlearn") -> Plan:
-    """Memory of one unlearning run and its step / scoring counts (max_steps is an upper bound: it stops at FS)."""
+                 lr_trials: int = 1, check_every: int = 1, rs_every: int = 10,
+                 settings: Mapping[str, Any] | None = None, plan: Plan | None = None, stage: str = "unlearn") -> Plan:
+    """Memory of one unlearning run and its step / scoring counts (max_steps is an upper bound: it stops at FS).
+
+    Everything method-specific is asked of the registered method: its trainable count, whether it holds a reference
+    copy, its sequences per step and its extra state. `settings`: the method's settings by public key."""
+    from neuronscope.unlearn.base import settings_for
+
+    cls = _method(method)
+    st = settings_for(cls.settings_cls, dict(settings or {}))
+    st.check()
     plan = plan or Plan(f"unlearn {method}")
     b = BYTES[dtype]
-    train = trainable_params(s, method, rmu_trainable)
+    train = int(cls.trainable_count(s, st))
     plan.add(stage, "weights", s.n_params * b, f"{s.n_params:,} parameters x {b} B")
     plan.add(stage, "gradients", train * b, f"{train:,} trainable x {b} B")
     plan.add(stage, "AdamW states", 2 * train * b, f"exp_avg + exp_avg_sq in {str(dtype).removeprefix('torch.')}")
-    if method in REFERENCE_METHODS:
+    if cls.needs_reference:
         plan.add(stage, "reference copy", s.n_params * b, f"{method} clones the model before training")
-    if method == "ssiuu":
-        plan.add(stage, "A_(t-1), g_t", 2 * train * b, "previous attribution kept + this step's gradient of P")
-    if method == "ssiuu-anchor":
-        from neuronscope.unlearn.ssiuu_anchor import SsiuuAnchor  # its own cache bounds, not a copy of them
-
-        cached = min(SsiuuAnchor.cache_size, max_steps, SsiuuAnchor.cache_bytes // max(1, train * b))
-        plan.add(stage, "g_0 + A_0 cache", (1 + cached) * train * b,
-                 f"reference gradient + A_0 cached per forget batch (up to {cached})")
-    seqs = _sequences_per_step(method) * batch_size
+    for item, nbytes, how in cls.extra_state(s, st, train, b, max_steps):
+        plan.add(stage, item, nbytes, how)
+    seqs = cls.sequences_per_step * batch_size
     plan.add(stage, "activations", seqs * training_activations(s, counts.seq_len, b),
              f"{seqs} sequences x {counts.seq_len} tokens (estimate)")
     steps = max_steps * lr_trials
+    if setup := cls.setup_passes(counts.forget, counts.retain, batch_size):
+        plan.count(f"{stage}: forward + backward passes before training", setup * lr_trials,
+                   f"{method}'s set-up over {counts.forget} forget + {counts.retain} retain questions")
     plan.count(f"{stage}: optimiser steps (at most)", steps, f"{max_steps} max_steps x {lr_trials} lr trial(s)")
     checks = (max_steps // check_every) * lr_trials
     fs = checks * counts.forget * counts.options
@@ -321,7 +345,7 @@ def plan_attribute(s: Shape, dtype: torch.dtype, batch_size: int, n_items: int, 
 def plan_grid(cfg: ExperimentConfig, s: Shape, dtype: torch.dtype, counts: DataCounts) -> Plan:
     """Counts and memory of `neuronscope run CONFIG`: every method (its max_steps and lr grid), every attack config
     on every unlearned model, attribution and lens, from the ExperimentConfig fields alone."""
-    from neuronscope.unlearn.base import UnlearnConfig
+    from neuronscope.unlearn.base import LOOP_FIELDS, UnlearnConfig
 
     plan = Plan(f"grid {cfg.name}")
     default = UnlearnConfig()
@@ -331,9 +355,10 @@ def plan_grid(cfg: ExperimentConfig, s: Shape, dtype: torch.dtype, counts: DataC
         p = cfg.unlearn.params_for(method)
         trials = len(p.get("lr_grid", ())) or 1
         max_steps = int(p.get("max_steps", default.max_steps))
+        settings = {k: v for k, v in p.items() if k not in LOOP_FIELDS and k != "lr_grid"}
         plan_unlearn(s, dtype, method, int(p.get("batch_size", default.batch_size)), counts, max_steps, trials,
                      int(p.get("check_every", default.check_every)), int(p.get("rs_every", default.rs_every)),
-                     int(p.get("rmu_trainable", default.rmu_trainable)), plan=plan, stage=f"unlearn {method}")
+                     settings, plan=plan, stage=f"unlearn {method}")
         total_steps += max_steps * trials
     models = len(cfg.unlearn.methods) + int(cfg.oracle)  # attacked and attributed: the unlearned ones, the oracle
     if attacks:

@@ -81,7 +81,7 @@ def test_bad_inputs(tiny_trained, tiny_world, monkeypatch):
     model = tiny_trained.model.clone()
     with pytest.raises(NeuronscopeError, match="unknown method 'nope'"):
         unlearn(model, tiny_world, "nope", FAST)
-    with pytest.raises(NeuronscopeError, match="--lr"):
+    with pytest.raises(NeuronscopeError, match="^lr must be a positive number"):  # the setting, not a CLI flag
         unlearn(model, tiny_world, "gd", UnlearnConfig(lr=-1e-3))
     empty = QADataset(splits={"forget": [], "retain": tiny_world.retain})
     with pytest.raises(NeuronscopeError, match="no forget base questions"):

@@ -36,7 +36,7 @@ def _perturb(model, seed: int = 0, scale: float = 0.02) -> None:
 
 
 def test_registry_has_every_method():
-    assert set(METHODS) == {"ga", "gd", "dpo", "npo", "rmu", "ssiuu", "ssiuu-neuron", "ssiuu-anchor"}
+    assert set(METHODS) == {"ga", "gd", "dpo", "npo", "rmu", "ssiuu", "ssiuu-neuron", "ssiuu-anchor", "klue", "simnpo"}
 
 
 def test_ga_loss(model, tiny_world, sb):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
 from neuronscope.cli.options import (
@@ -56,10 +57,74 @@ def _parse_grid(text: str) -> list[float]:
     return grid
 
 
-@app.command("unlearn")
+# flags that set a loop knob or a method setting directly; any other setting is given as --setting KEY=VALUE
+FLAGS = {"lr": "--lr", "max_steps": "--max-steps", "threshold": "--threshold", "check_every": "--check-every",
+         "stride": "--stride",
+         "batch_size": "--batch-size", "seed": "--seed", "lambda_": "--lambda", "lambda_relative": "--lambda-relative",
+         "beta": "--beta"}
+
+
+def method_help() -> str:
+    """Every registered method with its one-line summary (the registry is read only when help is shown)."""
+    from neuronscope.unlearn import METHODS
+
+    return "One of: " + "; ".join(f"{n} ({cls.summary})" if cls.summary else n for n, cls in METHODS.items()) + "."
+
+
+def setting_help() -> str:
+    from neuronscope.unlearn.base import settings_help
+
+    return ("A method setting, KEY=VALUE (repeatable): " + "; ".join(f"{k}: {h}" for k, h in settings_help().items())
+            + ".")
+
+
+class RegistryHelp(TyperCommand):
+    """Fills --method's and --setting's help from the method registry when help is shown, so importing the CLI
+    does not import torch."""
+
+    def format_help(self, ctx, formatter):  # type: ignore[no-untyped-def]
+        for param in self.params:
+            if param.name == "method":
+                param.help = method_help()  # type: ignore[attr-defined]
+            elif param.name == "setting":
+                param.help = setting_help()  # type: ignore[attr-defined]
+        return super().format_help(ctx, formatter)
+
+
+def parse_settings(texts: list[str]) -> dict[str, object]:
+    """--setting KEY=VALUE pairs, each value typed as its method declares it."""
+    from neuronscope.checks import SettingError
+    from neuronscope.errors import NeuronscopeError
+    from neuronscope.unlearn.base import coerce_setting
+
+    out: dict[str, object] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise NeuronscopeError(f"--setting must be KEY=VALUE, got {text!r}")
+        try:
+            out[key] = coerce_setting(key, value, text=True)
+        except SettingError as e:
+            raise e.where(f"--setting {key}") from None
+    return out
+
+
+def reworded(e: Exception, from_setting: set[str]) -> Exception:
+    """A SettingError named as the user gave the value: `--setting KEY` or the flag."""
+    from neuronscope.checks import SettingError, flag_name
+
+    if not isinstance(e, SettingError):
+        return e
+    if e.setting in from_setting:
+        return e.where(f"--setting {e.setting}")
+    return e.where(FLAGS.get(e.setting, flag_name(e.setting)))
+
+
+@app.command("unlearn", cls=RegistryHelp)
 @user_errors
 def unlearn_cmd(
-    method: Annotated[str, typer.Option("--method", help="ga, gd, dpo, npo, rmu, ssiuu, ssiuu-neuron, ssiuu-anchor.")],
+    method: Annotated[str, typer.Option("--method", help="A registered method (see --help).")],
     ckpt: Annotated[Path, typer.Option("--ckpt", help="HF checkpoint directory to unlearn from.")],
     data: Annotated[Path, typer.Option("--data", help="Dataset directory (forget.jsonl, retain.jsonl, ...).")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the unlearned checkpoint.")],
@@ -68,12 +133,18 @@ def unlearn_cmd(
         "--lambda", help="Ssiuu regulariser weight (default: the variant's toy default).")] = None,
     lambda_relative: Annotated[bool, typer.Option(
         "--lambda-relative", help="Scale-free: weight = lambda / L_reg at its first active step.")] = False,
-    beta: Annotated[float, typer.Option("--beta", help="DPO/NPO inverse temperature.")] = 0.1,
+    beta: Annotated[float | None, typer.Option(
+        "--beta", help="DPO/NPO inverse temperature (default: the method's, 0.1).")] = None,
+    setting: Annotated[list[str] | None, typer.Option(
+        "--setting", help="A method setting, KEY=VALUE (repeatable; keys listed in --help).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of batch order and random vectors.")] = 0,
     max_steps: Annotated[int, typer.Option("--max-steps", help="Give up after this many steps.")] = 500,
     threshold: Annotated[float | None, typer.Option(
         "--threshold", help="Stop once FS <= this (default: the data's own: chance, or TOFU's 0.1971).")] = None,
     check_every: Annotated[int, typer.Option("--check-every", help="Steps between forget checks.")] = 1,
+    stride: Annotated[int, typer.Option(
+        "--stride", help="Score FS at every N-th check only, then go back to the first check that met the "
+                         "threshold (same steps and weights; docs/unlearning.md).")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Forget and retain batch size.")] = 16,
     lr_search: Annotated[bool, typer.Option(
         "--lr-search", help="Use the lowest lr of --lr-grid that reaches the threshold.")] = False,
@@ -89,6 +160,7 @@ def unlearn_cmd(
     track: TrackOpt = None,
 ) -> None:
     """Unlearn the forget split from a checkpoint; stop as soon as forget accuracy reaches chance."""
+    from neuronscope.checks import SettingError, at_least
     from neuronscope.data.schema import load_dataset
     from neuronscope.errors import NeuronscopeError
     from neuronscope.io import atomic_path, write_json, write_text
@@ -99,12 +171,20 @@ def unlearn_cmd(
     from neuronscope.unlearn import lr_search as run_lr_search
     from neuronscope.unlearn import unlearn as run_unlearn
 
-    get_method(method)
+    method_cls = get_method(method)
     check_tracker(track)
+    method_args = parse_settings(setting or [])
+    from_setting = set(method_args)
+    flags = {"lambda_": lambda_, "lambda_relative": lambda_relative or None, "beta": beta}
+    method_args |= {k: v for k, v in flags.items() if v is not None}
     cfg = UnlearnConfig(lr=lr, max_steps=max_steps, threshold=threshold, check_every=check_every,
-                        batch_size=batch_size, seed=seed, lambda_=lambda_, lambda_relative=lambda_relative,
-                        beta=beta)
-    cfg.check()
+                        batch_size=batch_size, seed=seed, method_args=method_args)
+    try:
+        cfg.check()
+        cfg.settings(method_cls)
+        at_least(stride, 1, "stride")
+    except SettingError as e:
+        raise reworded(e, from_setting) from None
     grid = _parse_grid(lr_grid) if lr_search else []
     if not dry_run:  # a dry run writes nothing
         check_output(out, overwrite=overwrite, inputs=[ckpt, data])
@@ -120,7 +200,7 @@ def unlearn_cmd(
         wdtype = planned_dtype(dtype, device, device_map)
         assert counts is not None
         print_plan(plan_unlearn(shape, wdtype, method, batch_size, counts, max_steps, len(set(grid)) or 1,
-                                check_every, cfg.rs_every, cfg.rmu_trainable), shape, counts, wdtype)
+                                check_every, cfg.rs_every, method_args), shape, counts, wdtype)
         return
     from neuronscope.cli.options import note_idle_gpu
 
@@ -144,10 +224,13 @@ def unlearn_cmd(
             bar.update(task, completed=done["before"] + step,
                        info=f"step {step} loss {row.get('loss', float('nan')):.3f}{fs}")
 
-        if lr_search:
-            result = run_lr_search(model, ds, method, cfg, grid, progress=progress)
-        else:
-            result = run_unlearn(model, ds, method, cfg, progress=progress)
+        try:
+            if lr_search:
+                result = run_lr_search(model, ds, method, cfg, grid, progress=progress, stride=stride)
+            else:
+                result = run_unlearn(model, ds, method, cfg, progress=progress, stride=stride)
+        except SettingError as e:  # a setting that only the model can judge (rmu_layer past the last block)
+            raise reworded(e, from_setting) from None
 
     meta = dict(getattr(result.model.hf.config, "neuronscope", None) or {})
     meta["unlearn"] = result.summary() | {"source": str(ckpt), "data": str(data)}

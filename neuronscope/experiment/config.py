@@ -1,8 +1,11 @@
 """The experiment config: one TOML file naming data, model, methods, attacks, seeds and analysis stages.
 
-Every value is checked when the config is read (unknown keys, unknown methods, p outside (0, 1], a missing data
-directory), so a mistake is one clear NeuronscopeError before any training starts. The built-in profiles
-(`PROFILES`, used by `neuronscope demo`) are the same TOML text as configs/demo.toml and configs/small.toml.
+Every value is checked when the config is read, so a mistake is one clear NeuronscopeError naming the key before
+any training starts: keys and types by a strict pydantic schema (`extra="forbid"`; the [unlearn] keys are the
+loop's knobs and every registered method's settings, typed as the methods declare them), then what needs more
+than a type (unknown methods, p outside (0, 1], a missing data directory, each method's own value checks). The
+built-in profiles (`PROFILES`, used by `neuronscope demo`) are the same TOML text as configs/demo.toml and
+configs/small.toml.
 
     [run]          name, device, threads (torch CPU threads; 1 = bit-reproducible, see grid.py), dtype,
                    device_map ("auto": each model spread over the visible GPUs)
@@ -26,10 +29,14 @@ directory), so a mistake is one clear NeuronscopeError before any training start
 
 from __future__ import annotations
 
+import functools
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+import types
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from neuronscope.attacks import AttackConfig
 from neuronscope.base_model import BaseTrainConfig, FinetuneConfig
@@ -130,52 +137,186 @@ class ExperimentConfig:
         return d
 
 
-_SECTIONS = {"run", "data", "base", "oracle", "unlearn", "attacks", "attribution", "lens", "utility", "calibration"}
+# --- the schema: strict pydantic models with extra="forbid", so an unknown key or a wrong type is refused with the
+# key's dotted name; the dataclasses above stay what the rest of neuronscope reads -----------------------------------
+
+
+class _Table(BaseModel):
+    """A TOML table: unknown keys refused, no silent coercion (strings are not numbers, "yes" is not true)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _as_tuple(value: Any) -> Any:
+    """TOML arrays are lists; a tuple field takes a non-empty one."""
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("must be a non-empty list")
+        return tuple(value)
+    return value
+
+
+def _field_type(hint: Any) -> Any:
+    return Annotated[hint, BeforeValidator(_as_tuple)] if get_origin(hint) is tuple else hint
+
+
+@functools.cache
+def table_of(cls: type, skip: frozenset[str] = frozenset()) -> type[BaseModel]:
+    """The strict model of dataclass `cls`'s fields (minus `skip`), with the dataclass's defaults."""
+    hints = get_type_hints(cls)
+    spec: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        spec[f.name] = (_field_type(hints[f.name]), default)
+    return create_model(f"{cls.__name__}Table", __base__=_Table, **spec)
+
+
+def _given(table: BaseModel, order: list[str] | None = None) -> dict[str, Any]:
+    """The keys the file set, as validated values (tuples for arrays, floats for numbers), in `order` (the file's)
+    where given."""
+    keys = sorted(table.model_fields_set, key=lambda k: (order or []).index(k) if k in (order or []) else 10**6)
+    return {k: getattr(table, k) for k in keys}
+
+
+class RunTable(_Table):
+    name: str = "experiment"
+    device: str = "cpu"
+    threads: Annotated[int, Field(ge=1)] = 1
+    dtype: str = "float32"
+    device_map: str = ""
+
+
+class EnabledTable(_Table):
+    enabled: bool = True
+
+
+class AttributionTable(_Table):
+    enabled: bool = True
+    attack: str = "benign"
+    patching: bool = True
+
+
+class CalibrationTable(_Table):
+    enabled: bool = False
+    size: str = "full"
+
+
+def _unlearn_api() -> Any:
+    """The unlearning package the grid runs: the real registry, or the fake methods tests swap in through the
+    grid's adapter (`experiment.grid.unlearn_api`)."""
+    from neuronscope.experiment.grid import unlearn_api
+
+    return unlearn_api()
+
+
+def _unlearn_tables(api: Any) -> tuple[type[BaseModel], type[BaseModel]]:
+    """[unlearn] and [unlearn.method.NAME]: the loop's knobs and every registered method's settings, typed as the
+    methods declare them (a new method's keys are accepted without an edit here)."""
+    from neuronscope.unlearn import UnlearnConfig
+    from neuronscope.unlearn.base import LOOP_FIELDS, setting_owners
+
+    spec: dict[str, Any] = {}
+    if api.config_cls is UnlearnConfig:
+        hints = get_type_hints(UnlearnConfig)
+        spec = {k: (_field_type(hints[k]) | None, None) for k in LOOP_FIELDS}
+        for key, owners in setting_owners().items():
+            spec[key] = (get_type_hints(owners[0])[owners[0].keys[key]] | None, None)
+    else:  # a swapped-in config class: its own fields
+        hints = get_type_hints(api.config_cls)
+        spec = {f.name: (_field_type(hints[f.name]) | None, None) for f in fields(api.config_cls)}
+    spec["lr_grid"] = (_field_type(tuple[float, ...]) | None, None)
+    per_method = create_model("UnlearnMethodTable", __base__=_Table, **spec)
+    methods = (_field_type(tuple[str, ...]), UnlearnSection().methods)
+    table = create_model("UnlearnTable", __base__=_Table, methods=methods, method=(dict[str, per_method], {}), **spec)
+    return table, per_method
+
+
+def _document_model(api: Any) -> type[BaseModel]:
+    """The whole file's model (built per parse: the [unlearn] keys come from the method registry)."""
+    data_fields = {k: (_field_type(h) | None, None) for k, h in get_type_hints(DataSection).items()}
+    data = create_model("DataTable", __base__=_Table, dir=(str | None, None), path=(str | None, None),
+                        world=(table_of(WorldConfig) | None, None), **data_fields)
+    base_fields = {f.name: (_field_type(get_type_hints(BaseTrainConfig)[f.name]) | None, None)
+                   for f in fields(BaseTrainConfig) if f.name not in ("toy", "exclude_splits")}
+    base = create_model("BaseTable", __base__=_Table, ckpt=(str | None, None),
+                        finetune=(table_of(FinetuneConfig, frozenset({"exclude_splits"})) | None, None),
+                        toy=(table_of(ToyConfig) | None, None), **base_fields)
+    unlearn, _ = _unlearn_tables(api)
+    return create_model("ExperimentDocument", __base__=_Table, run=(RunTable, RunTable()), data=(data, data()),
+                        base=(base, base()), oracle=(EnabledTable, EnabledTable()), unlearn=(unlearn, unlearn()),
+                        attacks=(table_of(AttacksSection), table_of(AttacksSection)()),
+                        attribution=(AttributionTable, AttributionTable()), lens=(EnabledTable, EnabledTable()),
+                        utility=(table_of(UtilitySection), table_of(UtilitySection)()),
+                        calibration=(CalibrationTable, CalibrationTable()))
+
+
+_TYPE_WORDS = {"bool_type": "must be true or false", "int_type": "must be an integer",
+               "float_type": "must be a number", "string_type": "must be a string",
+               "tuple_type": "must be a non-empty list", "model_type": "must be a table",
+               "dict_type": "must be a table",
+               "model_attributes_type": "must be a table"}
+
+
+def _model_at(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
+    """The model of the table at `path` (through optional tables and per-name dicts), for its allowed keys."""
+    current: Any = model
+    i = 0
+    while i < len(path):
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or path[i] not in current.model_fields:
+            return None
+        current = current.model_fields[path[i]].annotation
+        if isinstance(current, types.UnionType):  # an optional table
+            current = next(a for a in get_args(current) if a is not type(None))
+        if get_origin(current) is dict:  # a per-name table: skip the name
+            current = get_args(current)[1]
+            i += 1
+        i += 1
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _validation_error(e: ValidationError, where: str, model: type[BaseModel]) -> NeuronscopeError:
+    """One line naming the first bad key as the file spells it (`source: unlearn.lr: must be a number, got 'x'`)."""
+    errors = e.errors()
+    first = errors[0]
+    loc = [str(x) for x in first["loc"]]
+    if first["type"] == "extra_forbidden":
+        parent = loc[:-1]
+        unknown = sorted(str(x["loc"][-1]) for x in errors
+                         if x["type"] == "extra_forbidden" and [str(y) for y in x["loc"][:-1]] == parent)
+        table = _model_at(model, parent)
+        allowed = f" (allowed: {', '.join(sorted(table.model_fields))})" if table is not None else ""
+        at = f"{where}: {'.'.join(parent)}" if parent else where
+        return NeuronscopeError(f"{at}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}{allowed}")
+    at = f"{where}: {'.'.join(loc)}" if loc else where
+    kind, value = first["type"], first.get("input")
+    if kind in _TYPE_WORDS:
+        return NeuronscopeError(f"{at}: {_TYPE_WORDS[kind]}, got {value!r}")
+    if kind == "greater_than_equal":
+        return NeuronscopeError(f"{at}: must be at least {first['ctx']['ge']}, got {value!r}")
+    if kind == "value_error":
+        return NeuronscopeError(f"{at}: {first['ctx']['error']}, got {value!r}")
+    return NeuronscopeError(f"{at}: {first['msg']}, got {value!r}")
+
+
+def _validate(model: type[BaseModel], table: Any, where: str) -> Any:
+    try:
+        return model.model_validate(table)
+    except ValidationError as e:
+        raise _validation_error(e, where, model) from None
 
 
 def _fail(where: str, msg: str) -> NeuronscopeError:
     return NeuronscopeError(f"{where}: {msg}")
 
 
-def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise _fail(where, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                           f"(allowed: {', '.join(sorted(allowed))})")
-
-
-def _typed(value: Any, default: Any, where: str) -> Any:
-    """Coerce a TOML value to the type of the dataclass default (ints may stand for floats)."""
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise _fail(where, f"must be true or false, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(where, f"must be an integer, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _fail(where, f"must be a number, got {value!r}")
-        return float(value)
-    if isinstance(default, str) or default is None:
-        if not isinstance(value, str):
-            raise _fail(where, f"must be a string, got {value!r}")
-        return value
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not value:
-            raise _fail(where, f"must be a non-empty list, got {value!r}")
-        proto = default[0] if default else value[0]
-        return tuple(_typed(v, proto, f"{where}[{i}]") for i, v in enumerate(value))
-    return value
-
-
 def _dataclass_from(cls: type, table: dict[str, Any], where: str, skip: set[str] = frozenset()) -> Any:
-    names = {f.name for f in fields(cls)} - set(skip)
-    _check_keys(table, names, where)
-    default = cls()
-    kwargs = {k: _typed(v, getattr(default, k), f"{where}.{k}") for k, v in table.items()}
-    return type(default)(**{**{k: getattr(default, k) for k in names}, **kwargs})
+    """Dataclass `cls` from a TOML table: every key checked against its fields and typed, named under `where`."""
+    if not isinstance(table, dict):
+        raise _fail(where, f"must be a table, got {table!r}")
+    validated = _validate(table_of(cls, frozenset(skip)), table, where)
+    return cls(**_given(validated))
 
 
 def _resolve(value: str, base_dir: Path | None) -> Path:
@@ -183,49 +324,43 @@ def _resolve(value: str, base_dir: Path | None) -> Path:
     return Path(value) if base_dir is None or Path(value).is_absolute() else base_dir / value
 
 
-def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    value = doc.get(name, {})
-    if not isinstance(value, dict):
-        raise _fail(name, "must be a table")
-    return dict(value)
-
-
 def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path | None = None) -> ExperimentConfig:
-    """Build and check an ExperimentConfig from parsed TOML; relative paths resolve against `base_dir`."""
-    _check_keys(doc, _SECTIONS, source)
+    """Build and check an ExperimentConfig from parsed TOML; relative paths resolve against `base_dir`.
+
+    Keys and types are checked by the pydantic schema (`_document_model`); what needs more than a type (a device
+    that exists, a data path, fractions, the methods' own value checks) is checked after it, in order."""
     from neuronscope.experiment.builtin import resolve_builtins
 
+    api = _unlearn_api()
+    model = _document_model(api)
+    unknown = sorted(set(doc) - set(model.model_fields))
+    if unknown:  # a misspelt section before a builder may start pulling a model
+        raise _fail(source, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                            f"(allowed: {', '.join(sorted(model.model_fields))})")
     doc = resolve_builtins(doc, source, base_dir)  # pretrained:NAME and [data.real_facts] -> paths (cached)
+    d = _validate(model, doc, source)  # every key and type of every table
 
-    run = _section(doc, "run")
-    _check_keys(run, {"name", "device", "threads", "dtype", "device_map"}, f"{source}: [run]")
-    threads = _typed(run.get("threads", 1), 1, f"{source}: run.threads")
-    if threads < 1:
-        raise _fail(f"{source}: run.threads", f"must be at least 1, got {threads}")
-    name = _typed(run.get("name", "experiment"), "", f"{source}: run.name")
-    device = _typed(run.get("device", "cpu"), "", f"{source}: run.device")
-    dtype = _typed(run.get("dtype", "float32"), "", f"{source}: run.dtype")
-    device_map = _typed(run.get("device_map", ""), "", f"{source}: run.device_map")
+    run = d.run
     from neuronscope.models.device import DEVICE_MAP_STRATEGIES, DTYPES, check_device_spec
 
-    check_device_spec(device, f"{source}: run.device")
-    if dtype != "auto" and dtype not in DTYPES:
-        raise _fail(f"{source}: run.dtype", f"must be auto or one of {', '.join(DTYPES)}, got {dtype!r}")
-    if device_map and device_map not in DEVICE_MAP_STRATEGIES:
-        raise _fail(f"{source}: run.device_map", f"must be {', '.join(DEVICE_MAP_STRATEGIES)}, got {device_map!r}")
+    check_device_spec(run.device, f"{source}: run.device")
+    if run.dtype != "auto" and run.dtype not in DTYPES:
+        raise _fail(f"{source}: run.dtype", f"must be auto or one of {', '.join(DTYPES)}, got {run.dtype!r}")
+    if run.device_map and run.device_map not in DEVICE_MAP_STRATEGIES:
+        raise _fail(f"{source}: run.device_map",
+                    f"must be {', '.join(DEVICE_MAP_STRATEGIES)}, got {run.device_map!r}")
 
-    data = _section(doc, "data")
+    data = d.data
     prep_keys = {f.name for f in fields(DataSection)}
-    _check_keys(data, {"dir", "path", "world"} | prep_keys, f"{source}: [data]")
-    if "dir" in data and "path" in data:
+    given = data.model_fields_set
+    if "dir" in given and "path" in given:
         raise _fail(f"{source}: [data]", "give either dir or path, not both")
-    key = "path" if "path" in data else "dir"
-    data_dir = data.get(key)
-    prep = _dataclass_from(DataSection, {k: v for k, v in data.items() if k in prep_keys}, f"{source}: data")
+    key = "path" if "path" in given else "dir"
+    data_dir = getattr(data, key)
+    prep = DataSection(**{k: v for k, v in _given(data).items() if k in prep_keys})
     if data_dir is not None:
-        if "world" in data:
+        if "world" in given:
             raise _fail(f"{source}: [data]", f"give either {key} or [data.world], not both")
-        data_dir = _typed(data_dir, "", f"{source}: data.{key}")
         path = _resolve(data_dir, base_dir)
         from neuronscope.data.loaders import FORMATS, detect_format
 
@@ -244,44 +379,39 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
             if not benign.is_file():
                 raise _fail(f"{source}: data.benign", f"Alpaca file {benign} not found")
             prep = DataSection(**{**asdict(prep), "benign": str(benign.resolve())})
-    elif any(k in data for k in prep_keys):
-        raise _fail(f"{source}: [data]", f"{', '.join(sorted(set(data) & prep_keys))} need data.path (real files)")
+    elif given & prep_keys:
+        raise _fail(f"{source}: [data]", f"{', '.join(sorted(given & prep_keys))} need data.path (real files)")
     from neuronscope.data.prompts import prompt_format
 
     try:
         prompt_format(prep.prompt, chat=prep.chat, system=prep.system, template=prep.template or None)
     except NeuronscopeError as e:
         raise _fail(f"{source}: data.prompt", str(e)) from None
-    world = _dataclass_from(WorldConfig, _section(data, "world"), f"{source}: data.world")
+    world = WorldConfig(**_given(data.world)) if data.world is not None else WorldConfig()
     try:
         world.check(lambda f: f"data.world.{f}")
     except NeuronscopeError as e:
         raise _fail(source, str(e)) from None
 
-    base = _section(doc, "base")
-    base_ckpt = base.pop("ckpt", None)
-    finetune_t = base.pop("finetune", None)
-    toy = _dataclass_from(ToyConfig, _section(base, "toy"), f"{source}: base.toy")
-    base.pop("toy", None)
-    train = _dataclass_from(BaseTrainConfig, base, f"{source}: base", skip={"toy", "exclude_splits"})
-    train = BaseTrainConfig(**{**asdict(train), "toy": toy, "exclude_splits": ()})
+    base = d.base
+    toy = ToyConfig(**_given(base.toy)) if base.toy is not None else ToyConfig()
+    train_given = {k: v for k, v in _given(base).items() if k not in ("ckpt", "finetune", "toy")}
+    train = BaseTrainConfig(**{**train_given, "toy": toy, "exclude_splits": ()})
     try:  # every value now: a zero check_every or a target above 1 would fail only after the base's training
         train.check(lambda f: f"base.{f}")
     except NeuronscopeError as e:
         raise _fail(source, str(e)) from None
+    base_ckpt = base.ckpt
     if base_ckpt is not None:
-        base_ckpt = _typed(base_ckpt, "", f"{source}: base.ckpt")
         path = _resolve(base_ckpt, base_dir)
         if not (path / "config.json").is_file():
             raise _fail(f"{source}: base.ckpt", f"{path} is not an HF checkpoint directory")
         base_ckpt = str(path.resolve())
     finetune = None
-    if finetune_t is not None:
-        if not isinstance(finetune_t, dict):
-            raise _fail(f"{source}: base.finetune", "must be a table")
+    if base.finetune is not None:
         if base_ckpt is None:
             raise _fail(f"{source}: base.finetune", "fine-tunes a given checkpoint: set base.ckpt")
-        finetune = _dataclass_from(FinetuneConfig, finetune_t, f"{source}: base.finetune", skip={"exclude_splits"})
+        finetune = FinetuneConfig(**_given(base.finetune))
         try:
             finetune.check()
         except NeuronscopeError as e:
@@ -289,16 +419,16 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     if prep.chat and base_ckpt is None:
         raise _fail(f"{source}: data.chat", "renders prompts with base.ckpt's chat template: set base.ckpt")
 
-    oracle_t = _section(doc, "oracle")
-    _check_keys(oracle_t, {"enabled"}, f"{source}: [oracle]")
-    oracle = _typed(oracle_t.get("enabled", True), True, f"{source}: oracle.enabled")
+    oracle = d.oracle.enabled
     if oracle and base_ckpt is not None and finetune is None:
         raise _fail(f"{source}: [oracle]", "the oracle is the base recipe without the forget facts (the toy trained "
                                            "from scratch, or base.finetune); with a given base.ckpt and no "
                                            "[base.finetune], disable it (enabled = false)")
 
-    unlearn = _parse_unlearn(_section(doc, "unlearn"), source)
-    attacks = _dataclass_from(AttacksSection, _section(doc, "attacks"), f"{source}: attacks")
+    raw = doc.get("unlearn", {})
+    unlearn = _parse_unlearn(d.unlearn, list(raw) + [k for t in raw.get("method", {}).values() for k in t], source,
+                             api)
+    attacks = AttacksSection(**_given(d.attacks))
     learning_rates(attacks.harmful_lr, f"{source}: attacks.harmful_lr")
     learning_rates(attacks.benign_lr, f"{source}: attacks.benign_lr")
     if len(set(attacks.seeds)) != len(attacks.seeds):
@@ -312,26 +442,17 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
         except NeuronscopeError as e:
             raise _fail(f"{source}: [attacks]", str(e)) from None
 
-    attr = _section(doc, "attribution")
-    _check_keys(attr, {"enabled", "attack", "patching"}, f"{source}: [attribution]")
-    patching = _typed(attr.get("patching", True), True, f"{source}: attribution.patching")
-    attribution = _typed(attr.get("enabled", True), True, f"{source}: attribution.enabled")
-    attribution_attack = _typed(attr.get("attack", "benign"), "", f"{source}: attribution.attack")
-    if attribution_attack not in ("benign", "harmful"):
-        raise _fail(f"{source}: attribution.attack", f"must be 'benign' or 'harmful', got {attribution_attack!r}")
-    if attribution and attribution_attack == "benign" and not attacks.benign:
+    attr = d.attribution
+    if attr.attack not in ("benign", "harmful"):
+        raise _fail(f"{source}: attribution.attack", f"must be 'benign' or 'harmful', got {attr.attack!r}")
+    if attr.enabled and attr.attack == "benign" and not attacks.benign:
         raise _fail(f"{source}: attribution.attack", "is 'benign' but the benign attack is disabled")
-    lens_t = _section(doc, "lens")
-    _check_keys(lens_t, {"enabled"}, f"{source}: [lens]")
-    lens = _typed(lens_t.get("enabled", True), True, f"{source}: lens.enabled")
-    cal_t = _section(doc, "calibration")
-    _check_keys(cal_t, {"enabled", "size"}, f"{source}: [calibration]")
     calibration = ""
-    if _typed(cal_t.get("enabled", False), False, f"{source}: calibration.enabled"):
-        calibration = _typed(cal_t.get("size", "full"), "", f"{source}: calibration.size")
+    if d.calibration.enabled:
+        calibration = d.calibration.size
         if calibration not in ("small", "full"):
             raise _fail(f"{source}: calibration.size", f"must be 'small' or 'full', got {calibration!r}")
-    utility = _dataclass_from(UtilitySection, _section(doc, "utility"), f"{source}: utility")
+    utility = UtilitySection(**_given(d.utility))
     if utility.lm_eval:
         from neuronscope.lm_eval_utility import PAPER_TASKS
 
@@ -344,49 +465,47 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
             raise _fail(f"{source}: utility.include", f"task directory {include} not found")
         utility = UtilitySection(lm_eval=tasks, limit=utility.limit, include=include, defaults=utility.defaults)
 
-    return ExperimentConfig(name=name, device=device, threads=threads, dtype=dtype, device_map=device_map,
-                            data_dir=data_dir, data=prep, world=world,
+    return ExperimentConfig(name=run.name, device=run.device, threads=run.threads, dtype=run.dtype,
+                            device_map=run.device_map, data_dir=data_dir, data=prep, world=world,
                             base_ckpt=base_ckpt, finetune=finetune, base=train, oracle=oracle, unlearn=unlearn,
-                            attacks=attacks,
-                            attribution=attribution, attribution_attack=attribution_attack, patching=patching,
-                            lens=lens, utility=utility, calibration=calibration, source=source)
+                            attacks=attacks, attribution=attr.enabled, attribution_attack=attr.attack,
+                            patching=attr.patching, lens=d.lens.enabled, utility=utility, calibration=calibration,
+                            source=source)
 
 
-def _parse_unlearn(table: dict[str, Any], source: str) -> UnlearnSection:
-    from neuronscope.experiment.grid import unlearn_api
+def _parse_unlearn(table: BaseModel, order: list[str], source: str, api: Any) -> UnlearnSection:
+    """[unlearn] (already typed by the schema): known, distinct methods; each method's loop and own settings checked
+    by the methods themselves, named as the TOML key they came from."""
+    from neuronscope.checks import SettingError
+    from neuronscope.unlearn import METHODS
 
     where = f"{source}: unlearn"
-    methods = _typed(table.pop("methods", list(UnlearnSection().methods)), ("",), f"{where}.methods")
-    per_method = table.pop("method", {})
-    if not isinstance(per_method, dict):
-        raise _fail(f"{where}.method", "must be a table of per-method tables")
-    api = unlearn_api()
     known = tuple(api.methods)
+    methods = tuple(table.methods)  # type: ignore[attr-defined]
+    per_method = {m: _given(t, order) for m, t in table.method.items()}  # type: ignore[attr-defined]
     for m in methods:
         if m not in known:
             raise _fail(f"{where}.methods", f"unknown method {m!r} (known: {', '.join(known)})")
     if len(set(methods)) != len(methods):
         raise _fail(f"{where}.methods", "methods must be distinct")
-    for m, params in per_method.items():
+    for m in per_method:
         if m not in methods:
             raise _fail(f"{where}.method.{m}", f"overrides a method that is not in unlearn.methods: {m!r}")
-        if not isinstance(params, dict):
-            raise _fail(f"{where}.method.{m}", "must be a table")
-    allowed = api.config_fields() | {"lr_grid"}
-    for w, params in [(where, table), *((f"{where}.method.{m}", p) for m, p in per_method.items())]:
-        _check_keys(params, allowed, w)
-        for k, v in params.items():
-            default = (1.0,) if k == "lr_grid" else api.config_default(k)
-            params[k] = _typed(v, default, f"{w}.{k}") if default is not None else v
-        learning_rates(params.get("lr_grid", ()), f"{w}.lr_grid")
-    section = UnlearnSection(methods=methods, params=dict(table), per_method={k: dict(v) for k, v in
-                                                                                per_method.items()})
+    params = {k: v for k, v in _given(table, order).items() if k not in ("methods", "method")}
+    for w, p in [(where, params), *((f"{where}.method.{m}", p) for m, p in per_method.items())]:
+        learning_rates(p.get("lr_grid", ()), f"{w}.lr_grid")
+    section = UnlearnSection(methods=methods, params=params, per_method=per_method)
     for m in methods:  # the trainer's own checks (positive lr, ...), now rather than after the base is trained
-        params = {k: v for k, v in section.params_for(m).items() if k != "lr_grid"}
+        given = {k: v for k, v in section.params_for(m).items() if k != "lr_grid"}
         try:
-            ucfg = api.config_cls(**params)
+            ucfg = api.config_cls(**given)
             if hasattr(ucfg, "check"):
                 ucfg.check()
+            if hasattr(ucfg, "settings") and m in METHODS:
+                ucfg.settings(METHODS[m])
+        except SettingError as e:  # named as the TOML key it came from
+            key = f"method.{m}.{e.setting}" if e.setting in per_method.get(m, {}) else e.setting
+            raise e.where(f"{where}.{key}") from None
         except NeuronscopeError as e:
             raise _fail(f"{where} ({m})", str(e)) from None
         except (TypeError, ValueError) as e:

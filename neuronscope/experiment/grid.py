@@ -417,7 +417,8 @@ def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
             write_json(tmp / "unlearn.json", _jsonable(result.to_json()))
             _save_eval(run.load(tmp / "model"), ds, tmp)
 
-        inputs = {"base": base.key, "data": data.key, "method": method, "cfg": _jsonable(asdict(ucfg)),
+        keyed = ucfg.to_json() if hasattr(ucfg, "to_json") else asdict(ucfg)  # the flat layout runs have recorded
+        inputs = {"base": base.key, "data": data.key, "method": method, "cfg": _jsonable(keyed),
                   "numerics": numerics(cfg)}
         if lr_grid:
             inputs["lr_grid"] = list(lr_grid)

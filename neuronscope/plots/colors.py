@@ -1,7 +1,8 @@
 """One model -> colour map shared by every figure, so a method looks the same in Figures 2-6 and the report.
 
-The known methods keep fixed colours; other names take the first unused spare colour, in the order a figure
-lists them, so no two series of one figure share a colour for the 10 known + 8 other names.
+The original methods keep fixed colours; a method registered later takes a spare colour by registration order
+(`registered_colors`); other names take the first unused spare colour, in the order a figure lists them, so no two
+series of one figure share a colour for the 10 fixed + 8 other names.
 """
 
 from __future__ import annotations
@@ -31,15 +32,28 @@ def _key(name: str) -> str:
     return name.split("+", 1)[0].strip().lower()
 
 
+def registered_colors() -> dict[str, str]:
+    """A spare colour for each registered unlearning method without a fixed one, in registration order, so a method
+    added to the registry has the same colour in every figure without an edit here."""
+    from neuronscope.unlearn.registry import METHODS  # read when a name is not a fixed one
+
+    names = [n for n in METHODS if n.replace("-", "_") not in METHOD_COLORS]
+    return {n.replace("-", "_"): _EXTRA[i % len(_EXTRA)] for i, n in enumerate(names)}
+
+
 def method_color(name: str) -> str:
     """The colour of one method (or model) name; an attacked model ('ga+benign') takes its method's colour.
 
-    Unknown names get a stable spare colour (hash of the name), never a known method's. Figures that draw several
-    names use `method_colors`, which also keeps unknown names apart from each other.
+    Fixed colours first, then registered methods' (`registered_colors`); other names get a stable spare colour
+    (hash of the name), never a fixed one. Figures that draw several names use `method_colors`, which also keeps
+    the names of one figure apart from each other.
     """
     key = _key(name)
     if key in METHOD_COLORS:
         return METHOD_COLORS[key]
+    registered = registered_colors()
+    if key.replace("-", "_") in registered:
+        return registered[key.replace("-", "_")]
     return _EXTRA[sum(map(ord, key)) % len(_EXTRA)]
 
 
@@ -63,4 +77,4 @@ def method_colors(names: Iterable[str]) -> dict[str, str]:
     return out
 
 
-__all__ = ["D_MINUS_KEY", "D_PLUS_KEY", "METHOD_COLORS", "method_color", "method_colors"]
+__all__ = ["D_MINUS_KEY", "D_PLUS_KEY", "METHOD_COLORS", "method_color", "method_colors", "registered_colors"]

@@ -1,6 +1,17 @@
 """Unlearning trainers: one shared loop (`loop.py`), one small file per method, found by name in `METHODS`."""
 
-from neuronscope.unlearn import dpo, ga, gd, npo, rmu, ssiuu, ssiuu_anchor, ssiuu_neuron  # noqa: F401 (register)
+from neuronscope.unlearn import (  # noqa: F401 (register)
+    dpo,
+    ga,
+    gd,
+    klue,
+    npo,
+    rmu,
+    simnpo,
+    ssiuu,
+    ssiuu_anchor,
+    ssiuu_neuron,
+)
 from neuronscope.unlearn.base import Method, StepBatch, UnlearnConfig
 from neuronscope.unlearn.loop import UnlearnResult, lr_search, unlearn
 from neuronscope.unlearn.registry import METHODS, get_method, register

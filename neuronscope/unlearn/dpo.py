@@ -12,13 +12,41 @@ choice is recorded in the run's notes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch.nn.functional as F
 
+from neuronscope.checks import SettingError, positive
 from neuronscope.data.schema import QADataset
 from neuronscope.models.handle import Model
 from neuronscope.scoring import answer_logprobs
-from neuronscope.unlearn.base import Method, StepBatch, UnlearnConfig, encode_items, frozen_copy, tokenises_cleanly
+from neuronscope.unlearn.base import (
+    PAPER_REFUSAL,
+    Method,
+    MethodSettings,
+    StepBatch,
+    UnlearnConfig,
+    encode_items,
+    frozen_copy,
+    tokenises_cleanly,
+)
 from neuronscope.unlearn.registry import register
+
+
+@dataclass(frozen=True)
+class DPOSettings(MethodSettings):
+    beta: float = 0.1  # inverse temperature
+    refusal: str = PAPER_REFUSAL  # the preferred answer; the eos token if it has unknown words
+
+    keys: ClassVar[dict[str, str]] = {"beta": "beta", "refusal": "refusal"}
+    help: ClassVar[dict[str, str]] = {"beta": "inverse temperature (0.1)",
+                                      "refusal": "the preferred answer (the eos token where a word is unknown)"}
+
+    def check(self) -> None:
+        positive(self.beta, "beta")
+        if not self.refusal.strip():
+            raise SettingError("refusal", "must be a non-empty answer")
 
 
 def resolve_refusal(model: Model, refusal: str) -> str:
@@ -31,13 +59,19 @@ def resolve_refusal(model: Model, refusal: str) -> str:
 @register
 class DPO(Method):
     name = "dpo"
+    summary = "DPO with a refusal preferred over the true answer"
+    needs_reference = True
+    sequences_per_step = 3  # refusal, true answer, retain
+    settings_cls = DPOSettings
+    settings: DPOSettings
 
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
         super().__init__(model, ds, cfg)
         self.ref = frozen_copy(model)
-        self.refusal = resolve_refusal(model, cfg.refusal)
-        if self.refusal != cfg.refusal:
-            self.notes.append(f"dpo: refusal {cfg.refusal!r} has words outside the vocabulary; "
+        wanted = self.settings.refusal
+        self.refusal = resolve_refusal(model, wanted)
+        if self.refusal != wanted:
+            self.notes.append(f"dpo: refusal {wanted!r} has words outside the vocabulary; "
                               f"preferred answer is the eos token {self.refusal!r}")
 
     def loss(self, sb: StepBatch, step: int):
@@ -48,7 +82,7 @@ class DPO(Method):
         ref_w = answer_logprobs(with_ref(input_ids=win.input_ids).logits, win).detach()
         ref_l = answer_logprobs(with_ref(input_ids=lose.input_ids).logits, lose).detach()
         margin = (lp_w - ref_w) - (lp_l - ref_l)
-        dpo = -F.logsigmoid(self.cfg.beta * margin).mean()
+        dpo = -F.logsigmoid(self.settings.beta * margin).mean()
         nll_r = self.retain_nll(sb)
         total = dpo + self.cfg.retain_weight * nll_r
         return total, {"loss": total.item(), "dpo": dpo.item(), "retain_nll": nll_r.item(),

@@ -10,6 +10,8 @@ from neuronscope.unlearn.registry import register
 @register
 class GA(Method):
     name = "ga"
+    summary = "gradient ascent on the forget answers"
+    sequences_per_step = 1
     needs_retain = False
 
     def loss(self, sb: StepBatch, step: int):

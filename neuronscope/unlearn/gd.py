@@ -10,6 +10,7 @@ from neuronscope.unlearn.registry import register
 @register
 class GD(Method):
     name = "gd"
+    summary = "gradient ascent on forget + NLL on retain"
 
     def loss(self, sb: StepBatch, step: int):
         nll_f = answer_nll(self.logits(sb.forget), sb.forget)

@@ -9,6 +9,7 @@ every `check_every` steps, or at `max_steps`. The learning rate is the lowest of
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -16,9 +17,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+from torch import Tensor, nn
 
 from neuronscope.batching import encode_row
 from neuronscope.budget import check_dataset, check_training
+from neuronscope.checks import at_least
 from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
@@ -61,10 +64,66 @@ class UnlearnResult:
 
 def _cycle(n: int, batch_size: int, gen: torch.Generator) -> Iterator[tuple[int, ...]]:
     """Index batches over shuffled passes; a batch never spans two passes (no item twice in a batch)."""
+    cycle = BatchCycle(n, batch_size, gen)
     while True:
-        order = torch.randperm(n, generator=gen).tolist()
-        for start in range(0, n, batch_size):
-            yield tuple(sorted(order[start:start + batch_size]))
+        yield cycle.next()
+
+
+class BatchCycle:
+    """`_cycle` as an object whose position can be saved and restored (the stop check's back-off replays steps)."""
+
+    def __init__(self, n: int, batch_size: int, gen: torch.Generator):
+        self.n, self.batch_size, self.gen = n, batch_size, gen
+        self.order: list[int] = []
+        self.pos = 0
+
+    def next(self) -> tuple[int, ...]:
+        if self.pos >= len(self.order):
+            self.order, self.pos = torch.randperm(self.n, generator=self.gen).tolist(), 0
+        batch = tuple(sorted(self.order[self.pos:self.pos + self.batch_size]))
+        self.pos += self.batch_size
+        return batch
+
+    def state(self) -> tuple[Tensor, list[int], int]:
+        return self.gen.get_state(), list(self.order), self.pos
+
+    def restore(self, state: tuple[Tensor, list[int], int]) -> None:
+        gen_state, order, self.pos = state
+        self.gen.set_state(gen_state)
+        self.order = list(order)
+
+
+@dataclass
+class Snapshot:
+    """Everything a training step reads and changes, taken at a scored check: trainable weights, AdamW's state,
+    the method's per-step state, the batch positions, torch's RNG, and the curve's length."""
+
+    step: int
+    weights: list[Tensor]
+    optimizer: dict[str, Any]
+    method: dict[str, Any]
+    batches: list[Any]
+    rng: Tensor
+    curve_len: int
+
+
+def _snapshot(step: int, params: list[nn.Parameter], opt: torch.optim.Optimizer, m: Method,
+              cycles: list[BatchCycle], curve: list[dict[str, Any]]) -> Snapshot:
+    return Snapshot(step, [p.detach().clone() for p in params], copy.deepcopy(opt.state_dict()), m.step_state(),
+                    [c.state() for c in cycles], torch.get_rng_state(), len(curve))
+
+
+def _restore(snap: Snapshot, params: list[nn.Parameter], opt: torch.optim.Optimizer, m: Method,
+             cycles: list[BatchCycle], curve: list[dict[str, Any]]) -> None:
+    with torch.no_grad():
+        for p, w in zip(params, snap.weights, strict=True):
+            p.copy_(w)
+    opt.load_state_dict(copy.deepcopy(snap.optimizer))
+    m.restore_step_state(snap.method)
+    for c, st in zip(cycles, snap.batches, strict=True):
+        c.restore(st)
+    torch.set_rng_state(snap.rng)
+    del curve[snap.curve_len:]
 
 
 def at_or_below(fs: float, threshold: float) -> bool:
@@ -73,14 +132,21 @@ def at_or_below(fs: float, threshold: float) -> bool:
 
 
 def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: UnlearnConfig = UnlearnConfig(),
-            progress: Progress | None = None) -> UnlearnResult:
+            progress: Progress | None = None, stride: int = 1) -> UnlearnResult:
     """Unlearn the forget split's base questions from `model` IN PLACE (clone first to keep the original).
 
     `method` is a registered name or, for constructions outside the registry (the calibration's planted hiding),
-    a `Method` subclass.
+    a `Method` subclass. `stride` > 1 makes the stop check cheaper without changing the result: FS is scored at
+    every `stride`-th check point only, and when it has reached the threshold the run goes back to the previous
+    scored check (weights, AdamW state, the method's state, batch order and RNG were kept there) and replays the
+    steps, scoring each check point, up to the first that meets the threshold. Steps, final scores and weights
+    equal those of `stride` = 1; the curve has `fs` only at the check points that were scored. The kept state
+    costs a copy of the trainable weights and AdamW's state.
     """
     cfg.check()
+    at_least(stride, 1, "stride")
     method_cls = get_method(method) if isinstance(method, str) else method
+    cfg.settings(method_cls)  # its own settings checked now, before any work
     method = method_cls.name
     forget = ds.items("forget", "base")
     if not forget:
@@ -105,8 +171,9 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if note := precision_note(params, cfg.lr):
         m.notes.append(note)
-    forget_batches = _cycle(len(forget), cfg.batch_size, seeded_generator(cfg.seed, 1))
-    retain_batches = _cycle(len(retain), cfg.batch_size, seeded_generator(cfg.seed, 2)) if retain else None
+    forget_batches = BatchCycle(len(forget), cfg.batch_size, seeded_generator(cfg.seed, 1))
+    retain_batches = BatchCycle(len(retain), cfg.batch_size, seeded_generator(cfg.seed, 2)) if retain else None
+    cycles = [c for c in (forget_batches, retain_batches) if c is not None]
 
     # Eval mode throughout, training included: dropout (GPT-2's default 0.1) would make the model differ from its
     # frozen reference (NPO, DPO, RMU start away from their reference values) and from the bridge ssiuu-neuron hooks.
@@ -115,33 +182,52 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
     curve: list[dict[str, Any]] = [{"step": 0, "fs": fs,
                                     "rs": split_score(model, rs_items, metric) if rs_items else None}]
     reached, step = at_or_below(fs, threshold), 0
+    snap = _snapshot(0, params, opt, m, cycles, curve) if stride > 1 and not reached else None
+    replaying = False  # after a back-off: every check point is scored until the threshold is met
+
+    def train_step(step: int) -> dict[str, Any]:
+        f_idx = forget_batches.next()
+        r_idx = retain_batches.next() if retain_batches is not None else ()
+        f_items, r_items = [forget[i] for i in f_idx], [retain[i] for i in r_idx]
+        sb = StepBatch(encode_items(model, f_items), f_items,
+                       encode_items(model, r_items) if r_items else None, r_items, f_idx)
+        loss, terms = m.loss(sb, step)
+        if not math.isfinite(loss.item()):
+            raise NeuronscopeError(f"unlearning diverged: {method} loss is {loss.item()} at step {step} "
+                                   f"(lr {cfg.lr:g}); try a lower learning rate")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        return {"step": step, **terms}
+
     try:
         while not reached and step < cfg.max_steps:
             step += 1
-            f_idx = next(forget_batches)
-            r_idx = next(retain_batches) if retain_batches is not None else ()
-            f_items, r_items = [forget[i] for i in f_idx], [retain[i] for i in r_idx]
-            sb = StepBatch(encode_items(model, f_items), f_items,
-                           encode_items(model, r_items) if r_items else None, r_items, f_idx)
-            loss, terms = m.loss(sb, step)
-            if not math.isfinite(loss.item()):
-                raise NeuronscopeError(f"unlearning diverged: {method} loss is {loss.item()} at step {step} "
-                                       f"(lr {cfg.lr:g}); try a lower --lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            row: dict[str, Any] = {"step": step, **terms}
-            if step % cfg.check_every == 0 or step == cfg.max_steps:
+            row = train_step(step)
+            check_point = step % cfg.check_every == 0 or step == cfg.max_steps
+            scored = check_point and (replaying or snap is None or step == cfg.max_steps
+                                      or (step // cfg.check_every) % stride == 0)
+            if scored:
                 row["fs"] = fs = split_score(model, forget, metric)
                 reached = at_or_below(fs, threshold)
             if rs_items and cfg.rs_every and step % cfg.rs_every == 0:
                 row["rs"] = split_score(model, rs_items, metric)
             curve.append(row)
-            if progress is not None:
+            if reached and snap is not None and not replaying and (step - 1) // cfg.check_every > \
+                    snap.step // cfg.check_every:
+                # met at this check, and check points since the last scored one were skipped: the first one that
+                # met the threshold may be earlier, so replay from the last scored check, scoring each
+                _restore(snap, params, opt, m, cycles, curve)
+                step, reached, replaying = snap.step, False, True
+                continue
+            if scored and not reached and snap is not None and not replaying:
+                snap = _snapshot(step, params, opt, m, cycles, curve)
+            if progress is not None and not replaying:
                 progress(step, row)
     finally:
+        m.finish()
         for p, flag in saved_flags:
             p.requires_grad_(flag)
     report = evaluate(model, ds, kinds=cfg.eval_kinds)
@@ -149,26 +235,26 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
     reached = at_or_below(report.fs, threshold)
     return UnlearnResult(model=model, method=method, lr=cfg.lr, steps=step, reached=reached,
                          fs=report.fs, rs=report.rs, us=report.us, seconds=time.perf_counter() - t0, curve=curve,
-                         config=cfg.to_json() | {"method": method, "threshold": threshold}, report=report,
+                         config=cfg.to_json(method_cls) | {"method": method, "threshold": threshold}, report=report,
                          notes=m.notes)
 
 
 def lr_search(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig, grid: Sequence[float],
-              progress: Progress | None = None) -> UnlearnResult:
+              progress: Progress | None = None, stride: int = 1) -> UnlearnResult:
     """The lowest learning rate of `grid` that reaches the threshold (the paper's rule), each on a fresh clone.
 
     `model` is left untouched. If no rate reaches the threshold, the largest rate's run is returned with
     reached=False. Every trial is listed in `result.trials`.
     """
     if not grid:
-        raise NeuronscopeError("--lr-grid is empty")
+        raise NeuronscopeError("lr_grid is empty")
     for lr in grid:
         replace(cfg, lr=lr).check()
     get_method(method)
     trials: list[dict[str, Any]] = []
     result: UnlearnResult | None = None
     for lr in sorted(set(grid)):
-        result = unlearn(model.clone(), ds, method, replace(cfg, lr=lr), progress)
+        result = unlearn(model.clone(), ds, method, replace(cfg, lr=lr), progress, stride)
         trials.append({"lr": lr, "reached": result.reached, "steps": result.steps, "fs": result.fs,
                        "rs": result.rs, "seconds": round(result.seconds, 2)})
         if result.reached:

@@ -8,25 +8,44 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch.nn.functional as F
 
+from neuronscope.checks import positive
 from neuronscope.data.schema import QADataset
 from neuronscope.models.handle import Model
 from neuronscope.scoring import answer_logprobs
-from neuronscope.unlearn.base import Method, StepBatch, UnlearnConfig, frozen_copy
+from neuronscope.unlearn.base import Method, MethodSettings, StepBatch, UnlearnConfig, frozen_copy
 from neuronscope.unlearn.registry import register
+
+
+@dataclass(frozen=True)
+class NPOSettings(MethodSettings):
+    beta: float = 0.1  # inverse temperature
+
+    keys: ClassVar[dict[str, str]] = {"beta": "beta"}
+    help: ClassVar[dict[str, str]] = {"beta": "inverse temperature (0.1)"}
+
+    def check(self) -> None:
+        positive(self.beta, "beta")
 
 
 @register
 class NPO(Method):
     name = "npo"
+    summary = "negative preference optimisation against a frozen reference"
+    needs_reference = True
+    settings_cls = NPOSettings
+    settings: NPOSettings
 
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
         super().__init__(model, ds, cfg)
         self.ref = frozen_copy(model)
 
     def loss(self, sb: StepBatch, step: int):
-        beta = self.cfg.beta
+        beta = self.settings.beta
         lp = answer_logprobs(self.logits(sb.forget), sb.forget)
         ref = answer_logprobs(self.ref.hf(input_ids=sb.forget.input_ids).logits, sb.forget).detach()
         npo = -(2 / beta) * F.logsigmoid(-beta * (lp - ref)).mean()

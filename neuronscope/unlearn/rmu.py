@@ -5,23 +5,30 @@
 h_l is the output of block l (the residual stream after it), u a fixed random unit vector (uniform entries, then
 normalised; seeded), `ref` the frozen model before unlearning. Tokens are all real tokens (prompt and answer).
 Only the MLP parameters of `rmu_trainable` blocks ending at block l are trained, as in the original RMU.
-Defaults for the toy model (see docs/unlearning.md): l = n_layers // 2; c and alpha in UnlearnConfig.
+Defaults for the toy model (see docs/unlearning.md): l = n_layers // 2; c, alpha and the trainable count in
+`RMUSettings` (public keys rmu_layer, rmu_c, rmu_alpha, rmu_trainable).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from neuronscope.batching import Batch
+from neuronscope.checks import SettingError, at_least, non_negative, positive
 from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
-from neuronscope.unlearn.base import Method, StepBatch, UnlearnConfig, frozen_copy, seeded_generator
+from neuronscope.unlearn.base import Method, MethodSettings, StepBatch, UnlearnConfig, frozen_copy, seeded_generator
 from neuronscope.unlearn.registry import register
+
+if TYPE_CHECKING:
+    from neuronscope.plan import Shape
 
 _MLP_PARAM = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.mlp\.")
 
@@ -61,21 +68,53 @@ def masked_mse(h: Float[Tensor, "batch pos d"], target: Tensor, mask: Bool[Tenso
     return (sq * mask).sum() / mask.sum().clamp(min=1)
 
 
+@dataclass(frozen=True)
+class RMUSettings(MethodSettings):
+    layer: int | None = None  # None: n_layers // 2
+    c: float = 20.0  # norm of the random control vector
+    alpha: float = 100.0  # weight of the retain activation loss
+    trainable: int = 3  # MLPs of this many blocks up to and including `layer` are trained
+
+    keys: ClassVar[dict[str, str]] = {"rmu_layer": "layer", "rmu_c": "c", "rmu_alpha": "alpha",
+                                      "rmu_trainable": "trainable"}
+    help: ClassVar[dict[str, str]] = {"rmu_layer": "block whose output is steered (n_layers // 2)",
+                                      "rmu_c": "norm of the control vector (20)",
+                                      "rmu_alpha": "weight of the retain activation loss (100)",
+                                      "rmu_trainable": "blocks whose MLP is trained, ending at rmu_layer (3)"}
+
+    def check(self) -> None:
+        if self.layer is not None:
+            at_least(self.layer, 0, "rmu_layer")
+        positive(self.c, "rmu_c")
+        non_negative(self.alpha, "rmu_alpha")
+        at_least(self.trainable, 1, "rmu_trainable")
+
+
 @register
 class RMU(Method):
     name = "rmu"
+    summary = "steer one block's output to a random vector on forget, hold it on retain"
+    needs_reference = True
+    settings_cls = RMUSettings
+    settings: RMUSettings
+
+    @classmethod
+    def trainable_count(cls, shape: Shape, settings: MethodSettings) -> int:
+        assert isinstance(settings, RMUSettings)
+        return min(settings.trainable, shape.layers) * shape.mlp_params_per_layer
 
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
         super().__init__(model, ds, cfg)
+        st = self.settings
         n_layers = model.hf.config.num_hidden_layers
-        self.layer = n_layers // 2 if cfg.rmu_layer is None else cfg.rmu_layer
+        self.layer = n_layers // 2 if st.layer is None else st.layer
         if not 0 <= self.layer < n_layers:
-            raise NeuronscopeError(f"--rmu-layer must lie in [0, {n_layers - 1}], got {self.layer}")
+            raise SettingError("rmu_layer", f"must lie in [0, {n_layers - 1}], got {self.layer}")
         self.ref = frozen_copy(model)
         d = model.hf.config.hidden_size
         u = torch.rand(d, generator=seeded_generator(cfg.seed, 17))
-        self.control = (cfg.rmu_c * u / u.norm()).to(model.device)
-        lo = max(0, self.layer - cfg.rmu_trainable + 1)
+        self.control = (st.c * u / u.norm()).to(model.device)
+        lo = max(0, self.layer - st.trainable + 1)
         self._params = [p for n, p in model.hf.named_parameters()
                         if (m := _MLP_PARAM.search(n)) and lo <= int(m.group(1)) <= self.layer]
         if not self._params:
@@ -93,5 +132,5 @@ class RMU(Method):
         with torch.no_grad():
             h_ref = hidden_at(self.ref, sb.retain, self.layer)
         retain = masked_mse(h_r, h_ref, sb.retain.token_mask)
-        total = forget + self.cfg.rmu_alpha * retain
+        total = forget + self.settings.alpha * retain
         return total, {"loss": total.item(), "forget_mse": forget.item(), "retain_mse": retain.item()}

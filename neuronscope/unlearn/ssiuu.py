@@ -14,17 +14,37 @@ lambda_ / L_reg(t*), t* the first step with L_reg > 0, so lambda_ = 1 means the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from neuronscope.attribution.parameters import answer_probability_sum, attribution_with_grad
+from neuronscope.checks import non_negative
 from neuronscope.data.schema import QADataset
 from neuronscope.models.handle import Model
 from neuronscope.training import answer_nll
-from neuronscope.unlearn.base import Method, StepBatch, UnlearnConfig
+from neuronscope.unlearn.base import Method, MethodSettings, StepBatch, UnlearnConfig
 from neuronscope.unlearn.registry import register
+
+if TYPE_CHECKING:
+    from neuronscope.plan import Shape
+
+
+@dataclass(frozen=True)
+class SsiuuSettings(MethodSettings):
+    lambda_: float | None = None  # None: the variant's toy default (docs/unlearning.md)
+    lambda_relative: bool = False  # lambda_ / L_reg(first active step) instead of lambda_ (scale-free)
+
+    keys: ClassVar[dict[str, str]] = {"lambda_": "lambda_", "lambda_relative": "lambda_relative"}
+    help: ClassVar[dict[str, str]] = {"lambda_": "regulariser weight (the variant's default)",
+                                      "lambda_relative": "weight = lambda_ / L_reg at its first active step"}
+
+    def check(self) -> None:
+        if self.lambda_ is not None:
+            non_negative(self.lambda_, "lambda_")
 
 
 def negative_attribution_regulariser(a_t: Sequence[Tensor], a_ref: Sequence[Tensor]) -> Float[Tensor, ""]:
@@ -40,12 +60,16 @@ class RegularisedGD(Method):
 
     default_lambda: float = 1e3  # used when UnlearnConfig.lambda_ is None; from the sweep in docs/unlearning.md
     default_relative_lambda: float = 100.0
+    step_state_names = ("prev", "lam")  # A_{t-1} (or a_{t-1}) and lambda once fixed in relative mode
+    settings_cls = SsiuuSettings
+    settings: SsiuuSettings
 
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
         super().__init__(model, ds, cfg)
-        default = self.default_relative_lambda if cfg.lambda_relative else self.default_lambda
-        self.lambda_ = default if cfg.lambda_ is None else cfg.lambda_
-        self.lam: float | None = None if cfg.lambda_relative else self.lambda_
+        st = self.settings
+        default = self.default_relative_lambda if st.lambda_relative else self.default_lambda
+        self.lambda_ = default if st.lambda_ is None else st.lambda_
+        self.lam: float | None = None if st.lambda_relative else self.lambda_
 
     def weight(self, reg: Tensor) -> float:
         """lambda, fixed on the first active step in relative mode (0 until then: L_reg is 0 anyway)."""
@@ -63,6 +87,12 @@ class RegularisedGD(Method):
 @register
 class Ssiuu(RegularisedGD):
     name = "ssiuu"
+    summary = "GD + a regulariser on the parameters' negative attribution (vs the previous step)"
+
+    @classmethod
+    def extra_state(cls, shape: Shape, settings: MethodSettings, trainable: int, nbytes: int, max_steps: int
+                    ) -> list[tuple[str, int, str]]:
+        return [("A_(t-1), g_t", 2 * trainable * nbytes, "previous attribution kept + this step's gradient of P")]
 
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
         super().__init__(model, ds, cfg)

@@ -10,22 +10,36 @@ memory budget: one entry is a full copy of the trainable parameters, so a 3B mod
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor
 
 from neuronscope.attribution.parameters import answer_probability_grads
 from neuronscope.data.schema import QADataset
 from neuronscope.models.handle import Model
-from neuronscope.unlearn.base import StepBatch, UnlearnConfig
+from neuronscope.unlearn.base import MethodSettings, StepBatch, UnlearnConfig
 from neuronscope.unlearn.registry import register
 from neuronscope.unlearn.ssiuu import Ssiuu
+
+if TYPE_CHECKING:
+    from neuronscope.plan import Shape
 
 
 @register
 class SsiuuAnchor(Ssiuu):
     name = "ssiuu-anchor"
+    summary = "Ssiuu with the attribution held to the original model's on the same batch"
+    needs_reference = True  # an unfrozen copy: g_0 is a gradient w.r.t. its parameters
     default_lambda = 1e2  # from the sweep in docs/unlearning.md
     cache_size = 64  # at most this many forget batches ...
     cache_bytes = 1 << 30  # ... and at most 1 GiB of cached attributions
+
+    @classmethod
+    def extra_state(cls, shape: Shape, settings: MethodSettings, trainable: int, nbytes: int, max_steps: int
+                    ) -> list[tuple[str, int, str]]:
+        cached = min(cls.cache_size, max_steps, cls.cache_bytes // max(1, trainable * nbytes))
+        return [("g_0 + A_0 cache", (1 + cached) * trainable * nbytes,
+                 f"reference gradient + A_0 cached per forget batch (up to {cached})")]
 
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
         super().__init__(model, ds, cfg)

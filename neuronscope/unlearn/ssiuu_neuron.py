@@ -49,6 +49,7 @@ def neuron_regulariser(a_t: Float[Tensor, " n"], a_prev: Float[Tensor, " n"]) ->
 @register
 class SsiuuNeuron(RegularisedGD):
     name = "ssiuu-neuron"
+    summary = "Ssiuu on hook-point neurons (the main-text form)"
     default_lambda = 1e2  # from the sweep in docs/unlearning.md
 
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
