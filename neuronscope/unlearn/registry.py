@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from neuronscope.errors import NeuronscopeError
-from neuronscope.unlearn.base import Method
+
+if TYPE_CHECKING:  # the registry holds classes; base.py asks it for them (settings, help): no cycle at run time
+    from neuronscope.unlearn.base import Method
 
 METHODS: dict[str, type[Method]] = {}
 
