@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -80,6 +80,7 @@ class GridResult:
     typed: Results | None
     computed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def results(self) -> dict[str, Any]:
@@ -101,7 +102,8 @@ def _n_artifacts(cfg: ExperimentConfig) -> int:
 
 def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = None,
              api: UnlearnAPI | None = None, *, chains: Collection[str] | None = None, tag: str = "",
-             fresh: bool = False) -> GridResult:
+             fresh: bool = False, earlier: Sequence[GridResult] = (), started: float | None = None,
+             claimed: bool = False) -> GridResult:
     """Run (or resume) the whole grid in `out`; returns results.json's content and what was computed/skipped.
 
     `out` must be new, empty or an earlier run directory (`neuronscope.outdir`); the run holds its lock
@@ -112,13 +114,17 @@ def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = N
     attacks, attribution, lens; 'base': the base model's lens), leaves partial files alone (another process may be
     writing them) and writes no results.json or tables. Such a process takes no lock: the launch's rank 0 holds it
     and has prepared `out`. `tag` prefixes this process's lines in run.log.
+
+    The final, cached pass of a run whose chains were computed by other processes (experiment.parallel) passes
+    `claimed` (the caller holds the run directory), `earlier` (those passes: what they computed counts as
+    computed, not as reused, and their stage times add up) and `started` (the run's start, perf_counter clock).
     """
     from neuronscope.experiment.config import check_placement
 
     check_placement(cfg)  # an unavailable [run] device: one line now, before the run directory exists
     out = Path(out)
-    if chains is not None:
-        return _run_grid(cfg, out, console, api, chains, tag)
+    if chains is not None or claimed:
+        return _run_grid(cfg, out, console, api, chains, tag, earlier, started)
     with claimed_run_dir(out, fresh=fresh):
         return _run_grid(cfg, out, console, api, None, tag)
 
@@ -138,7 +144,8 @@ def claimed_run_dir(out: Path, fresh: bool = False) -> Iterator[None]:
 
 
 def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: UnlearnAPI | None,
-              chains: Collection[str] | None, tag: str) -> GridResult:
+              chains: Collection[str] | None, tag: str, earlier: Sequence[GridResult] = (),
+              started: float | None = None) -> GridResult:
     api = api or unlearn_api()
     from transformers.utils import logging as hf_logging
 
@@ -152,7 +159,7 @@ def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: Un
         from neuronscope.lm_eval_utility import check_tasks
 
         check_tasks(cfg.utility.lm_eval, cfg.utility.include or None, cfg.utility.defaults)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() if started is None else started
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
@@ -164,20 +171,25 @@ def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: Un
     if chains is not None:  # one part of a distributed run: the final, cached pass assembles the results
         run.log(f"[bold]finished[/] chains {', '.join(chains) or '(shared stages)'}: {len(run.computed)} "
                 f"computed, {len(run.skipped)} skipped (cached), {time.perf_counter() - t0:.1f}s")
-        return GridResult(out, None, run.computed, run.skipped)
+        return GridResult(out, None, run.computed, run.skipped, run.stage_seconds)
     from neuronscope.verdict import run_verdicts
 
     results.verdicts = run_verdicts(results.to_json())
     results.seconds = round(time.perf_counter() - t0, 1)
-    results.computed, results.skipped = len(run.computed), len(run.skipped)
-    results.stage_seconds = {k: round(v, 2) for k, v in run.stage_seconds.items()}
+    computed = [name for part in earlier for name in part.computed] + run.computed
+    skipped = [name for name in run.skipped if name not in set(computed)]
+    seconds: dict[str, float] = {}
+    for part in [*earlier, run]:
+        for kind, t in part.stage_seconds.items():
+            seconds[kind] = seconds.get(kind, 0.0) + t
+    results.computed, results.skipped = len(computed), len(skipped)
+    results.stage_seconds = {k: round(v, 2) for k, v in seconds.items()}
     write_json(out / "results.json", results.to_json())
     from neuronscope.experiment.table import build_table, threshold_note, write_tables
 
     write_tables(build_table(results), out, threshold_note(results))
-    run.log(f"[bold]finished[/] {len(run.computed)} computed, {len(run.skipped)} skipped (cached), "
-            f"{results.seconds}s")
-    return GridResult(out, results, run.computed, run.skipped)
+    run.log(f"[bold]finished[/] {len(computed)} computed, {len(skipped)} skipped (cached), {results.seconds}s")
+    return GridResult(out, results, computed, skipped, seconds)
 
 
 def remove_partial(out: Path, log: Callable[[str], None]) -> None:
