@@ -2,7 +2,8 @@
 
 Nothing is recomputed from models: recovery and trajectories come from results.json, the lens from results.json,
 attribution from the parquet tables the attribution stage saved (only histograms and correlations of those
-saved tables are derived here).
+saved tables are derived here). The attribution package (and so torch) is imported only when its tables are read:
+the results alone (Table 1, recovery, trajectories, the lens) need pandas only.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from neuronscope.attribution.neurons import aggregate, load_table
-from neuronscope.attribution.shift import attribution_distributions, attribution_shift
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.results import Results
 from neuronscope.experiment.table import build_table, run_metric
@@ -116,6 +115,8 @@ def lens_frame(run: RunDir) -> pd.DataFrame:
 def _table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise NeuronscopeError(f"{path} not found (incomplete attribution artifact?)")
+    from neuronscope.attribution.neurons import aggregate, load_table
+
     t = load_table(path)
     return aggregate(t) if "item" in t.columns else t
 
@@ -125,6 +126,8 @@ def influence_frames(run: RunDir, name: str) -> dict[str, pd.DataFrame]:
     d = run.pairs.get(f"base vs {name}")
     if d is None:
         return {}
+    from neuronscope.attribution.neurons import load_table
+
     return {k: load_table(d / f"{k}.parquet") for k in ("curves", "module_layer") if (d / f"{k}.parquet").is_file()}
 
 
@@ -147,6 +150,8 @@ def shift_frames(run: RunDir, column: str = "both", bins: int = 60, attack: str 
     `attack` picks the attack kind; None takes the paper's harmful attack where the run attributed one, else the
     kind it has (the run's `[attribution] attack`). A kind the run did not attribute is a user error.
     """
+    from neuronscope.attribution.shift import attribution_distributions, attribution_shift
+
     kinds = shift_attacks(run)
     if attack is None:
         attack = "harmful" if "harmful" in kinds or not kinds else kinds[0]
@@ -190,6 +195,8 @@ def patching_frames(run: RunDir, names: list[str]) -> tuple[dict[str, pd.DataFra
         d = run.pairs.get(f"base vs {name}")
         if d is None or not (d / "patching.parquet").is_file():
             continue
+        from neuronscope.attribution.neurons import load_table
+
         curves[name] = load_table(d / "patching.parquet")
         attr = run.typed.analyses.attribution
         assert attr is not None  # run.pairs named this pair
