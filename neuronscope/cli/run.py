@@ -13,7 +13,7 @@ from neuronscope.cli.options import DryRunOpt, SeqLenOpt, TrackOpt
 def _dry_run(cfg, seq_len: int | None, dtype: str | None) -> None:  # noqa: ANN001  (an ExperimentConfig)
     """Print plan_grid's tables: the base checkpoint's config.json (or the toy recipe) and the data's counts."""
     from neuronscope.cli.options import plan_inputs, print_plan
-    from neuronscope.experiment.grid import load_experiment_data
+    from neuronscope.experiment.stages import load_experiment_data
     from neuronscope.plan import DataCounts, plan_grid, planned_dtype, shape_from_config
 
     ds = load_experiment_data(cfg)  # exactly what the run would prepare (no weights are read)
