@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rich.console import Console
@@ -160,6 +160,27 @@ class LoggedProgress(Progress):
         shown = [describe(t) for t in self.tasks if t.visible and not t.finished]
         if shown:
             self.lines.print(f"[{duration(now - self._start)}] " + " ; ".join(shown), markup=False)
+
+
+StepCallback = Callable[..., None]
+"""The one progress protocol of training loops: `progress(step, info)`, where `info` is the step's loss (a float,
+as base training and attacks report it) or its row of loss terms (a mapping with "loss", as unlearning reports it).
+"""
+
+
+def step_loss(info: Any) -> float:
+    """The loss a step reported: the float itself, or the row's "loss" (NaN when there is none)."""
+    loss = info.get("loss", float("nan")) if isinstance(info, Mapping) else info
+    return float(loss) if isinstance(loss, int | float) else float("nan")
+
+
+def step_callback(progress: Progress, task: TaskID) -> StepCallback:
+    """A `StepCallback` that moves `task` to the step and shows its loss."""
+
+    def update(step: int, info: Any = None, *_: Any) -> None:
+        progress.update(task, completed=int(step), info=f"loss {step_loss(info):.3f}")
+
+    return update
 
 
 def step_total(n_items: int, batch_size: int, epochs: int) -> int:

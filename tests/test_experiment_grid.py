@@ -21,11 +21,13 @@ import pytest
 import torch
 
 from neuronscope.batching import encode
+from neuronscope.data.schema import KINDS
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment import grid as grid_mod
 from neuronscope.experiment.config import parse_config
 from neuronscope.experiment.grid import UnlearnAPI, run_grid
-from neuronscope.scoring import multiple_choice_accuracy
+from neuronscope.experiment.results import Results
+from neuronscope.scoring import evaluate, multiple_choice_accuracy
 from neuronscope.training import answer_nll
 
 
@@ -35,6 +37,7 @@ class FakeConfig:
     max_steps: int = 40
     threshold: float = 1 / 3
     seed: int = 0
+    eval_kinds: tuple[str, ...] = KINDS  # like the real loop: the final evaluation scores every kind
 
 
 @dataclass
@@ -46,6 +49,7 @@ class FakeResult:
     reached: bool
     fs: float
     curve: list[dict[str, float]] = field(default_factory=list)
+    report: Any = None
 
     def to_json(self) -> dict[str, Any]:
         return {"method": self.method, "lr": self.lr, "steps": self.steps, "reached": self.reached, "fs": self.fs,
@@ -71,7 +75,8 @@ def fake_unlearn(model, ds, method, cfg, progress=None):  # noqa: ANN001, ANN201
         curve.append({"step": step, "fs": fs})
         if progress:
             progress(step, loss.item())
-    return FakeResult(model, method, cfg.lr, step, fs <= cfg.threshold, fs, curve)
+    return FakeResult(model, method, cfg.lr, step, fs <= cfg.threshold, fs, curve,
+                      evaluate(model, ds, kinds=cfg.eval_kinds))
 
 
 FAKE_API = UnlearnAPI(fake_unlearn, FakeConfig, ("fake", "fake2"))
@@ -134,7 +139,8 @@ def fake_api(monkeypatch: pytest.MonkeyPatch) -> UnlearnAPI:
 def _numbers(results: Any) -> Any:
     """Everything a run produced, without timings (at any depth) and cache counters."""
     if isinstance(results, dict):
-        return {k: _numbers(v) for k, v in results.items() if k not in ("seconds", "computed", "skipped")}
+        return {k: _numbers(v) for k, v in results.items()
+                if k not in ("computed", "skipped") and "seconds" not in k}
     if isinstance(results, list):
         return [_numbers(v) for v in results]
     return results
@@ -222,6 +228,48 @@ def test_changed_dtype_or_threads_recompute_what_they_change(reference_run, fake
     assert all(k["dtype"] == "bfloat16" and k["device"] == "cpu" and k["threads"] == 1 for k in keys.values())
     assert grid_mod.numerics(tiny_config(**{"run.threads": 2}), placed=False) != grid_mod.numerics(
         tiny_config(), placed=False)
+
+
+def test_results_round_trip_through_the_typed_object(reference_run) -> None:  # noqa: ANN001
+    """results.json -> Results -> JSON gives the same document, and the typed fields read what the file says."""
+    out, results = reference_run
+    on_disk = json.loads((out / "results.json").read_text())
+    typed = Results.from_json(on_disk)
+    assert typed.to_json() == on_disk
+    assert typed.models == ["base", "oracle", "fake"]
+    assert typed.evals["fake"].fs == on_disk["evals"]["fake"]["fs"]
+    assert [r.max_fs for r in typed.attacks["oracle"]["harmful p=0.3"]] == [
+        r["max_fs"] for r in on_disk["attacks"]["oracle"]["harmful p=0.3"]]
+    assert set(on_disk["stage_seconds"]) == {"data", "base", "oracle", "unlearn", "attack"}
+
+
+def test_unlearned_evaluation_is_the_loops_and_equals_rescoring(reference_run) -> None:  # noqa: ANN001
+    """The grid writes the loop's final evaluation instead of reloading and re-scoring the unlearned model: it is
+    the saved model's evaluation exactly (scored here afresh from the saved weights)."""
+    from neuronscope.data.schema import load_dataset
+    from neuronscope.models.handle import load_model
+
+    out, results = reference_run
+    art = next((out / "artifacts").glob("unlearn-fake-*"))
+    ds = load_dataset(next((out / "artifacts").glob("data-*")) / "data")
+    fresh = evaluate(load_model(art / "model", bridge=False), ds)
+    written = json.loads((art / "eval.json").read_text())
+    assert (written["fs"], written["rs"], written["us"]) == (fresh.fs, fresh.rs, fresh.us)
+    assert written["detail"] == fresh.detail and written["counts"] == fresh.counts
+    assert results["evals"]["fake"] == written
+
+
+def test_parallel_chains_equal_the_serial_run(reference_run, fake_api, tmp_path: Path) -> None:  # noqa: ANN001
+    """The oracle's and the method's chains on two processes give every number of the serial run, and count
+    every artifact as computed once."""
+    from neuronscope.experiment.parallel import run_grid_parallel
+
+    out, results = reference_run
+    par = run_grid_parallel(tiny_config(), tmp_path / "par", api=fake_api, workers=2)
+    assert _numbers(par.results) == _numbers(results)
+    assert par.results["computed"] == results["computed"] and par.results["skipped"] == 0
+    assert sorted(par.computed) == sorted(p.name for p in (tmp_path / "par" / "artifacts").iterdir())
+    assert "on 2 processes" in (tmp_path / "par" / "run.log").read_text()
 
 
 _DRIVER = """

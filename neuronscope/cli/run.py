@@ -13,7 +13,7 @@ from neuronscope.cli.options import DryRunOpt, SeqLenOpt, TrackOpt
 def _dry_run(cfg, seq_len: int | None, dtype: str | None) -> None:  # noqa: ANN001  (an ExperimentConfig)
     """Print plan_grid's tables: the base checkpoint's config.json (or the toy recipe) and the data's counts."""
     from neuronscope.cli.options import plan_inputs, print_plan
-    from neuronscope.experiment.grid import load_experiment_data
+    from neuronscope.experiment.stages import load_experiment_data
     from neuronscope.plan import DataCounts, plan_grid, planned_dtype, shape_from_config
 
     ds = load_experiment_data(cfg)  # exactly what the run would prepare (no weights are read)
@@ -46,6 +46,12 @@ def _finish(result, track: str | None = None) -> None:  # noqa: ANN001  (a GridR
     console.print(f"run directory: {result.out}  (table.md, table.csv, results.json, run.log)")
 
 
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", help="Local processes for the per-model chains (unlearning, attacks, attribution, lens of each "
+                      "method and the oracle), after the shared base and oracle training; the numbers are those "
+                      "of one process. Default: 2 on the cpu when 2 cores are free, else 1.")]
+
+
 @app.command("run")
 @user_errors
 def run_cmd(
@@ -60,10 +66,10 @@ def run_cmd(
         "--overwrite", help="Start afresh in a run directory neuronscope wrote earlier (without it, that run is "
                             "resumed); a directory without the .neuronscope marker is never touched.")] = False,
     track: TrackOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Run (or resume) an experiment grid: base, oracle, unlearning, attacks, attribution, lens, Table 1."""
     from neuronscope.experiment.config import load_config
-    from neuronscope.experiment.grid import run_grid
     from neuronscope.tracking import check_tracker
 
     check_tracker(track)
@@ -85,7 +91,7 @@ def run_cmd(
         if result is not None:  # rank 0 assembled the results; the others only computed their chains
             _finish(result, track)
         return
-    _finish(run_grid(cfg, out, console=console, fresh=overwrite), track)
+    _finish(_grid(cfg, out, overwrite, workers), track)
 
 
 @app.command("demo")
@@ -99,12 +105,24 @@ def demo_cmd(
         "--overwrite", help="Start afresh in a run directory neuronscope wrote earlier (without it, that run is "
                             "resumed).")] = False,
     track: TrackOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """The whole grid on the embedded default world and toy model, ending with Table 1."""
     from neuronscope.experiment.config import profile as load_profile
-    from neuronscope.experiment.grid import run_grid
     from neuronscope.tracking import check_tracker
 
     check_tracker(track)
     cfg = load_profile(profile)
-    _finish(run_grid(cfg, out, console=console, fresh=overwrite), track)
+    _finish(_grid(cfg, out, overwrite, workers), track)
+
+
+def _grid(cfg, out: Path, overwrite: bool, workers: int | None):  # noqa: ANN001, ANN202  (imported lazily)
+    """The grid in this process, or its per-model chains on `workers` local processes (experiment.parallel)."""
+    from neuronscope.experiment.parallel import default_workers, run_grid_parallel
+
+    n = default_workers(cfg) if workers is None else workers
+    if n < 1:
+        from neuronscope.errors import NeuronscopeError
+
+        raise NeuronscopeError(f"--workers must be at least 1, got {n}")
+    return run_grid_parallel(cfg, out, console=console, workers=n, fresh=overwrite)

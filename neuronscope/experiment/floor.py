@@ -11,13 +11,15 @@ they are other (often harder) facts than the forget set.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from neuronscope.attacks import AttackConfig, AttackResult, attack
 from neuronscope.data.real_facts import never_known_items
 from neuronscope.data.schema import QADataset
+from neuronscope.experiment.results import AttacksByLabel
+from neuronscope.experiment.runstate import GridRun
+from neuronscope.experiment.stages import Models, attack_label, attack_run
 from neuronscope.io import read_json, write_json
 
 
@@ -29,31 +31,25 @@ def floor_dataset(ds: QADataset) -> QADataset | None:
     return QADataset(splits={"forget": items}, benign=list(ds.benign), meta={"name": "never-known", "chance": 1 / 3})
 
 
-def floor_stage(run: Any, ds: QADataset, data: Any, base: Any, base_dir: Path,
-                attack_cfgs: list[AttackConfig]) -> dict[str, list[dict[str, Any]]] | None:
+def floor_stage(run: GridRun, m: Models, attack_cfgs: list[AttackConfig]) -> AttacksByLabel | None:
     """Every attack of the grid on the base model, measured on the never-known facts: {label: runs}."""
-    from neuronscope.experiment.grid import attack_label
-
-    fds = floor_dataset(ds)
+    fds = floor_dataset(m.ds)
     if fds is None:
         return None
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: AttacksByLabel = {}
     for acfg in attack_cfgs:
         def compute(tmp: Path, acfg: AttackConfig = acfg) -> None:
-            model = run.load(base_dir)
+            model = run.load(m.base_dir)
             torch.manual_seed(acfg.seed)
-            result = attack(model, fds, acfg, progress=run.inner_bar(
+            result = attack(model, fds, acfg, progress=run.steps_bar(
                 f"floor: {attack_label(acfg)} lr {acfg.lr:g} seed {acfg.seed}", acfg.steps))
             write_json(tmp / "attack.json", result.to_json())
 
-        art = run.step(f"floor-{acfg.kind}", {"model": base.key, "data": data.key, "attack": acfg.to_json(),
+        art = run.step(f"floor-{acfg.kind}", {"model": m.base.key, "data": m.data.key, "attack": acfg.to_json(),
                                               "floor": "never_known"}, compute,
                        f"floor (never-known facts): {attack_label(acfg)}")
         res = AttackResult.from_json(read_json(art.path / "attack.json"))
-        out.setdefault(attack_label(acfg), []).append(
-            {"lr": acfg.lr, "seed": acfg.seed, "max_fs": res.max_fs, "start_fs": res.start_fs,
-             "final_fs": res.final_fs, "trajectory": res.trajectory, "n_train": len(res.train_ids),
-             "n_eval": len(res.eval_ids), "n_wrong": res.n_wrong, "artifact": art.path.name})
+        out.setdefault(attack_label(acfg), []).append(attack_run(acfg, res, art))
     return out
 
 

@@ -6,44 +6,53 @@ seeds torch itself, so a resumed run computes exactly what an uninterrupted one 
 CPU, same machine and torch build): the resume and 2-process tests check every number bit for bit. The run uses
 `threads` torch threads, 1 by default, the setting those tests check; with several threads the BLAS may split
 reductions differently from run to run (MKL's dynamic threading), and the toy model gains little from threads.
+
+The stages are functions of experiment.stages; `grid_results` calls them in order and assembles the typed
+`Results` (experiment.results) that results.json, the table, the figures and the report share.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import shutil
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from rich.console import Console
 
-from neuronscope.attacks import AttackConfig, AttackResult, attack
-from neuronscope.base_model import BaseTrainConfig, FinetuneConfig, finetune_base, train_base
-from neuronscope.data.prepare import prepare_dataset
-from neuronscope.data.schema import QADataset, load_dataset, save_dataset
-from neuronscope.data.world import build_world
-from neuronscope.errors import NeuronscopeError
-from neuronscope.experiment.cache import Artifact, ArtifactCache, file_sha256
-from neuronscope.experiment.config import DataSection, ExperimentConfig
+from neuronscope.experiment.cache import Artifact
+from neuronscope.experiment.config import ExperimentConfig
 from neuronscope.experiment.lock import LOCK_FILE, run_lock
-from neuronscope.io import read_json, write_json
-from neuronscope.models.device import map_dtype_device, parse_device_map, resolve_device, resolve_dtype
-from neuronscope.models.handle import Model, load_model
+from neuronscope.experiment.results import Analyses, AttacksByLabel, Results, Scores, UnlearnRun
+from neuronscope.experiment.runstate import GridRun, deterministic, log_line, numerics
+from neuronscope.experiment.stages import (
+    attack_label,
+    attacks_stage,
+    attribution_stage,
+    base_stage,
+    calibration_stage,
+    data_stage,
+    kept_attack,
+    lens_stage,
+    oracle_stage,
+    read_eval,
+    unlearn_stage,
+    utility_stage,
+)
+from neuronscope.io import write_json
 from neuronscope.outdir import MARKER, check_output, open_output
-from neuronscope.progress import LoggedProgress, step_total
-from neuronscope.scoring import EvalReport, evaluate
 
-# --- the unlearning package, behind one adapter (tests may swap it) -------------------------------------------
+# --- the unlearning methods: one seam (tests pass a fake) ---------------------------------------------------------
 
 
 @dataclass
 class UnlearnAPI:
+    """What the grid uses of the unlearning package: the loop, its config class, the method names, lr_search."""
+
     unlearn: Callable[..., Any]
     config_cls: type
     methods: tuple[str, ...]
@@ -58,158 +67,32 @@ class UnlearnAPI:
 
 def unlearn_api() -> UnlearnAPI:
     """The real `neuronscope.unlearn` (unlearn, UnlearnConfig, METHODS, lr_search)."""
-    try:
-        mod = importlib.import_module("neuronscope.unlearn")
-        return UnlearnAPI(mod.unlearn, mod.UnlearnConfig, tuple(mod.METHODS), getattr(mod, "lr_search", None))
-    except (ImportError, AttributeError) as e:
-        raise NeuronscopeError(f"the unlearning methods are not available (neuronscope.unlearn: {e})") from None
+    from neuronscope.unlearn import METHODS, UnlearnConfig, lr_search, unlearn
 
-
-# --- helpers -------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def deterministic() -> Iterator[None]:
-    """Deterministic torch kernels for the block (restored afterwards)."""
-    prev = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(prev)
-
-
-def model_placement(cfg: ExperimentConfig) -> dict[str, Any]:
-    """load_model's device, dtype and device_map from [run] (a device map replaces the single device)."""
-    if cfg.device_map:
-        return {"device": "cpu", "dtype": cfg.dtype, "device_map": cfg.device_map}
-    return {"device": cfg.device, "dtype": cfg.dtype}
-
-
-def numerics(cfg: ExperimentConfig, placed: bool = True) -> dict[str, Any]:
-    """What changes a stage's numbers besides its inputs; part of the stage's cache key, so a change recomputes it.
-
-    The torch and transformers versions always; for a model loaded per [run] (`placed`) the resolved weight dtype
-    and device kind (and the GPU's name); the torch thread count wherever the cpu computes (the toy base and oracle
-    always train there), since the BLAS may split reductions by thread.
-    """
-    import transformers
-
-    out: dict[str, Any] = {"torch": torch.__version__, "transformers": transformers.__version__}
-    if not placed:
-        return out | {"threads": cfg.threads}
-    if cfg.device_map:
-        device = map_dtype_device(parse_device_map(cfg.device_map))
-        out["device"] = f"{device.type} (device_map {cfg.device_map})"
-    else:
-        device = resolve_device(cfg.device)
-        out["device"] = device.type
-    out["dtype"] = str(resolve_dtype(cfg.dtype, device)).removeprefix("torch.")
-    if device.type == "cuda":
-        out["gpu"] = torch.cuda.get_device_name(device)
-    if device.type == "cpu":
-        out["threads"] = cfg.threads
-    return out
-
-
-def load_experiment_data(cfg: ExperimentConfig) -> QADataset:
-    """The dataset the grid's data stage writes: the embedded world, or the real files prepared per [data]."""
-    if cfg.data_dir is None:
-        return build_world(cfg.world)
-    d = cfg.data
-    return prepare_dataset(cfg.data_dir, format=d.format, prompt=d.prompt, template=d.template or None,
-                           chat=d.chat, system=d.system, tokenizer_from=cfg.base_ckpt if d.chat else None,
-                           benign=d.benign or None, benign_n=d.benign_n, seed=d.seed)
-
-
-def data_fingerprint(path: Path) -> dict[str, str]:
-    """sha256 of a data file, or of every JSON / JSONL / split-index file under a data directory."""
-    if path.is_file():
-        return {path.name: file_sha256(path)}
-    return {str(f.relative_to(path)): file_sha256(f) for f in sorted(path.rglob("*"))
-            if f.is_file() and f.suffix in (".json", ".jsonl", ".txt")}
-
-
-def dir_fingerprint(path: Path, pattern: str) -> dict[str, str]:
-    """sha256 of each matching file: the cache key of external inputs (a data dir, a given checkpoint)."""
-    return {f.name: file_sha256(f) for f in sorted(path.glob(pattern)) if f.is_file()}
-
-
-def attack_label(cfg: AttackConfig) -> str:
-    return f"harmful p={cfg.p:g}" if cfg.kind == "harmful" else "benign"
+    return UnlearnAPI(unlearn, UnlearnConfig, tuple(METHODS), lr_search)
 
 
 @dataclass
 class GridResult:
+    """A finished (or partial, for one process of several) grid run: the typed results and what was computed."""
+
     out: Path
-    results: dict[str, Any]
+    typed: Results | None
     computed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
-
-def log_line(log_path: Path, tag: str, msg: str, console: Console) -> None:
-    """Print a rich-markup line and append it, timestamped and without markup, to run.log."""
-    console.print(f"{tag}{msg}", highlight=False)
-    plain = msg
-    for markup in ("[dim]", "[green]", "[yellow]", "[/]", "[bold]"):
-        plain = plain.replace(markup, "")
-    with log_path.open("a", encoding="utf-8") as f:
-        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {tag}{plain}\n")
-
-
-class _Run:
-    """State of one grid run: the cache, the progress display, the log, lazily loaded models."""
-
-    def __init__(self, cfg: ExperimentConfig, out: Path, console: Console, api: UnlearnAPI | None,
-                 chains: Collection[str] | None = None, tag: str = ""):
-        self.cfg, self.out, self.console = cfg, out, console
-        self.api = api
-        self.chains, self.tag = chains, tag  # see run_grid
-        self.log_path = out / "run.log"
-        self.cache = ArtifactCache(out / "artifacts", self.log)
-        self.computed: list[str] = []
-        self.skipped: list[str] = []
-        # a live bar with ETA on a terminal; in a log file, a plain progress line every 30 s (neuronscope.progress)
-        self.progress = LoggedProgress(console=console)
-        # no ETA over stages: a base model takes minutes, an attack seconds (the current stage's steps have one)
-        self.overall = self.progress.add_task("grid", total=None, info="", unit="stages", eta=False)
-        self.inner = self.progress.add_task("", total=None, info="", visible=False)
-        self._models: dict[str, Path] = {}
-
-    def log(self, msg: str) -> None:
-        log_line(self.log_path, self.tag, msg, self.progress.console)
-
-    def mine(self, chain: str) -> bool:
-        """Whether this process computes `chain` ('base' = its lens, 'oracle', or a method): see run_grid."""
-        return self.chains is None or chain in self.chains
-
-    def step(self, name: str, inputs: dict[str, Any], compute: Callable[[Path], None], what: str) -> Artifact:
-        self.progress.update(self.overall, description=what)
-        art = self.cache.get(name, inputs, compute)
-        (self.skipped if art.cached else self.computed).append(art.path.name)
-        self.progress.advance(self.overall)
-        self.progress.update(self.inner, visible=False)
-        return art
-
-    def inner_bar(self, description: str, total: int | None, bound: bool = False) -> Callable[[int, float], None]:
-        """`bound`: the total is at most (training that stops early), so the ETA says "at most"."""
-        self.progress.reset(self.inner, total=total, description=f"  {description}", visible=True, info="",
-                            unit="steps", bound=bound)
-
-        def update(step: int, loss: float) -> None:
-            self.progress.update(self.inner, completed=step, info=f"loss {loss:.3f}")
-
-        return update
-
-    def load(self, path: Path) -> Model:
-        return load_model(path, bridge=False, **model_placement(self.cfg))
+    @property
+    def results(self) -> dict[str, Any]:
+        """results.json's content ({} for one process's part of a distributed run)."""
+        return self.typed.to_json() if self.typed is not None else {}
 
 
 def _n_artifacts(cfg: ExperimentConfig) -> int:
     n_models = len(cfg.unlearn.methods) + int(cfg.oracle)
     n = 2 + int(cfg.oracle) + len(cfg.unlearn.methods) + n_models * len(cfg.attacks.configs())
     if cfg.attribution:
-        n += n_models + (n_models if _kept_attack(cfg, cfg.attacks.configs()) else 0)
+        n += n_models + (n_models if kept_attack(cfg, cfg.attacks.configs()) else 0)
     if cfg.lens:
         n += 1 + n_models
     if cfg.utility.lm_eval:
@@ -219,7 +102,8 @@ def _n_artifacts(cfg: ExperimentConfig) -> int:
 
 def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = None,
              api: UnlearnAPI | None = None, *, chains: Collection[str] | None = None, tag: str = "",
-             fresh: bool = False) -> GridResult:
+             fresh: bool = False, earlier: Sequence[GridResult] = (), started: float | None = None,
+             claimed: bool = False) -> GridResult:
     """Run (or resume) the whole grid in `out`; returns results.json's content and what was computed/skipped.
 
     `out` must be new, empty or an earlier run directory (`neuronscope.outdir`); the run holds its lock
@@ -230,13 +114,17 @@ def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = N
     attacks, attribution, lens; 'base': the base model's lens), leaves partial files alone (another process may be
     writing them) and writes no results.json or tables. Such a process takes no lock: the launch's rank 0 holds it
     and has prepared `out`. `tag` prefixes this process's lines in run.log.
+
+    The final, cached pass of a run whose chains were computed by other processes (experiment.parallel) passes
+    `claimed` (the caller holds the run directory), `earlier` (those passes: what they computed counts as
+    computed, not as reused, and their stage times add up) and `started` (the run's start, perf_counter clock).
     """
     from neuronscope.experiment.config import check_placement
 
     check_placement(cfg)  # an unavailable [run] device: one line now, before the run directory exists
     out = Path(out)
-    if chains is not None:
-        return _run_grid(cfg, out, console, api, chains, tag)
+    if chains is not None or claimed:
+        return _run_grid(cfg, out, console, api, chains, tag, earlier, started)
     with claimed_run_dir(out, fresh=fresh):
         return _run_grid(cfg, out, console, api, None, tag)
 
@@ -256,12 +144,13 @@ def claimed_run_dir(out: Path, fresh: bool = False) -> Iterator[None]:
 
 
 def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: UnlearnAPI | None,
-              chains: Collection[str] | None, tag: str) -> GridResult:
+              chains: Collection[str] | None, tag: str, earlier: Sequence[GridResult] = (),
+              started: float | None = None) -> GridResult:
     api = api or unlearn_api()
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars say what is happening; HF's per-load bars are noise here
-    run = _Run(cfg, out, console or Console(stderr=True), api, chains, tag)
+    run = GridRun(cfg, out, console or Console(stderr=True), chains, tag)
     write_json(out / "config.json", cfg.to_json())
     run.log(f"[bold]run[/] {cfg.name} in {out}")
     if chains is None:
@@ -270,31 +159,37 @@ def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: Un
         from neuronscope.lm_eval_utility import check_tasks
 
         check_tasks(cfg.utility.lm_eval, cfg.utility.include or None, cfg.utility.defaults)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() if started is None else started
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
         with deterministic(), run.progress:
             run.progress.update(run.overall, total=_n_artifacts(cfg))
-            results = _grid(run, cfg, api)
+            results = grid_results(run, api)
     finally:
         torch.set_num_threads(threads)
     if chains is not None:  # one part of a distributed run: the final, cached pass assembles the results
         run.log(f"[bold]finished[/] chains {', '.join(chains) or '(shared stages)'}: {len(run.computed)} "
                 f"computed, {len(run.skipped)} skipped (cached), {time.perf_counter() - t0:.1f}s")
-        return GridResult(out, {}, run.computed, run.skipped)
+        return GridResult(out, None, run.computed, run.skipped, run.stage_seconds)
     from neuronscope.verdict import run_verdicts
 
-    results["verdicts"] = run_verdicts(results)
-    results["seconds"] = round(time.perf_counter() - t0, 1)
-    results["computed"], results["skipped"] = len(run.computed), len(run.skipped)
-    write_json(out / "results.json", results)
+    results.verdicts = run_verdicts(results.to_json())
+    results.seconds = round(time.perf_counter() - t0, 1)
+    computed = [name for part in earlier for name in part.computed] + run.computed
+    skipped = [name for name in run.skipped if name not in set(computed)]
+    seconds: dict[str, float] = {}
+    for part in [*earlier, run]:
+        for kind, t in part.stage_seconds.items():
+            seconds[kind] = seconds.get(kind, 0.0) + t
+    results.computed, results.skipped = len(computed), len(skipped)
+    results.stage_seconds = {k: round(v, 2) for k, v in seconds.items()}
+    write_json(out / "results.json", results.to_json())
     from neuronscope.experiment.table import build_table, threshold_note, write_tables
 
     write_tables(build_table(results), out, threshold_note(results))
-    run.log(f"[bold]finished[/] {len(run.computed)} computed, {len(run.skipped)} skipped (cached), "
-            f"{results['seconds']}s")
-    return GridResult(out, results, run.computed, run.skipped)
+    run.log(f"[bold]finished[/] {len(computed)} computed, {len(skipped)} skipped (cached), {results.seconds}s")
+    return GridResult(out, results, computed, skipped, seconds)
 
 
 def remove_partial(out: Path, log: Callable[[str], None]) -> None:
@@ -307,331 +202,58 @@ def remove_partial(out: Path, log: Callable[[str], None]) -> None:
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
 
 
-def _grid(run: _Run, cfg: ExperimentConfig, api: UnlearnAPI) -> dict[str, Any]:
-    # --- data ---------------------------------------------------------------------------------------------------
-    if cfg.data_dir is not None:
-        data_inputs: dict[str, Any] = {"dir": cfg.data_dir, "files": data_fingerprint(Path(cfg.data_dir))}
-        if cfg.data != DataSection():  # real files: how they were prepared, and what rendered them
-            data_inputs["prep"] = asdict(cfg.data)
-            if cfg.data.benign:
-                data_inputs["benign"] = data_fingerprint(Path(cfg.data.benign))
-            if cfg.data.chat:
-                ckpt = Path(cfg.base_ckpt)
-                data_inputs["tokenizer"] = dir_fingerprint(ckpt, "*token*") | dir_fingerprint(ckpt, "*chat*")
-    else:
-        data_inputs = {"world": asdict(cfg.world)}
-
-    def make_data(tmp: Path) -> None:
-        save_dataset(load_experiment_data(cfg), tmp / "data")
-
-    data = run.step("data", data_inputs, make_data, "data")
-    ds = load_dataset(data.path / "data")
-
-    # --- base and oracle ------------------------------------------------------------------------------------------
-    def trained(exclude: tuple[str, ...], label: str) -> Callable[[Path], None]:
-        def compute(tmp: Path) -> None:
-            bcfg = BaseTrainConfig(**{**asdict(cfg.base), "toy": cfg.base.toy, "exclude_splits": exclude})
-            most = step_total(len(ds.training_items(exclude)), bcfg.batch_size, bcfg.max_epochs)
-            result = train_base(ds, bcfg, progress=run.inner_bar(f"training {label}", most, bound=True))
-            if not result.reached_target:
-                raise NeuronscopeError(
-                    f"the {label} model did not reach base accuracy {bcfg.target:.2f} in {bcfg.max_epochs} epochs "
-                    f"(FS {result.report.fs:.3f}, RS {result.report.rs:.3f}); raise base.max_epochs or base.lr")
-            result.model.save(tmp / "model")
-            _write_eval(result.report, tmp, extra={"train": result.summary()})  # scored once, by the trainer
-        return compute
-
-    def finetuned(exclude: tuple[str, ...], label: str) -> Callable[[Path], None]:
-        def compute(tmp: Path) -> None:
-            assert cfg.finetune is not None and cfg.base_ckpt is not None
-            fcfg = FinetuneConfig(**{**asdict(cfg.finetune), "exclude_splits": exclude})
-            from neuronscope.base_model import finetune_items
-
-            steps = step_total(len(finetune_items(ds, exclude)), fcfg.batch_size, fcfg.epochs)
-            result = finetune_base(run.load(Path(cfg.base_ckpt)), ds, fcfg,
-                                   progress=run.inner_bar(f"fine-tuning {label}", steps))
-            result.model.save(tmp / "model")
-            _write_eval(result.report, tmp, extra={"train": result.summary()})  # scored once, by the trainer
-        return compute
-
-    if cfg.base_ckpt is not None and cfg.finetune is not None:  # TOFU: fine-tune the given checkpoint first
-        base_inputs = {"data": data.key, "ckpt": cfg.base_ckpt,
-                       "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors"),
-                       "finetune": asdict(cfg.finetune), "numerics": numerics(cfg)}
-        base = run.step("base", base_inputs, finetuned((), "base"), "fine-tuning base")
-        base_model_dir = base.path / "model"
-    elif cfg.base_ckpt is not None:
-        base_inputs = {"data": data.key, "ckpt": cfg.base_ckpt,
-                       "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors"), "numerics": numerics(cfg)}
-
-        def given_base(tmp: Path) -> None:
-            _save_eval(run.load(Path(cfg.base_ckpt)), ds, tmp)
-
-        base = run.step("base", base_inputs, given_base, "base (given checkpoint)")
-        base_model_dir = Path(cfg.base_ckpt)
-    else:
-        base_inputs = {"data": data.key, "train": _base_json(cfg.base), "numerics": numerics(cfg, placed=False)}
-        base = run.step("base", base_inputs, trained((), "base"), "training base")
-        base_model_dir = base.path / "model"
+def grid_results(run: GridRun, api: UnlearnAPI) -> Results:
+    """Every stage in order (this process's chains only, see run_grid); the typed results of the whole run."""
+    cfg = run.cfg
+    data, ds = data_stage(run)
+    m = base_stage(run, data, ds)
+    evals: dict[str, Scores] = {"base": read_eval(m.base)}
     models: dict[str, tuple[Artifact, Path]] = {}  # attacked models: name -> (artifact, checkpoint dir)
-    evals: dict[str, dict[str, Any]] = {"base": read_json(base.path / "eval.json")}
-    unlearn_runs: dict[str, dict[str, Any]] = {}
-
-    if cfg.oracle and cfg.finetune is not None:
-        oracle = run.step("oracle", {**base_inputs, "exclude": ["forget"]}, finetuned(("forget",), "oracle"),
-                          "fine-tuning oracle (without the forget facts)")
-    elif cfg.oracle:
-        oracle = run.step("oracle", {"data": data.key, "train": _base_json(cfg.base), "exclude": ["forget"],
-                                     "numerics": numerics(cfg, placed=False)},
-                          trained(("forget",), "oracle"), "training oracle (without the forget facts)")
     if cfg.oracle:
+        oracle = oracle_stage(run, m)
         if run.mine("oracle"):
             models["oracle"] = (oracle, oracle.path / "model")
-        evals["oracle"] = read_json(oracle.path / "eval.json")
+        evals["oracle"] = read_eval(oracle)
 
-    # --- unlearning -------------------------------------------------------------------------------------------------
+    unlearn: dict[str, UnlearnRun] = {}
     for method in cfg.unlearn.methods:
-        if not run.mine(method):
-            continue
-        params = cfg.unlearn.params_for(method)
-        lr_grid = tuple(params.pop("lr_grid", ()))
-        ucfg = api.config_cls(**params)
-        if hasattr(ucfg, "check"):
-            ucfg.check()
+        if run.mine(method):
+            art, evals[method], unlearn[method] = unlearn_stage(run, m, method, api)
+            models[method] = (art, art.path / "model")
 
-        def unlearned(tmp: Path, method: str = method, ucfg: Any = ucfg, lr_grid: tuple[float, ...] = lr_grid
-                      ) -> None:
-            model = run.load(base_model_dir)
-            torch.manual_seed(getattr(ucfg, "seed", 0))
-            bar = _progress_adapter(run.inner_bar(f"unlearning {method}", getattr(ucfg, "max_steps", None),
-                                                  bound=True))
-            if lr_grid:  # the paper's rule: the lowest learning rate of the grid that reaches the threshold
-                if api.lr_search is None:
-                    raise NeuronscopeError("unlearn.lr_grid needs neuronscope.unlearn.lr_search")
-                result = api.lr_search(model, ds, method, ucfg, list(lr_grid), progress=bar)
-            else:
-                result = api.unlearn(model, ds, method, ucfg, progress=bar)
-            for note in getattr(result, "notes", ()):  # an UnlearnAPI result need not carry notes
-                run.log(f"[yellow]note[/] {method}: {note}")
-            result.model.save(tmp / "model")
-            write_json(tmp / "unlearn.json", _jsonable(result.to_json()))
-            _save_eval(run.load(tmp / "model"), ds, tmp)
-
-        keyed = ucfg.to_json() if hasattr(ucfg, "to_json") else asdict(ucfg)  # the flat layout runs have recorded
-        inputs = {"base": base.key, "data": data.key, "method": method, "cfg": _jsonable(keyed),
-                  "numerics": numerics(cfg)}
-        if lr_grid:
-            inputs["lr_grid"] = list(lr_grid)
-        art = run.step(f"unlearn-{method}", inputs, unlearned, f"unlearning {method}")
-        models[method] = (art, art.path / "model")
-        evals[method] = read_json(art.path / "eval.json")
-        unlearn_runs[method] = read_json(art.path / "unlearn.json")
-
-    # --- relearning attacks -----------------------------------------------------------------------------------------
     attack_cfgs = cfg.attacks.configs()
-    kept = _kept_attack(cfg, attack_cfgs)
-    attacks: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    attacks: dict[str, AttacksByLabel] = {}
     attacked_dirs: dict[str, Path] = {}
     for name, (art, ckpt) in models.items():
-        for acfg in attack_cfgs:
-            keep = kept is not None and acfg == kept
-
-            def attacked(tmp: Path, ckpt: Path = ckpt, acfg: AttackConfig = acfg, keep: bool = keep,
-                         name: str = name) -> None:
-                model = run.load(ckpt)
-                torch.manual_seed(acfg.seed)
-                result = attack(model, ds, acfg, progress=run.inner_bar(
-                    f"{name}: {attack_label(acfg)} lr {acfg.lr:g} seed {acfg.seed}", acfg.steps))
-                for note in result.notes:
-                    run.log(f"[yellow]note[/] {name}: {note}")
-                write_json(tmp / "attack.json", result.to_json())
-                if keep:
-                    model.save(tmp / "model")
-
-            label = attack_label(acfg)
-            a = run.step(f"attack-{name}-{acfg.kind}", {"model": art.key, "data": data.key,
-                                                        "attack": acfg.to_json(), "keep_model": keep,
-                                                        "numerics": numerics(cfg)},
-                         attacked, f"attacking {name}: {label}")
-            res = AttackResult.from_json(read_json(a.path / "attack.json"))
-            attacks.setdefault(name, {}).setdefault(label, []).append(
-                {"lr": acfg.lr, "seed": acfg.seed, "max_fs": res.max_fs, "start_fs": res.start_fs,
-                 "final_fs": res.final_fs, "trajectory": res.trajectory, "n_train": len(res.train_ids),
-                 "n_eval": len(res.eval_ids), "n_wrong": res.n_wrong, "artifact": a.path.name})
-            if keep:
-                attacked_dirs[name] = a.path / "model"
+        runs, kept_dir = attacks_stage(run, m, name, art, ckpt, attack_cfgs)
+        if runs:
+            attacks[name] = runs
+        if kept_dir is not None:
+            attacked_dirs[name] = kept_dir
 
     floor = None  # no oracle (a pretrained model's own facts): the same attacks on facts it never knew
     if not cfg.oracle and run.mine("base"):
         from neuronscope.experiment.floor import floor_stage
 
-        floor = floor_stage(run, ds, data, base, base_model_dir, attack_cfgs)
+        floor = floor_stage(run, m, attack_cfgs)
 
-    # --- analyses ---------------------------------------------------------------------------------------------------
-    analyses: dict[str, Any] = {}
+    analyses = Analyses()
     if cfg.attribution:
-        analyses["attribution"] = _attribution_stage(run, ds, data, base_model_dir, models, attacked_dirs)
-    own_models = {**({"base": base_model_dir} if run.mine("base") else {}),
+        analyses.attribution = attribution_stage(run, m, {n: ckpt for n, (_, ckpt) in models.items()},
+                                                 attacked_dirs)
+    own_models = {**({"base": m.base_dir} if run.mine("base") else {}),
                   **{n: ckpt for n, (_, ckpt) in models.items()}}
     if cfg.lens:
-        analyses["lens"] = _lens_stage(run, ds, data, own_models)
+        analyses.lens = lens_stage(run, m, own_models)
     if cfg.utility.lm_eval:
-        analyses["utility"] = _utility_stage(run, own_models)
+        analyses.utility = utility_stage(run, own_models)
     if cfg.calibration and run.chains is None:
-        analyses["calibration"] = _calibration_stage(run, cfg.calibration)
+        analyses.calibration = calibration_stage(run, cfg.calibration)
 
-    return {"name": cfg.name, "config": cfg.to_json(), "methods": list(cfg.unlearn.methods), "oracle": cfg.oracle,
-            "attack_labels": list(dict.fromkeys(attack_label(a) for a in attack_cfgs)),
-            "evals": evals, "unlearn": unlearn_runs, "attacks": attacks, "analyses": analyses,
-            **({"floor": floor} if floor else {})}
-
-
-def _kept_attack(cfg: ExperimentConfig, attack_cfgs: list[AttackConfig]) -> AttackConfig | None:
-    """The one attack per model whose final checkpoint is kept for 'unlearned vs attacked' attribution."""
-    if not cfg.attribution:
-        return None
-    for a in attack_cfgs:
-        if a.kind == cfg.attribution_attack:
-            return a
-    return None
+    return Results(name=cfg.name, config=cfg.to_json(), methods=list(cfg.unlearn.methods), oracle=cfg.oracle,
+                   attack_labels=list(dict.fromkeys(attack_label(a) for a in attack_cfgs)), evals=evals,
+                   unlearn=unlearn, attacks=attacks, analyses=analyses, floor=floor or None)
 
 
-def _base_json(b: BaseTrainConfig) -> dict[str, Any]:
-    d = asdict(b)
-    d.pop("exclude_splits")
-    return d
-
-
-def _jsonable(obj: Any) -> Any:
-    """JSON-safe copy (floats like inf/nan kept as strings, tuples as lists)."""
-    import json
-
-    return json.loads(json.dumps(obj, default=str))
-
-
-def _save_eval(model: Model, ds: QADataset, tmp: Path, extra: dict[str, Any] | None = None) -> None:
-    _write_eval(evaluate(model, ds), tmp, extra)
-
-
-def _write_eval(report: EvalReport, tmp: Path, extra: dict[str, Any] | None = None) -> None:
-    write_json(tmp / "eval.json", {"fs": report.fs, "rs": report.rs, "us": report.us, "metric": report.metric,
-                                   "detail": report.detail, "counts": report.counts, **(extra or {})})
-
-
-def _progress_adapter(update: Callable[[int, float], None]) -> Callable[..., None]:
-    """The unlearning loop reports (step, row) with the row's loss terms; show the step and the total loss."""
-
-    def cb(step: int, row: Any = None, *_: Any) -> None:
-        loss = row.get("loss", float("nan")) if isinstance(row, dict) else row
-        update(int(step), float(loss) if isinstance(loss, int | float) else float("nan"))
-
-    return cb
-
-
-# --- analysis stages (each runs only when its package is present) ---------------------------------------------
-
-
-def _attribution_stage(run: _Run, ds: QADataset, data: Artifact, base_dir: Path,
-                       models: dict[str, tuple[Artifact, Path]], attacked: dict[str, Path]) -> dict[str, Any]:
-    """Base vs each unlearned (or oracle) model, and each of those vs its attacked self: `run_attribute`."""
-    try:
-        from neuronscope.plots.attribution_files import run_attribute
-    except ImportError:
-        run.log("[yellow]skip[/] attribution: neuronscope.attribution.run_attribute is not available")
-        return {"available": False}
-    out: dict[str, Any] = {"available": True, "pairs": {}}
-    for name, (_art, ckpt) in models.items():
-        pairs = [("base", base_dir, name, ckpt)]
-        if name in attacked:
-            pairs.append((name, ckpt, f"{name}+{run.cfg.attribution_attack}", attacked[name]))
-        for a_name, a_dir, b_name, b_dir in pairs:
-            def compute(tmp: Path, a_dir: Path = a_dir, b_dir: Path = b_dir) -> None:
-                torch.manual_seed(0)
-                run_attribute(b_dir, ds, tmp, base=a_dir, **model_placement(run.cfg), patching=run.cfg.patching,
-                              report=False, also_targets=("logp",),
-                              progress=lambda stage, done, total: run.progress.update(
-                                  run.inner, description=f"  attribution: {stage}", completed=done, total=total,
-                                  visible=True, info=""))
-
-            inputs = {"data": data.key, "a": _dir_key(a_dir), "b": _dir_key(b_dir), "patching": run.cfg.patching,
-                      "targets": ["p", "logp"], "numerics": numerics(run.cfg)}
-            art = run.step(f"attribution-{a_name}-vs-{b_name}".replace("+", "-"), inputs, compute,
-                           f"attribution {a_name} vs {b_name}")
-            out["pairs"][f"{a_name} vs {b_name}"] = {"dir": str(art.path.relative_to(run.out)),
-                                                     "summary": read_json(art.path / "summary.json")}
-    return out
-
-
-def _lens_stage(run: _Run, ds: QADataset, data: Artifact, model_dirs: dict[str, Path]) -> dict[str, Any]:
-    """Per-layer gold-vs-distractor logit-lens accuracy on the forget base items, per model."""
-    try:
-        from neuronscope.lens import logit_lens
-    except ImportError:
-        run.log("[yellow]skip[/] logit lens: neuronscope.lens is not available")
-        return {"available": False}
-    from neuronscope.lens import summarize_lens, wins_by_layer
-
-    out: dict[str, Any] = {"available": True, "models": {}, "items": {}}
-    items = ds.items("forget")
-    for name, d in model_dirs.items():
-        def compute(tmp: Path, d: Path = d) -> None:
-            per_item = logit_lens(load_model(d, **model_placement(run.cfg)), items, seed=0, per_item=True)
-            write_json(tmp / "lens.json", _jsonable(summarize_lens(per_item).to_dict(orient="records")))
-            # per-item wins (items in forget order) let the verdict compare a model and the oracle item by item
-            write_json(tmp / "lens_items.json", wins_by_layer(per_item))
-
-        art = run.step(f"lens-{name}", {"data": data.key, "model": _dir_key(d), "per_item": True,
-                                        "numerics": numerics(run.cfg)}, compute, f"logit lens {name}")
-        out["models"][name] = read_json(art.path / "lens.json")
-        out["items"][name] = read_json(art.path / "lens_items.json")
-    return out
-
-
-def _utility_stage(run: _Run, model_dirs: dict[str, Path]) -> dict[str, Any]:
-    """US through lm-evaluation-harness per model ([utility]): its own artifact, so changing the tasks recomputes
-    only this, never the models."""
-    from neuronscope.lm_eval_utility import lm_eval_utility
-
-    u = run.cfg.utility
-    out: dict[str, Any] = {"tasks": list(u.lm_eval), "limit": u.limit, "models": {}}
-    for name, d in model_dirs.items():
-        def compute(tmp: Path, d: Path = d) -> None:
-            score = lm_eval_utility(run.load(d), u.lm_eval, u.limit or None, include_path=u.include or None,
-                                    include_defaults=u.defaults)
-            write_json(tmp / "utility.json", score.to_json())
-
-        inputs = {"model": _dir_key(d), "utility": asdict(u), "numerics": numerics(run.cfg)}
-        art = run.step(f"utility-{name}", inputs, compute, f"lm-eval utility {name}")
-        out["models"][name] = read_json(art.path / "utility.json")
-    return out
-
-
-def _calibration_stage(run: _Run, size: str) -> dict[str, Any]:
-    """Ground-truth erase / hide models and the verdict of every analysis on them ([calibration]); independent
-    of the run's own models, so one artifact per calibration configuration."""
-    from neuronscope.verdict.calibration import CalibrationConfig, calibrate, small_config
-
-    ccfg = small_config() if size == "small" else CalibrationConfig()
-
-    def compute(tmp: Path) -> None:
-        torch.manual_seed(0)
-        result = calibrate(ccfg, log=lambda msg: run.progress.update(run.inner, description=f"  calibration: {msg}",
-                                                                      visible=True, info=""))
-        write_json(tmp / "calibration.json", _jsonable(result.to_json()))
-
-    art = run.step("calibration", {"calibration": _jsonable(ccfg.to_json())}, compute, "calibration (ground truth)")
-    cal = read_json(art.path / "calibration.json")
-    return {"size": size, "confusion": cal["confusion"], "analysis_accuracy": cal["analysis_accuracy"],
-            "checks": cal["checks"]}
-
-
-def _dir_key(model_dir: Path) -> str:
-    """The cache key of the artifact holding `model_dir`, or a content hash for an external checkpoint."""
-    parent = model_dir.parent
-    if (parent / "_complete.json").is_file():
-        return str(read_json(parent / "_complete.json")["key"])
-    return hashlib.sha256(str(dir_fingerprint(model_dir, "*.safetensors")).encode()).hexdigest()[:16]
-
-
-__all__ = ["GridResult", "UnlearnAPI", "claimed_run_dir", "log_line", "numerics", "remove_partial", "run_grid",
-           "unlearn_api"]
+__all__ = ["GridResult", "UnlearnAPI", "claimed_run_dir", "grid_results", "log_line", "numerics", "remove_partial",
+           "run_grid", "unlearn_api"]

@@ -17,55 +17,63 @@ from typing import Any
 
 from rich.table import Table
 
+from neuronscope.experiment.results import AttackRun, Results
 from neuronscope.io import write_text
 from neuronscope.stats import strongest as _strongest
 from neuronscope.stats import summarize, welch_gap
 
 
-def build_table(results: dict[str, Any]) -> list[dict[str, Any]]:
+def _recovery(runs: list[AttackRun]) -> tuple[float, list[float]]:
+    """(lr, per-seed max FS) at the strongest learning rate."""
+    return _strongest([{"lr": r.lr, "max_fs": r.max_fs} for r in runs])
+
+
+def _cell_of(runs: list[AttackRun]) -> dict[str, Any]:
+    lr, vals = _recovery(runs)
+    s = summarize(vals)
+    return {"mean": s.mean, "sd": s.sd, "ci95": s.ci95, "n": s.n, "lr": lr, "values": vals}
+
+
+def build_table(results: Results | dict[str, Any]) -> list[dict[str, Any]]:
     """One row per model (base, oracle, methods) with plain numbers; formatting is left to the writers."""
-    labels: list[str] = results["attack_labels"]
-    attacks = results["attacks"]
-    oracle_vals = {lab: _strongest(attacks["oracle"][lab])[1] for lab in labels} if "oracle" in attacks else {}
-    floor = results.get("floor") or {}  # no oracle: the same attacks on never-known facts (experiment.floor)
+    res = Results.coerce(results)
+    labels = res.attack_labels
+    attacks = res.attacks
+    oracle_vals = {lab: _recovery(attacks["oracle"][lab])[1] for lab in labels} if "oracle" in attacks else {}
+    floor = res.floor or {}  # no oracle: the same attacks on never-known facts (experiment.floor)
     if not oracle_vals and floor:
-        oracle_vals = {lab: _strongest(floor[lab])[1] for lab in labels if floor.get(lab)}
+        oracle_vals = {lab: _recovery(floor[lab])[1] for lab in labels if floor.get(lab)}
+    utility = res.analyses.utility.models if res.analyses.utility is not None else {}
+    verdicts = res.verdicts or {}
     rows: list[dict[str, Any]] = []
-    names = ["base", *(["oracle"] if results.get("oracle") else []), *results["methods"]]
-    for name in names:
-        ev = results["evals"][name]
-        row: dict[str, Any] = {"method": name, "FS": ev["fs"], "RS": ev["rs"], "US": ev["us"]}
-        lm_eval = results.get("analyses", {}).get("utility", {}).get("models", {}).get(name)
-        if lm_eval is not None:  # [utility]: the paper's US, the mean accuracy over lm-eval benchmarks
-            row["US lm-eval"] = lm_eval["us"]
-        verdict = results.get("verdicts", {}).get(name)
-        if verdict is not None:  # the calibrated verdict (neuronscope.verdict); the oracle is its floor
-            row["verdict"] = verdict["label"]
-        elif name == "oracle" and results.get("verdicts"):
+    for name in res.models:
+        ev = res.evals[name]
+        row: dict[str, Any] = {"method": name, "FS": ev.fs, "RS": ev.rs, "US": ev.us}
+        if name in utility:  # [utility]: the paper's US, the mean accuracy over lm-eval benchmarks
+            row["US lm-eval"] = utility[name]["us"]
+        if name in verdicts:  # the calibrated verdict (neuronscope.verdict); the oracle is its floor
+            row["verdict"] = verdicts[name]["label"]
+        elif name == "oracle" and verdicts:
             row["verdict"] = "(floor)"
-        un = results.get("unlearn", {}).get(name)
+        un = res.unlearn.get(name)
         if un is not None:
-            row["reached"] = un.get("reached")
-            row["steps"] = un.get("steps")
-            row["lr"] = un.get("lr")
+            row["reached"] = un.reached
+            row["steps"] = un.steps
+            row["lr"] = un.lr
         for lab in labels:
             runs = attacks.get(name, {}).get(lab)
             if not runs:
                 continue
-            lr, vals = _strongest(runs)
-            s = summarize(vals)
-            row[lab] = {"mean": s.mean, "sd": s.sd, "ci95": s.ci95, "n": s.n, "lr": lr, "values": vals}
+            row[lab] = _cell_of(runs)
             if name != "oracle" and lab in oracle_vals:
-                g = welch_gap(vals, oracle_vals[lab])
+                g = welch_gap(row[lab]["values"], oracle_vals[lab])
                 row[f"gap {lab}"] = {"mean": g.mean, "se": g.sd, "ci95": g.ci95, "n": g.n}
         rows.append(row)
     if floor and "oracle" not in attacks:
         row = {"method": "floor (never known)", "FS": None, "RS": None, "US": None}
         for lab in labels:
             if floor.get(lab):
-                lr, vals = _strongest(floor[lab])
-                s = summarize(vals)
-                row[lab] = {"mean": s.mean, "sd": s.sd, "ci95": s.ci95, "n": s.n, "lr": lr, "values": vals}
+                row[lab] = _cell_of(floor[lab])
         rows.append(row)
     return rows
 
@@ -137,21 +145,20 @@ _NOTE = ("Recovery = max FS during retraining on forget items not trained on (me
          "undetermined.")
 
 
-def run_metric(results: dict[str, Any]) -> tuple[str, list[float]]:
+def run_metric(results: Results | dict[str, Any]) -> tuple[str, list[float]]:
     """How a run scored FS ('mc' or 'rouge', from its evaluations) and the thresholds its unlearning stopped at."""
-    metric = next((e.get("metric") for e in results.get("evals", {}).values() if e.get("metric")), "mc")
-    stops = [float(u["threshold"]) for u in results.get("unlearn", {}).values() if u.get("threshold") is not None]
-    return metric, stops
+    res = Results.coerce(results)
+    return res.metric(), res.stop_thresholds()
 
 
-def threshold_note(results: dict[str, Any]) -> str:
+def threshold_note(results: Results | dict[str, Any]) -> str:
     """What FS means in this run and where unlearning stopped (chance, or TOFU's ROUGE-L threshold)."""
-    metric, stops = run_metric(results)
-    thresholds = sorted({round(t, 4) for t in stops})
-    what = "mean ROUGE-L recall" if metric == "rouge" else "multiple-choice accuracy"
+    res = Results.coerce(results)
+    thresholds = sorted({round(t, 4) for t in res.stop_thresholds()})
+    what = "mean ROUGE-L recall" if res.metric() == "rouge" else "multiple-choice accuracy"
     stop = f" Unlearning stopped at FS <= {', '.join(f'{t:.4g}' for t in thresholds)}." if thresholds else ""
     floor = (" No oracle: every gap is to the floor row, the same attacks on facts the model never knew."
-             if results.get("floor") and not results.get("oracle") else "")
+             if res.floor and not res.oracle else "")
     return f"FS, RS, US: {what}.{stop}{floor}"
 
 

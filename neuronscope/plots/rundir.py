@@ -2,20 +2,21 @@
 
 Nothing is recomputed from models: recovery and trajectories come from results.json, the lens from results.json,
 attribution from the parquet tables the attribution stage saved (only histograms and correlations of those
-saved tables are derived here).
+saved tables are derived here). The attribution package (and so torch) is imported only when its tables are read:
+the results alone (Table 1, recovery, trajectories, the lens) need pandas only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from neuronscope.attribution.neurons import aggregate, load_table
-from neuronscope.attribution.shift import attribution_distributions, attribution_shift
 from neuronscope.errors import NeuronscopeError
+from neuronscope.experiment.results import Results
 from neuronscope.experiment.table import build_table, run_metric
 from neuronscope.io import read_json
 
@@ -24,17 +25,23 @@ SHIFT_COLUMNS = ("max", "min", "both")
 
 @dataclass
 class RunDir:
-    """A finished run directory: its path, results.json and config.json."""
+    """A finished run directory: its path, results.json (as written, and typed) and config.json."""
 
     path: Path
     results: dict[str, Any]
     config: dict[str, Any]
 
+    @cached_property
+    def typed(self) -> Results:
+        return Results.from_json(self.results)
+
     @property
     def pairs(self) -> dict[str, Path]:
         """Attribution pairs ('base vs ga', 'ga vs ga+benign') -> their artifact directory."""
-        attr = self.results.get("analyses", {}).get("attribution", {})
-        return {k: self.path / v["dir"] for k, v in attr.get("pairs", {}).items()} if attr.get("available") else {}
+        attr = self.typed.analyses.attribution
+        if attr is None or not attr.available:
+            return {}
+        return {k: self.path / v.dir for k, v in attr.pairs.items() if v.dir is not None}
 
 
 def load_run(path: str | Path) -> RunDir:
@@ -60,7 +67,7 @@ def forget_score(run: RunDir) -> dict[str, Any]:
     Multiple choice: accuracy, with the chance line where unlearning stopped (1/3 for 3 options). TOFU: ROUGE-L
     recall, with the stop threshold (0.1971) - a threshold, not a chance level.
     """
-    metric, stops = run_metric(run.results)
+    metric, stops = run_metric(run.typed)
     if metric == "rouge":
         return {"score": "forget ROUGE-L recall", "chance": min(stops, default=None), "line_label": "stop threshold"}
     return {"score": "forget accuracy", "chance": min(stops, default=1 / 3), "line_label": "chance"}
@@ -77,8 +84,8 @@ def results_table(run: RunDir) -> pd.DataFrame:
 def recovery_frame(run: RunDir) -> pd.DataFrame:
     """Per (method, attack): mean/sd/n of the max FS over seeds at Table 1's (strongest) lr, and the values."""
     rows = []
-    for row in build_table(run.results):
-        for lab in run.results["attack_labels"]:
+    for row in build_table(run.typed):
+        for lab in run.typed.attack_labels:
             cell = row.get(lab)
             if isinstance(cell, dict):
                 rows.append({"method": row["method"], "attack": lab, "mean": cell["mean"], "sd": cell["sd"],
@@ -88,17 +95,17 @@ def recovery_frame(run: RunDir) -> pd.DataFrame:
 
 def trajectory_frame(run: RunDir) -> pd.DataFrame:
     """Every attack run's trajectory, long: method, attack, lr, seed, step, fs."""
-    rows = [{"method": method, "attack": lab, "lr": r["lr"], "seed": r["seed"], "step": pt["step"], "fs": pt["fs"]}
-            for method, by_label in run.results["attacks"].items() for lab, runs in by_label.items()
-            for r in runs for pt in r["trajectory"]]
+    rows = [{"method": method, "attack": lab, "lr": r.lr, "seed": r.seed, "step": pt["step"], "fs": pt["fs"]}
+            for method, by_label in run.typed.attacks.items() for lab, runs in by_label.items()
+            for r in runs for pt in r.trajectory]
     return pd.DataFrame(rows, columns=["method", "attack", "lr", "seed", "step", "fs"])
 
 
 def lens_frame(run: RunDir) -> pd.DataFrame:
     """Per-layer lens accuracy per model (base, oracle, methods); empty when the run had no lens stage."""
-    lens = run.results.get("analyses", {}).get("lens", {})
-    frames = [pd.DataFrame(rows).assign(model=name) for name, rows in lens.get("models", {}).items()
-              if lens.get("available")]
+    lens = run.typed.analyses.lens
+    frames = ([pd.DataFrame(rows).assign(model=name) for name, rows in lens.models.items()]
+              if lens is not None and lens.available else [])
     if not frames:
         return pd.DataFrame(columns=["model", "layer", "accuracy", "n"])
     out = pd.concat(frames, ignore_index=True)
@@ -108,6 +115,8 @@ def lens_frame(run: RunDir) -> pd.DataFrame:
 def _table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise NeuronscopeError(f"{path} not found (incomplete attribution artifact?)")
+    from neuronscope.attribution.neurons import aggregate, load_table
+
     t = load_table(path)
     return aggregate(t) if "item" in t.columns else t
 
@@ -117,6 +126,8 @@ def influence_frames(run: RunDir, name: str) -> dict[str, pd.DataFrame]:
     d = run.pairs.get(f"base vs {name}")
     if d is None:
         return {}
+    from neuronscope.attribution.neurons import load_table
+
     return {k: load_table(d / f"{k}.parquet") for k in ("curves", "module_layer") if (d / f"{k}.parquet").is_file()}
 
 
@@ -139,6 +150,8 @@ def shift_frames(run: RunDir, column: str = "both", bins: int = 60, attack: str 
     `attack` picks the attack kind; None takes the paper's harmful attack where the run attributed one, else the
     kind it has (the run's `[attribution] attack`). A kind the run did not attribute is a user error.
     """
+    from neuronscope.attribution.shift import attribution_distributions, attribution_shift
+
     kinds = shift_attacks(run)
     if attack is None:
         attack = "harmful" if "harmful" in kinds or not kinds else kinds[0]
@@ -182,7 +195,10 @@ def patching_frames(run: RunDir, names: list[str]) -> tuple[dict[str, pd.DataFra
         d = run.pairs.get(f"base vs {name}")
         if d is None or not (d / "patching.parquet").is_file():
             continue
+        from neuronscope.attribution.neurons import load_table
+
         curves[name] = load_table(d / "patching.parquet")
-        summary = run.results["analyses"]["attribution"]["pairs"][f"base vs {name}"].get("summary", {})
-        accuracy[name] = dict(summary.get("forget_accuracy", {}))
+        attr = run.typed.analyses.attribution
+        assert attr is not None  # run.pairs named this pair
+        accuracy[name] = dict(attr.pairs[f"base vs {name}"].summary.get("forget_accuracy", {}))
     return curves, accuracy

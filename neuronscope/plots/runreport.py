@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from neuronscope.experiment.results import Results
 from neuronscope.experiment.table import build_table, threshold_note
 from neuronscope.plots.catalog import RunFigure
 from neuronscope.plots.report import figure_html, page
@@ -82,12 +83,13 @@ def verdict_html(verdicts: Mapping[str, Any] | None, models: Sequence[str]) -> s
     return "\n".join(parts)
 
 
-def table1_html(results: Mapping[str, Any]) -> str:
+def table1_html(results: Results | Mapping[str, Any]) -> str:
     """Table 1 for a reader: scores, recovery per attack (mean ± 95% interval over seeds), the oracle's floor
     and each method's gap to it with its interval, and the verdict; a missing value is '–'."""
-    rows = build_table(dict(results))
-    labels: list[str] = list(results.get("attack_labels", []))
-    verdicts = results.get("verdicts") or {}
+    res = results if isinstance(results, Results) else Results.from_json(dict(results))
+    rows = build_table(res)
+    labels = res.attack_labels
+    verdicts = res.verdicts or {}
     has_lm = any("US lm-eval" in r for r in rows)
     scores = ["FS", "RS", "US", *(["US lm-eval"] if has_lm else [])]
     head1 = ("<tr><th class='l' rowspan='2'>model</th>" + "".join(f"<th rowspan='2'>{s}</th>" for s in scores)
@@ -119,7 +121,7 @@ def table1_html(results: Mapping[str, Any]) -> str:
         cells.append(f"<td class='l'>{_badge(v) if v else ('reference' if name in ('base', 'oracle') else '–')}"
                      "</td>")
         body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
-    note = (f"{threshold_note(dict(results))} Base: the model before unlearning. Oracle: trained without the "
+    note = (f"{threshold_note(res)} Base: the model before unlearning. Oracle: trained without the "
             "forget facts, the floor a truly erased model should match. Recovered: the highest forget score "
             "reached while retraining on "
             "forget items not trained on, mean over seeds ± 95% interval, at the strongest learning rate. Gap: "
@@ -147,9 +149,9 @@ def kv_table(pairs: Sequence[tuple[str, str]]) -> str:
 def render_run_report(run: RunDir, figures: Mapping[str, RunFigure], versions: Mapping[str, str],
                       plotlyjs: str = "inline") -> str:
     """The whole report page of a run."""
-    res = run.results
-    name = res.get("name", run.path.name)
-    models = (["oracle"] if res.get("oracle") else []) + list(res.get("methods", []))
+    res = run.typed
+    name = res.name or run.path.name
+    models = (["oracle"] if res.oracle else []) + res.methods
     parts = [f"<h1>Erased or hidden? Run {_e(name)}</h1>",
              "<p>Each method below tried to make a model forget a set of facts. <b>Erased</b> means the facts are "
              "gone: relearning brings them back no faster than for an oracle model that never saw them. "
@@ -157,7 +159,7 @@ def render_run_report(run: RunDir, figures: Mapping[str, RunFigure], versions: M
              "evidence: Table 1, the figures (hover any point for its model, layer, module and neuron) and the "
              "run's configuration.</p>",
              f"<p class='note'>Run directory: {_e(run.path)}</p>",
-             "<h2>Verdict per method</h2>", verdict_html(res.get("verdicts"), models),
+             "<h2>Verdict per method</h2>", verdict_html(res.verdicts, models),
              "<h2>Table 1: erased or hidden?</h2>", table1_html(res)]
     for fig in figures.values():
         parts += [f"<h2>{_e(fig.heading)}</h2>", f"<p class='caption'>{_e(fig.caption)}</p>",

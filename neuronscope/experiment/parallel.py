@@ -1,0 +1,130 @@
+"""The grid on several local processes: the per-model chains (unlearning, attacks, attribution, lens of one
+method or the oracle) are independent, so after the shared stages they run side by side on the machine's cores.
+
+The same rule as a launched run (experiment.distributed) without a launcher: this process holds the run
+directory's lock and computes the shared stages (data, base, oracle training); `workers` fresh processes take
+the chains round-robin, as the ranks of a launched run do; then this process runs the whole grid once more,
+entirely cached, and writes results.json and the tables through exactly the code a serial run uses. Every
+artifact seeds torch itself and reads its inputs from disk, and each process uses the configured thread count,
+so every number equals the serial run's (the small demo compared number by number, and
+tests/test_experiment_parallel.py).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from neuronscope.errors import NeuronscopeError
+from neuronscope.experiment.config import ExperimentConfig
+from neuronscope.experiment.distributed import assign, grid_chains
+from neuronscope.experiment.grid import GridResult, UnlearnAPI, claimed_run_dir, remove_partial, run_grid
+from neuronscope.experiment.runstate import log_line
+
+
+def default_workers(cfg: ExperimentConfig) -> int:
+    """2 processes where the grid computes on the cpu, has at least 2 chains and 2 cores are free (the cores less
+    the 1-minute load average), else 1: on a busy machine a second process only competes for the same core (the
+    small demo under a load of 10 on 2 cores: 110 s with 2 processes, 81 s with 1), a GPU (or a device map) is
+    shared by every process on it, and a launched run spreads over GPUs (experiment.distributed). The numbers are
+    the same either way; only the wall time differs."""
+    if cfg.device != "cpu" or cfg.device_map:
+        return 1
+    cores = os.cpu_count() or 1
+    try:
+        free = cores - os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        free = float(cores)
+    return 2 if len(grid_chains(cfg)) >= 2 and cores >= 2 and free >= 1.5 else 1
+
+
+def _worker_main() -> None:
+    """A worker process: run the chains named in the job file (argv[1]) and pickle what they computed, or the
+    error that stopped them, into the answer file (argv[2])."""
+    job, answer = Path(sys.argv[1]), Path(sys.argv[2])
+    cfg, out, chains, api = pickle.loads(job.read_bytes())
+    console = Console(stderr=True, force_terminal=False)  # plain progress lines; run.log has every stage
+    try:
+        parts: Any = [run_grid(cfg, out, console, api, chains=(c,), tag=f"{c}: ") for c in chains]
+    except Exception as e:  # noqa: BLE001  (handed to the parent, which raises it)
+        parts = e
+    answer.write_bytes(pickle.dumps(parts))
+
+
+def _run_shares(cfg: ExperimentConfig, out: Path, console: Console, api: UnlearnAPI,
+                shares: list[list[str]]) -> list[GridResult]:
+    """The first share in this process, each other one in a fresh interpreter (not multiprocessing: a spawned
+    child re-runs the parent's script, a forked one inherits torch's threads) that sees this process's import
+    path, so it imports the same code."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    code = "from neuronscope.experiment.parallel import _worker_main; _worker_main()"
+    with tempfile.TemporaryDirectory(prefix="neuronscope-workers-") as tmp:
+        procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+        try:
+            for i, share in enumerate(shares[1:]):
+                job, answer = Path(tmp) / f"job-{i}.pkl", Path(tmp) / f"answer-{i}.pkl"
+                job.write_bytes(pickle.dumps((cfg, out, share, api)))
+                procs.append((subprocess.Popen([sys.executable, "-c", code, str(job), str(answer)], env=env),
+                              answer))
+            results = [run_grid(cfg, out, console, api, chains=(c,), tag=f"{c}: ") for c in shares[0]]
+            codes = [proc.wait() for proc, _ in procs]
+        finally:  # this process failed or was interrupted: stop the workers it started
+            for proc, _ in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait()
+        for rc, (_, answer) in zip(codes, procs, strict=True):
+            parts = pickle.loads(answer.read_bytes()) if answer.is_file() else None
+            if isinstance(parts, BaseException):
+                raise parts
+            if rc != 0 or parts is None:
+                raise NeuronscopeError(f"a grid worker process ended with exit code {rc}; see {out / 'run.log'}")
+            results += parts
+    return results
+
+
+def _importable(api: UnlearnAPI) -> bool:
+    """Whether a spawned worker can receive `api` (its functions importable by name, not defined in a script)."""
+    try:
+        pickle.dumps(api)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
+def run_grid_parallel(cfg: ExperimentConfig, out: str | Path, console: Console | None = None,
+                      api: UnlearnAPI | None = None, *, workers: int = 2, fresh: bool = False) -> GridResult:
+    """`run_grid` with the per-model chains on `workers` processes (1: exactly run_grid)."""
+    if workers <= 1 or len(grid_chains(cfg)) <= 1:
+        return run_grid(cfg, out, console, api, fresh=fresh)
+    from neuronscope.experiment.config import check_placement
+
+    check_placement(cfg)
+    from neuronscope.experiment import grid
+
+    api = api or grid.unlearn_api()  # resolved here, so the workers use the very methods this process would
+    if not _importable(api):  # methods a worker cannot import (defined in a script): one process
+        return run_grid(cfg, out, console, api, fresh=fresh)
+    out = Path(out)
+    console = console or Console(stderr=True)
+    t0 = time.perf_counter()
+    with claimed_run_dir(out, fresh=fresh):
+        remove_partial(out, lambda msg: log_line(out / "run.log", "", msg, console))
+        earlier = [run_grid(cfg, out, console, api, chains=())]
+        chains = grid_chains(cfg)
+        shares = [share for r in range(workers) if (share := assign(chains, r, workers))]
+        log_line(out / "run.log", "", "[bold]chains[/] " + "; ".join(", ".join(s) for s in shares)
+                 + f" on {len(shares)} processes", console)
+        earlier += _run_shares(cfg, out, console, api, shares)
+        return run_grid(cfg, out, console, api, chains=None, earlier=earlier, started=t0, claimed=True)
+
+
+__all__ = ["default_workers", "run_grid_parallel"]
