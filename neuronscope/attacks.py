@@ -8,7 +8,7 @@ attack never trains on, every `eval_every` steps. The reported recovery is the m
 *during* retraining (step 0, the unattacked model, is kept in the trajectory but excluded from the maximum).
 
 The maximum of a noisy accuracy is biased upwards even for a model that never knew the facts, so a raw recovery
-only means something next to the oracle's (see neuronscope.experiment.table).
+only means something next to the oracle's (see neuronscope.plots.table).
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_experiment_grid import FAKE_API
 from neuronscope.experiment import grid
-grid.unlearn_api = lambda: FAKE_API
+from neuronscope.experiment import methods_api
+methods_api.unlearn_api = lambda: FAKE_API
 from neuronscope.cli import main
 sys.argv = ["neuronscope", *sys.argv[1:]]
 main()
@@ -109,9 +110,9 @@ def test_full_or_read_only_run_directory(tmpfs: bool, tmp_path: Path, monkeypatc
     else:
         from test_experiment_grid import FAKE_API
 
-        from neuronscope.experiment import grid as grid_mod
+        from neuronscope.experiment import methods_api
 
-        monkeypatch.setattr(grid_mod, "unlearn_api", lambda: FAKE_API)
+        monkeypatch.setattr(methods_api, "unlearn_api", lambda: FAKE_API)
         _simulate(monkeypatch, code)
         result = runner.invoke(app, args)
         assert result.exit_code == 2

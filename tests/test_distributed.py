@@ -31,7 +31,8 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_experiment_grid import FAKE_API
 from neuronscope.experiment import grid
-grid.unlearn_api = lambda: FAKE_API
+from neuronscope.experiment import methods_api
+methods_api.unlearn_api = lambda: FAKE_API
 from neuronscope.cli import main
 sys.argv = ["neuronscope", "run", {config!r}, "--out", sys.argv[1]]
 main()
@@ -111,10 +112,10 @@ def test_round_robin_deals_every_chain_once() -> None:
 def test_chains_follow_the_config() -> None:
     from test_experiment_grid import FAKE_API, tiny_config
 
-    from neuronscope.experiment import grid
+    from neuronscope.experiment import methods_api
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(grid, "unlearn_api", lambda: FAKE_API)
+    mp.setattr(methods_api, "unlearn_api", lambda: FAKE_API)
     try:
         assert grid_chains(tiny_config()) == ["oracle", "fake"]
         assert grid_chains(tiny_config(**{"lens.enabled": True, "oracle.enabled": False})) == ["fake", "base"]
@@ -137,10 +138,10 @@ def test_a_device_map_is_refused_under_a_launcher(monkeypatch: pytest.MonkeyPatc
 
     from test_experiment_grid import FAKE_API, tiny_config
 
-    from neuronscope.experiment import grid
+    from neuronscope.experiment import methods_api
     from neuronscope.experiment.distributed import run_grid_distributed
 
-    monkeypatch.setattr(grid, "unlearn_api", lambda: FAKE_API)
+    monkeypatch.setattr(methods_api, "unlearn_api", lambda: FAKE_API)
     cfg = replace(tiny_config(), device_map="auto")
     with pytest.raises(NeuronscopeError, match="run.device_map spreads each model"):
         run_grid_distributed(cfg, Path("never-written"))

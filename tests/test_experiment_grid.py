@@ -24,9 +24,10 @@ from neuronscope.batching import encode
 from neuronscope.data.schema import KINDS
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment import grid as grid_mod
+from neuronscope.experiment import methods_api
 from neuronscope.experiment.config import parse_config
 from neuronscope.experiment.grid import UnlearnAPI, run_grid
-from neuronscope.experiment.results import Results
+from neuronscope.run_results import Results
 from neuronscope.scoring import evaluate, multiple_choice_accuracy
 from neuronscope.training import answer_nll
 
@@ -132,7 +133,7 @@ def tiny_config(**overrides: Any):  # noqa: ANN201
 
 @pytest.fixture
 def fake_api(monkeypatch: pytest.MonkeyPatch) -> UnlearnAPI:
-    monkeypatch.setattr(grid_mod, "unlearn_api", lambda: FAKE_API)
+    monkeypatch.setattr(methods_api, "unlearn_api", lambda: FAKE_API)
     return FAKE_API
 
 
@@ -150,7 +151,7 @@ def _numbers(results: Any) -> Any:
 def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """One uninterrupted run of the tiny grid (shared by the tests below)."""
     mp = pytest.MonkeyPatch()
-    mp.setattr(grid_mod, "unlearn_api", lambda: FAKE_API)
+    mp.setattr(methods_api, "unlearn_api", lambda: FAKE_API)
     try:
         out = tmp_path_factory.mktemp("ref")
         result = run_grid(tiny_config(), out, api=FAKE_API)
@@ -277,7 +278,8 @@ import sys, json
 sys.path.insert(0, {tests!r})
 from test_experiment_grid import FAKE_API, tiny_config
 from neuronscope.experiment import grid
-grid.unlearn_api = lambda: FAKE_API
+from neuronscope.experiment import methods_api
+methods_api.unlearn_api = lambda: FAKE_API
 grid.run_grid(tiny_config(), {out!r}, api=FAKE_API)
 """
 

@@ -29,6 +29,7 @@ import pathlib, sys, time
 sys.path.insert(0, {tests!r})
 from test_experiment_grid import FAKE_API, fake_unlearn
 from neuronscope.experiment import grid
+from neuronscope.experiment import methods_api
 
 def gated(model, ds, method, cfg, progress=None):
     gate = pathlib.Path({gate!r})
@@ -37,7 +38,7 @@ def gated(model, ds, method, cfg, progress=None):
     return fake_unlearn(model, ds, method, cfg, progress)
 
 api = grid.UnlearnAPI(gated, FAKE_API.config_cls, FAKE_API.methods)
-grid.unlearn_api = lambda: api
+methods_api.unlearn_api = lambda: api
 from neuronscope.cli import main
 sys.argv = ["neuronscope", "run", {config!r}, "--out", sys.argv[1]]
 main()

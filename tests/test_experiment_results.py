@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from neuronscope.experiment.results import Results
-from neuronscope.experiment.table import build_table, run_metric, threshold_note
+from neuronscope.plots.table import build_table, run_metric, threshold_note
+from neuronscope.run_results import Results
 
 
 def _doc() -> dict[str, Any]:
@@ -55,7 +55,7 @@ def test_table_reads_the_typed_results() -> None:
 
 
 def test_reading_results_imports_no_torch() -> None:
-    code = ("import sys; import neuronscope.experiment.results, neuronscope.experiment.table, "
+    code = ("import sys; import neuronscope.run_results, neuronscope.plots.table, "
             "neuronscope.plots.rundir, neuronscope.plots.runreport; "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

@@ -145,12 +145,12 @@ def test_grid_utility_stage_scores_every_model_and_recomputes_nothing_else(tiny_
     same model on the task's items, a Table 1 column; adding it to a finished run computes only those artifacts."""
     from test_experiment_grid import FAKE_API, tiny_config
 
-    from neuronscope.experiment import grid
+    from neuronscope.experiment import methods_api
     from neuronscope.experiment.grid import run_grid
     from neuronscope.io import read_json
     from neuronscope.models.handle import load_model
 
-    monkeypatch.setattr(grid, "unlearn_api", lambda: FAKE_API)
+    monkeypatch.setattr(methods_api, "unlearn_api", lambda: FAKE_API)
     out = tmp_path / "run"
     first = run_grid(tiny_config(), out, api=FAKE_API)
     cfg = tiny_config(**{"utility.lm_eval": ["ns_tiny"], "utility.limit": 0, "utility.include": str(task_dir),
@@ -171,10 +171,10 @@ def test_grid_utility_stage_scores_every_model_and_recomputes_nothing_else(tiny_
 def test_grid_refuses_a_missing_benchmark_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from test_experiment_grid import FAKE_API, tiny_config
 
-    from neuronscope.experiment import grid
+    from neuronscope.experiment import methods_api
     from neuronscope.experiment.grid import run_grid
 
-    monkeypatch.setattr(grid, "unlearn_api", lambda: FAKE_API)
+    monkeypatch.setattr(methods_api, "unlearn_api", lambda: FAKE_API)
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

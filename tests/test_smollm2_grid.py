@@ -113,7 +113,7 @@ def test_tofu_profile_parses_with_the_synthetic_people_and_real_utility(
 def test_floor_dataset_and_table_gaps_against_the_floor() -> None:
     from neuronscope.data.schema import QADataset, QAItem
     from neuronscope.experiment.floor import floor_dataset
-    from neuronscope.experiment.table import build_table, threshold_note
+    from neuronscope.plots.table import build_table, threshold_note
 
     items = [QAItem(f"n{i}", f"q{i}", "a", ("a", "b", "c"), f"c{i}", "base", f"f{i}") for i in range(3)]
     ds = QADataset(splits={"forget": []}, meta={"never_known": [it.to_json() for it in items]})

@@ -30,7 +30,7 @@ def _dry_run(cfg, seq_len: int | None, dtype: str | None) -> None:  # noqa: ANN0
 
 
 def _finish(result, track: str | None = None) -> None:  # noqa: ANN001  (a GridResult; imported lazily)
-    from neuronscope.experiment.table import build_table, to_rich
+    from neuronscope.plots.table import build_table, to_rich
 
     rows = build_table(result.results)
     if track is not None:  # the whole grid, read back from its artifacts (a resumed run logs everything)

@@ -17,10 +17,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from neuronscope.errors import NeuronscopeError
+
+TableParser = Callable[[type, dict[str, Any], str], Any]  # (settings class, TOML table, where) -> settings
 
 PRETRAINED_PREFIX = "pretrained:"
 
@@ -30,17 +34,57 @@ def _ckpt_path(value: str, base_dir: Path | None) -> Path:
     return path if base_dir is None or path.is_absolute() else base_dir / path
 
 
-def real_facts_dir(ckpt: Path, table: dict[str, Any], where: str) -> Path:
-    """The cached real-facts dataset for checkpoint `ckpt` and [data.real_facts] `table`, built if missing."""
-    from neuronscope.data.real_facts import RealFactsConfig, _sources, build_real_facts
+@dataclass(frozen=True)
+class Builder:
+    """A dataset neuronscope builds for a checkpoint: its settings class, the cache-key name of its table, and the
+    function that builds it (model, settings) -> QADataset."""
+
+    prefix: str  # cache directory name: <prefix>-<key>
+    settings: Callable[[], type]
+    key_name: str  # the table's name in the cache key (kept from the first release: existing caches stay valid)
+    build: Callable[[Any, Any], Any]
+
+
+def _real_facts() -> type:
+    from neuronscope.data.real_facts import RealFactsConfig
+
+    return RealFactsConfig
+
+
+def _world() -> type:
+    from neuronscope.data.world import WorldConfig
+
+    return WorldConfig
+
+
+def _build_real_facts(model: Any, cfg: Any) -> Any:
+    from neuronscope.data.real_facts import build_real_facts
+
+    return build_real_facts(model, cfg)
+
+
+def _build_people(model: Any, cfg: Any) -> Any:
+    from neuronscope.data.real_facts import synthetic_people
+
+    return synthetic_people(model, cfg)
+
+
+BUILDERS = {"real_facts": Builder("real-facts", _real_facts, "cfg", _build_real_facts),
+            "synthetic_people": Builder("synthetic-people", _world, "world", _build_people)}
+
+
+def built_dataset_dir(name: str, ckpt: Path, table: dict[str, Any], where: str, parse: TableParser) -> Path:
+    """The cached dataset of builder `name` for checkpoint `ckpt` and its config table, built if missing; reused
+    while the checkpoint's weights, the table and the source packages are unchanged."""
+    from neuronscope.data.real_facts import _sources
     from neuronscope.data.schema import save_dataset
     from neuronscope.experiment.cache import file_sha256
-    from neuronscope.experiment.config import _dataclass_from
     from neuronscope.io import atomic_path
     from neuronscope.models.handle import load_model
     from neuronscope.models.pretrained import cache_dir
 
-    cfg = _dataclass_from(RealFactsConfig, table, where)
+    builder = BUILDERS[name]
+    cfg = parse(builder.settings(), table, where)
     try:
         cfg.check()
     except NeuronscopeError as e:
@@ -48,49 +92,21 @@ def real_facts_dir(ckpt: Path, table: dict[str, Any], where: str) -> Path:
     if not (ckpt / "config.json").is_file():
         raise NeuronscopeError(f"{where}: needs base.ckpt, an HF checkpoint directory ({ckpt} is not one)")
     weights = {f.name: file_sha256(f) for f in sorted(ckpt.glob("*.safetensors"))}
-    key = json.dumps({"cfg": {**table, "attributes": list(cfg.attributes)}, "weights": weights,
-                      "sources": _sources()}, sort_keys=True, default=str)
-    out = cache_dir() / "data" / f"real-facts-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    # real facts: the attribute list as parsed (a string and a list of the same names key the same)
+    keyed = {**table, "attributes": list(cfg.attributes)} if hasattr(cfg, "attributes") else table
+    key = json.dumps({builder.key_name: keyed, "weights": weights, "sources": _sources()}, sort_keys=True,
+                     default=str)
+    out = cache_dir() / "data" / f"{builder.prefix}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if not (out / "world.json").is_file():
-        ds = build_real_facts(load_model(ckpt, bridge=False), cfg)
+        ds = builder.build(load_model(ckpt, bridge=False), cfg)
         with atomic_path(out, directory=True) as tmp:
             save_dataset(ds, tmp)
     return out
 
 
-def synthetic_people_dir(ckpt: Path, table: dict[str, Any], where: str) -> Path:
-    """The cached TOFU-style dataset ([data.synthetic_people]: WorldConfig fields) for checkpoint `ckpt`."""
-    from neuronscope.data.real_facts import _sources, synthetic_people
-    from neuronscope.data.schema import save_dataset
-    from neuronscope.data.world import WorldConfig
-    from neuronscope.experiment.cache import file_sha256
-    from neuronscope.experiment.config import _dataclass_from
-    from neuronscope.io import atomic_path
-    from neuronscope.models.handle import load_model
-    from neuronscope.models.pretrained import cache_dir
-
-    world = _dataclass_from(WorldConfig, table, where)
-    try:
-        world.check()
-    except NeuronscopeError as e:
-        raise NeuronscopeError(f"{where}: {e}") from None
-    if not (ckpt / "config.json").is_file():
-        raise NeuronscopeError(f"{where}: needs base.ckpt, an HF checkpoint directory ({ckpt} is not one)")
-    weights = {f.name: file_sha256(f) for f in sorted(ckpt.glob("*.safetensors"))}
-    key = json.dumps({"world": table, "weights": weights, "sources": _sources()}, sort_keys=True, default=str)
-    out = cache_dir() / "data" / f"synthetic-people-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    if not (out / "world.json").is_file():
-        ds = synthetic_people(load_model(ckpt, bridge=False), world)
-        with atomic_path(out, directory=True) as tmp:
-            save_dataset(ds, tmp)
-    return out
-
-
-BUILDERS = {"real_facts": real_facts_dir, "synthetic_people": synthetic_people_dir}
-
-
-def resolve_builtins(doc: dict[str, Any], source: str, base_dir: Path | None) -> dict[str, Any]:
-    """A copy of the parsed TOML with `pretrained:NAME` and [data.real_facts] replaced by real paths."""
+def resolve_builtins(doc: dict[str, Any], source: str, base_dir: Path | None, parse: TableParser) -> dict[str, Any]:
+    """A copy of the parsed TOML with `pretrained:NAME` and [data.real_facts] replaced by real paths. `parse`
+    turns a builder's table into its settings dataclass (the config reader's own checker)."""
     base, data = doc.get("base"), doc.get("data")
     built = [k for k in BUILDERS if isinstance(data, dict) and k in data]
     if not (isinstance(base, dict) and str(base.get("ckpt", "")).startswith(PRETRAINED_PREFIX)) and not built:
@@ -116,8 +132,8 @@ def resolve_builtins(doc: dict[str, Any], source: str, base_dir: Path | None) ->
         ckpt = base.get("ckpt") if isinstance(base, dict) else None
         if not isinstance(ckpt, str):
             raise NeuronscopeError(f"{where}: is built for base.ckpt: set base.ckpt")
-        data["path"] = str(BUILDERS[name](_ckpt_path(ckpt, base_dir), table, where))
+        data["path"] = str(built_dataset_dir(name, _ckpt_path(ckpt, base_dir), table, where, parse))
     return doc
 
 
-__all__ = ["BUILDERS", "PRETRAINED_PREFIX", "real_facts_dir", "resolve_builtins", "synthetic_people_dir"]
+__all__ = ["BUILDERS", "PRETRAINED_PREFIX", "Builder", "built_dataset_dir", "resolve_builtins"]

@@ -205,10 +205,10 @@ class CalibrationTable(_Table):
 
 def _unlearn_api() -> Any:
     """The unlearning package the grid runs: the real registry, or the fake methods tests swap in through the
-    grid's adapter (`experiment.grid.unlearn_api`)."""
-    from neuronscope.experiment.grid import unlearn_api
+    seam (`experiment.methods_api.unlearn_api`)."""
+    from neuronscope.experiment import methods_api
 
-    return unlearn_api()
+    return methods_api.unlearn_api()
 
 
 def _unlearn_tables(api: Any) -> tuple[type[BaseModel], type[BaseModel]]:
@@ -337,7 +337,8 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
     if unknown:  # a misspelt section before a builder may start pulling a model
         raise _fail(source, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                             f"(allowed: {', '.join(sorted(model.model_fields))})")
-    doc = resolve_builtins(doc, source, base_dir)  # pretrained:NAME and [data.real_facts] -> paths (cached)
+    # pretrained:NAME and [data.real_facts] -> paths (cached)
+    doc = resolve_builtins(doc, source, base_dir, _dataclass_from)
     d = _validate(model, doc, source)  # every key and type of every table
 
     run = d.run

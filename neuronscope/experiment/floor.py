@@ -17,10 +17,10 @@ import torch
 from neuronscope.attacks import AttackConfig, AttackResult, attack
 from neuronscope.data.real_facts import never_known_items
 from neuronscope.data.schema import QADataset
-from neuronscope.experiment.results import AttacksByLabel
 from neuronscope.experiment.runstate import GridRun
 from neuronscope.experiment.stages import Models, attack_label, attack_run
 from neuronscope.io import read_json, write_json
+from neuronscope.run_results import AttacksByLabel
 
 
 def floor_dataset(ds: QADataset) -> QADataset | None:

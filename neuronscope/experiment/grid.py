@@ -17,17 +17,18 @@ import shutil
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from rich.console import Console
 
+from neuronscope.experiment import methods_api
 from neuronscope.experiment.cache import Artifact
 from neuronscope.experiment.config import ExperimentConfig
 from neuronscope.experiment.lock import LOCK_FILE, run_lock
-from neuronscope.experiment.results import Analyses, AttacksByLabel, Results, Scores, UnlearnRun
+from neuronscope.experiment.methods_api import UnlearnAPI
 from neuronscope.experiment.runstate import GridRun, deterministic, log_line, numerics
 from neuronscope.experiment.stages import (
     attack_label,
@@ -45,31 +46,9 @@ from neuronscope.experiment.stages import (
 )
 from neuronscope.io import write_json
 from neuronscope.outdir import MARKER, check_output, open_output
+from neuronscope.run_results import Analyses, AttacksByLabel, Results, Scores, UnlearnRun
 
 # --- the unlearning methods: one seam (tests pass a fake) ---------------------------------------------------------
-
-
-@dataclass
-class UnlearnAPI:
-    """What the grid uses of the unlearning package: the loop, its config class, the method names, lr_search."""
-
-    unlearn: Callable[..., Any]
-    config_cls: type
-    methods: tuple[str, ...]
-    lr_search: Callable[..., Any] | None = None
-
-    def config_fields(self) -> set[str]:
-        return {f.name for f in fields(self.config_cls)}
-
-    def config_default(self, name: str) -> Any:
-        return getattr(self.config_cls(), name)
-
-
-def unlearn_api() -> UnlearnAPI:
-    """The real `neuronscope.unlearn` (unlearn, UnlearnConfig, METHODS, lr_search)."""
-    from neuronscope.unlearn import METHODS, UnlearnConfig, lr_search, unlearn
-
-    return UnlearnAPI(unlearn, UnlearnConfig, tuple(METHODS), lr_search)
 
 
 @dataclass
@@ -146,7 +125,7 @@ def claimed_run_dir(out: Path, fresh: bool = False) -> Iterator[None]:
 def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: UnlearnAPI | None,
               chains: Collection[str] | None, tag: str, earlier: Sequence[GridResult] = (),
               started: float | None = None) -> GridResult:
-    api = api or unlearn_api()
+    api = api or methods_api.unlearn_api()
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars say what is happening; HF's per-load bars are noise here
@@ -185,7 +164,7 @@ def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: Un
     results.computed, results.skipped = len(computed), len(skipped)
     results.stage_seconds = {k: round(v, 2) for k, v in seconds.items()}
     write_json(out / "results.json", results.to_json())
-    from neuronscope.experiment.table import build_table, threshold_note, write_tables
+    from neuronscope.plots.table import build_table, threshold_note, write_tables
 
     write_tables(build_table(results), out, threshold_note(results))
     run.log(f"[bold]finished[/] {len(computed)} computed, {len(skipped)} skipped (cached), {results.seconds}s")
@@ -256,4 +235,4 @@ def grid_results(run: GridRun, api: UnlearnAPI) -> Results:
 
 
 __all__ = ["GridResult", "UnlearnAPI", "claimed_run_dir", "grid_results", "log_line", "numerics", "remove_partial",
-           "run_grid", "unlearn_api"]
+           "run_grid"]

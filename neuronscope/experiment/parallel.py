@@ -108,9 +108,9 @@ def run_grid_parallel(cfg: ExperimentConfig, out: str | Path, console: Console |
     from neuronscope.experiment.config import check_placement
 
     check_placement(cfg)
-    from neuronscope.experiment import grid
+    from neuronscope.experiment import methods_api
 
-    api = api or grid.unlearn_api()  # resolved here, so the workers use the very methods this process would
+    api = api or methods_api.unlearn_api()  # resolved here, so the workers use the very methods this process would
     if not _importable(api):  # methods a worker cannot import (defined in a script): one process
         return run_grid(cfg, out, console, api, fresh=fresh)
     out = Path(out)

@@ -22,17 +22,6 @@ from neuronscope.data.schema import KINDS, QADataset, load_dataset, save_dataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.cache import Artifact
 from neuronscope.experiment.config import DataSection, ExperimentConfig
-from neuronscope.experiment.results import (
-    AttackRun,
-    AttacksByLabel,
-    Attribution,
-    AttributionPair,
-    Calibration,
-    Lens,
-    Scores,
-    UnlearnRun,
-    Utility,
-)
 from neuronscope.experiment.runstate import (
     GridRun,
     data_fingerprint,
@@ -43,6 +32,17 @@ from neuronscope.experiment.runstate import (
 )
 from neuronscope.io import read_json, write_json
 from neuronscope.progress import step_total
+from neuronscope.run_results import (
+    AttackRun,
+    AttacksByLabel,
+    Attribution,
+    AttributionPair,
+    Calibration,
+    Lens,
+    Scores,
+    UnlearnRun,
+    Utility,
+)
 from neuronscope.scoring import EvalReport, evaluate
 
 

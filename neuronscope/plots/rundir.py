@@ -16,9 +16,9 @@ from typing import Any
 import pandas as pd
 
 from neuronscope.errors import NeuronscopeError
-from neuronscope.experiment.results import Results
-from neuronscope.experiment.table import build_table, run_metric
 from neuronscope.io import read_json
+from neuronscope.plots.table import build_table, run_metric
+from neuronscope.run_results import Results
 
 SHIFT_COLUMNS = ("max", "min", "both")
 

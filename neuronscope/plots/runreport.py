@@ -10,11 +10,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from neuronscope.experiment.results import Results
-from neuronscope.experiment.table import build_table, threshold_note
 from neuronscope.plots.catalog import RunFigure
 from neuronscope.plots.report import figure_html, page
 from neuronscope.plots.rundir import RunDir
+from neuronscope.plots.table import build_table, threshold_note
+from neuronscope.run_results import Results
 
 LABELS = ("erase", "hide", "not unlearned", "undetermined")
 _SAYS = {"present": "knowledge present", "absent": "knowledge absent", "undetermined": "undetermined",

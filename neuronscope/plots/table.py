@@ -17,8 +17,8 @@ from typing import Any
 
 from rich.table import Table
 
-from neuronscope.experiment.results import AttackRun, Results
 from neuronscope.io import write_text
+from neuronscope.run_results import AttackRun, Results
 from neuronscope.stats import strongest as _strongest
 from neuronscope.stats import summarize, welch_gap
 
