@@ -44,13 +44,13 @@ def test_parameters_frozen_for_the_pass_and_restored(tiny_ckpt: Path, tiny_world
     params[0].requires_grad_(False)  # a mix of flags, to see each one restored
     flags = [p.requires_grad for p in params]
     seen: list[bool] = []
-    original = neurons._attribute_batch
+    original = neurons._Pass.run  # one forward + backward per batch
 
     def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         seen.append(any(p.requires_grad for p in model.bridge.parameters()))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(neurons, "_attribute_batch", spy)
+    monkeypatch.setattr(neurons._Pass, "run", spy)
     items = tiny_world.forget[:4]
     frozen = attribution_scores(model, items, batch_size=2)
     assert seen == [False, False]  # no parameter of the bridge (shared with the HF model) needed a gradient
