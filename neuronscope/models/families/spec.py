@@ -6,7 +6,8 @@ A `FamilySpec` names, for one HF `model_type`, where everything the analyses tou
   trains), the module of each attributed projection inside a block, and the config attribute of a final logit
   soft-cap;
 - in the TransformerBridge over it: the hook of each projection's output, the token-embedding hook (where
-  attribution's backward pass starts), the residual-stream hook after each block (the logit lens), and whether a
+  attribution's backward pass starts), the unembedding's input hook (attribution applies the head only where an
+  answer token is predicted), the residual-stream hook after each block (the logit lens), and whether a
   fused q/k/v projection must be re-sliced live (`neuronscope.models.families.fused_qkv`).
 
 Families register themselves (`neuronscope.models.families.registry`); a model type without a spec gets
@@ -58,6 +59,7 @@ class FamilySpec:
     softcap: str | None = None  # config attribute of a final logit soft-cap c: logits -> c tanh(logits / c)
     embed_hook: str = "embed.hook_out"
     resid_hook: str = "blocks.{layer}.hook_resid_post"
+    unembed_hook: str = "unembed.hook_in"  # the unembedding's input (after the final norm)
     notes: str = field(default="", compare=False)
 
     @property
