@@ -57,9 +57,6 @@ def pad_rows(tokenizer: PreTrainedTokenizerBase, rows: Sequence[Row], width: int
     """Right-pad encoded rows to the longest of them (or to `width`, when a batch was split from a wider one)."""
     width = max([len(ids) for ids, _ in rows] + ([width] if width is not None else []))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    if not rows:
-        empty = torch.zeros((0, width), dtype=torch.bool)
-        return Batch(torch.full((0, width), pad, dtype=torch.long), empty, empty.clone())
     input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows], dtype=torch.long)
     pos = torch.arange(width)
     n_prompt = torch.tensor([n for _, n in rows]).unsqueeze(1)
