@@ -14,6 +14,14 @@ of the default world, prints:
   glibc's mmap threshold fixed so freed tensors leave the resident set; CUDA: torch.cuda.max_memory_allocated),
   and the size of what attribution keeps (per-example max and min).
 Ratios, not pass/fail: timings depend on the machine.
+
+Then, per batch, against the limit (`--limit-only` prints only this; `--ckpt DIR` measures a checkpoint such as
+SmolLM2-135M instead of the toy, `neuronscope pull smollm2-135m --out DIR`): "limit" is one plain HF forward +
+backward of sum P(y|x), parameters frozen, no hooks, the backward stopping at the token embedding as attribution's
+does. Contenders, interleaved in each round, median [min, max] of per-round ratios: neuronscope's
+`attribution_scores` (tokenisation included), twenty lines of hand-written torch hooks on the HF nn.Linear modules
+(same reductions; gated families only), and nnsight / captum where installed (never a dependency). The max |diff|
+column compares each contender's per-example max/min with neuronscope's.
 """
 
 from __future__ import annotations
@@ -106,9 +114,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--ig-steps", type=int, default=20)
+    ap.add_argument("--limit-only", action="store_true", help="only the contenders-versus-limit table")
+    ap.add_argument("--ckpt", default=None, help="a checkpoint directory for the limit table (default: the toy)")
+    ap.add_argument("--batch", type=int, default=16, help="batch size of the limit table")
+    ap.add_argument("--rounds", type=int, default=11, help="interleaved rounds of the limit table")
     args = ap.parse_args()
     fixed_mmap_threshold()
     torch.set_num_threads(args.threads)
+    if not args.limit_only:
+        against_training_and_ig(args)
+    against_the_limit(args)
+
+
+def against_training_and_ig(args: argparse.Namespace) -> None:
 
     from neuronscope.attribution.neurons import attribution_scores
     from neuronscope.base_model import new_toy_model
@@ -173,6 +191,105 @@ def main() -> None:
     print(f"ratio IG / attribution           : {t_ig / t_attr:.1f}x  (expect >= 20x)")
     print(f"attribution keeps {kept:.2f} MiB (batch x neurons x max/min); a per-position result would be "
           f"{full:.2f} MiB (batch x positions x neurons)")
+
+
+def limit_contenders(model: object, items: list, device: str) -> dict[str, Callable[[], object]]:
+    """name -> one attribution-sized pass over `items` (one batch); each returns its per-hook (max, min) or None."""
+    from neuronscope.attribution.neurons import attribution_scores, frozen_parameters, position_mask
+    from neuronscope.batching import encode
+    from neuronscope.models.families import spec_for
+    from neuronscope.scoring import answer_logprobs
+
+    hf = model.hf  # type: ignore[attr-defined]
+    batch = encode(model.tokenizer, [it.question for it in items], [it.answer for it in items]).to(device)
+    neg = ~position_mask(batch, "prompt").unsqueeze(-1)
+    embed = hf.get_input_embeddings()
+
+    def limit() -> None:
+        with frozen_parameters(model), torch.enable_grad():  # type: ignore[arg-type]
+            leaf = embed(batch.input_ids).detach().requires_grad_(True)
+            logits = hf(inputs_embeds=leaf).logits
+            torch.autograd.grad(answer_logprobs(logits, batch).exp().sum(), leaf)
+
+    def neuronscope() -> dict:
+        s = attribution_scores(model, items, batch_size=len(items))  # type: ignore[arg-type]
+        return {(p.layer, p.module): (s.max[p.hook], s.min[p.hook]) for p in s.projections}
+
+    fns: dict[str, Callable[[], object]] = {"limit": limit, "neuronscope": neuronscope}
+    spec = spec_for(hf)
+    if not spec.fused_qkv and spec.hf_projections:
+        blocks = spec.decoder_blocks(hf)
+        targets = [((layer, m), blocks[layer].get_submodule(path))
+                   for layer in range(len(blocks)) for m, path in spec.hf_projections.items()]
+
+        def hand_written() -> dict:
+            out: dict = {}
+
+            def capture(key: tuple) -> Callable:
+                def hook(mod: object, args: object, y: torch.Tensor) -> None:
+                    h = y.detach()
+
+                    def on_grad(g: torch.Tensor) -> None:
+                        a = h.float() * g.float()
+                        out[key] = (a.masked_fill_(neg, float("-inf")).amax(1).clone(),
+                                    a.masked_fill_(neg, float("inf")).amin(1))
+                    y.register_hook(on_grad)
+                return hook
+
+            handles = [mod.register_forward_hook(capture(key)) for key, mod in targets]
+            try:
+                limit()
+            finally:
+                for handle in handles:
+                    handle.remove()
+            return out
+
+        fns["hand-written hooks"] = hand_written
+    return fns
+
+
+def against_the_limit(args: argparse.Namespace) -> None:
+    from neuronscope.data.world import build_world
+    from neuronscope.models.handle import load_model
+
+    ds = build_world()
+    if args.ckpt:
+        model = load_model(args.ckpt, device=args.device)
+        what = f"{args.ckpt}"
+    else:
+        from neuronscope.base_model import new_toy_model
+        from neuronscope.models.toy import ToyConfig
+
+        model = new_toy_model(ds, ToyConfig())
+        model.hf.to(args.device)
+        what = "the default toy (untrained)"
+    items = (ds.forget * (args.batch // max(len(ds.forget), 1) + 1))[: args.batch]
+    fns = limit_contenders(model, items, args.device)
+    for name in ("nnsight", "captum"):
+        try:
+            __import__(name)
+            print(f"{name} is installed but has no contender here yet")
+        except ImportError:
+            print(f"{name}: not installed (skipped)")
+    results = {name: fn() for name, fn in fns.items()}  # warm-up, and the values compared below
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(args.rounds):
+        for name, fn in fns.items():
+            times[name].append(_once(fn, args.device))
+    ref = results["neuronscope"]
+    print(f"{what}: {model.n_params / 1e6:.1f}M parameters, batch {len(items)}, device {args.device}, "
+          f"{args.threads} thread(s), {args.rounds} interleaved rounds; limit median "
+          f"{statistics.median(times['limit']) * 1e3:.1f} ms")
+    print(f"{'contender':22s} {'/ limit: median':>16s} {'[min, max]':>16s} {'max |diff| vs neuronscope':>27s}")
+    for name in fns:
+        ratios = [t / lim for t, lim in zip(times[name], times["limit"], strict=True)]
+        got = results[name]
+        diff = "" if not isinstance(got, dict) else max(
+            (max((got[k][0] - ref[k][0]).abs().max().item(), (got[k][1] - ref[k][1]).abs().max().item())
+             for k in ref), default=0.0)
+        diff_text = "" if diff == "" else f"{diff:.2e}"
+        print(f"{name:22s} {statistics.median(ratios):16.3f} {f'[{min(ratios):.2f}, {max(ratios):.2f}]':>16s} "
+              f"{diff_text:>27s}")
 
 
 if __name__ == "__main__":

@@ -57,14 +57,34 @@ def pad_rows(tokenizer: PreTrainedTokenizerBase, rows: Sequence[Row], width: int
     """Right-pad encoded rows to the longest of them (or to `width`, when a batch was split from a wider one)."""
     width = max([len(ids) for ids, _ in rows] + ([width] if width is not None else []))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    answer_mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    prompt_mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, (ids, n_prompt) in enumerate(rows):
-        input_ids[i, : len(ids)] = torch.tensor(ids)
-        prompt_mask[i, :n_prompt] = True
-        answer_mask[i, n_prompt : len(ids)] = True
-    return Batch(input_ids, answer_mask, prompt_mask)
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows], dtype=torch.long)
+    pos = torch.arange(width)
+    n_prompt = torch.tensor([n for _, n in rows]).unsqueeze(1)
+    length = torch.tensor([len(ids) for ids, _ in rows]).unsqueeze(1)
+    return Batch(input_ids, (pos >= n_prompt) & (pos < length), pos < n_prompt)
+
+
+def encode_rows(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: Sequence[str]) -> list[Row]:
+    """`encode_row` of every pair, with one tokenizer call for all answers and one per kind of prompt (with or
+    without BOS to add): the very same ids, without a tokenizer call per string."""
+    if len(prompts) != len(answers):
+        raise ValueError("prompts and answers differ in length")
+    if not prompts:
+        return []
+    answer_ids = tokenizer([ANSWER_PREFIX + a for a in answers], add_special_tokens=False)["input_ids"]
+    prompt_ids: list[list[int]] = [[] for _ in prompts]
+    for has_bos in (False, True):
+        idx = [i for i, p in enumerate(prompts) if carries_bos(tokenizer, p) == has_bos]
+        if idx:
+            ids = tokenizer([prompts[i] for i in idx], add_special_tokens=not has_bos)["input_ids"]
+            for i, row in zip(idx, ids, strict=True):
+                prompt_ids[i] = row
+    rows = []
+    for p_ids, a_ids, answer in zip(prompt_ids, answer_ids, answers, strict=True):
+        if not a_ids:
+            raise ValueError(f"answer {answer!r} encodes to no tokens")
+        rows.append((p_ids + a_ids, len(p_ids)))
+    return rows
 
 
 def encode(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: Sequence[str]) -> Batch:
@@ -72,6 +92,4 @@ def encode(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: 
 
     The tokenizer's special tokens (BOS) are added to the prompt unless it already starts with BOS.
     """
-    if len(prompts) != len(answers):
-        raise ValueError("prompts and answers differ in length")
-    return pad_rows(tokenizer, [encode_row(tokenizer, p, a) for p, a in zip(prompts, answers, strict=True)])
+    return pad_rows(tokenizer, encode_rows(tokenizer, prompts, answers))

@@ -30,25 +30,18 @@ from torch import Tensor, nn
 from neuronscope.batching import encode
 from neuronscope.data.schema import QAItem
 from neuronscope.errors import NeuronscopeError
+from neuronscope.models.families import spec_for
+from neuronscope.models.families.generic import NORM_NAMES
 from neuronscope.models.handle import Model
 
 AnswerTokens = Literal["first", "sum", "mean"]
 ANSWER_TOKENS: tuple[str, ...] = ("first", "sum", "mean")
 CHANCE = 0.5
-# Attribute names of the final norm on a model's base module, across HF architectures (Llama, Qwen2, Gemma,
-# Mistral: norm; GPT-2: ln_f; GPT-NeoX, OPT (under .decoder): final_layer_norm; Phi: final_layernorm).
-_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "final_norm", "ln_final")
 
 
 def final_norm_module(model: Model) -> nn.Module | None:
-    """The final norm applied before the unembedding, found by name on the HF base model (None if absent)."""
-    base = model.hf.base_model
-    for root in (base, getattr(base, "decoder", None)):
-        for name in _NORM_NAMES:
-            module = getattr(root, name, None) if root is not None else None
-            if isinstance(module, nn.Module):
-                return module
-    return None
+    """The final norm applied before the unembedding, where the model's family spec says it is."""
+    return spec_for(model).final_norm_module(model.hf)
 
 
 def project(model: Model, resid: Float[Tensor, "... d_model"], final_norm: bool = True
@@ -58,14 +51,14 @@ def project(model: Model, resid: Float[Tensor, "... d_model"], final_norm: bool 
         norm = final_norm_module(model)
         if norm is None:
             raise NeuronscopeError(
-                f"{model.source}: no final norm found on {type(model.hf).__name__} (looked for "
-                f"{', '.join(_NORM_NAMES)}); run the lens without the final norm")
+                f"{model.source}: no final norm found on {type(model.hf).__name__} (a model type without a family "
+                f"spec is searched for {', '.join(NORM_NAMES)}); run the lens without the final norm")
         resid = norm(resid)
     unembed = model.hf.get_output_embeddings()
     if unembed is None:
         raise NeuronscopeError(f"{model.source}: {type(model.hf).__name__} has no output embedding")
     logits = unembed(resid)
-    cap = getattr(model.hf.config, "final_logit_softcapping", None)  # Gemma 2 caps its logits
+    cap = spec_for(model).softcap_value(model.hf.config)  # Gemma 2 caps its logits
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return logits
@@ -73,9 +66,11 @@ def project(model: Model, resid: Float[Tensor, "... d_model"], final_norm: bool 
 
 @torch.no_grad()
 def residual_stream(model: Model, input_ids: Int[Tensor, "batch pos"]) -> Float[Tensor, "layer batch pos d_model"]:
-    """``blocks.{l}.hook_resid_post`` of every layer, stacked, from one TransformerBridge forward."""
+    """The residual stream after every block (the family spec's hook, ``blocks.{l}.hook_resid_post``), stacked,
+    from one TransformerBridge forward."""
     bridge = model.bridge
-    names = [f"blocks.{layer}.hook_resid_post" for layer in range(bridge.cfg.n_layers)]
+    spec = spec_for(model)
+    names = [spec.resid_hook_name(layer) for layer in range(bridge.cfg.n_layers)]
     wanted = set(names)
     _, cache = bridge.run_with_cache(input_ids.to(model.device), names_filter=lambda n: n in wanted)
     return torch.stack([cache[n] for n in names])

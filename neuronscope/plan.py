@@ -94,15 +94,17 @@ def shape_from_config(config: Any, where: str = "config") -> Shape:
     """The Shape of an HF config object: the architecture built on the meta device, so no memory is allocated."""
     from transformers import AutoModelForCausalLM
 
+    from neuronscope.models.families import spec_for
+
     try:
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)
     except (ValueError, KeyError) as e:
         raise NeuronscopeError(f"{where}: not a causal-LM config ({str(e).splitlines()[0]})") from None
     n_params = sum(p.numel() for p in model.parameters())  # parameters() lists a tied tensor once
+    spec = spec_for(config)
     names = [n for n, _ in model.named_parameters()]
-    layer0 = [n for n in names if ".0." in n and ".mlp." in n and n.split(".0.")[0].rsplit(".", 1)[-1] in
-              ("layers", "h", "blocks")]
+    layer0 = [n for n in names if spec.mlp_layer(n) == 0]
     params = dict(model.named_parameters())
     heads = config.num_attention_heads
     hidden = config.hidden_size

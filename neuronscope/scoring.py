@@ -21,7 +21,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from neuronscope.batching import Batch, encode_row, pad_rows
+from neuronscope.batching import Batch, encode_rows, pad_rows
 from neuronscope.budget import check_dataset, scoring_batches
 from neuronscope.data.schema import KINDS, QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
@@ -54,7 +54,7 @@ def _logprobs(model: Model, prompts: Sequence[str], answers: Sequence[str], batc
     if batch_size < 1:
         raise NeuronscopeError(f"batch size must be at least 1, got {batch_size}")
     sparse = sparse_ok(model.hf)  # a large vocabulary: logits only where an answer token is predicted
-    rows = [encode_row(model.tokenizer, p, a) for p, a in zip(prompts, answers, strict=True)]
+    rows = encode_rows(model.tokenizer, prompts, answers)
     out, lengths = [], []
     for part, width in scoring_batches(model, rows, batch_size):
         batch = pad_rows(model.tokenizer, rows[part.start:part.stop], width).to(model.device)

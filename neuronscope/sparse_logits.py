@@ -7,8 +7,16 @@ so the decoder runs once and the head is applied to those rows alone. The saving
 a fifth of a forward pass on prompt positions) and the memory of the full logits, not more.
 
 Used for models whose vocabulary is at least `SPARSE_MIN_VOCAB` and whose head is a plain linear map of the
-final hidden state (no logit soft-capping or scaling). The toy models (word-level, a few hundred words) keep the
-full-logits path, so every number computed on them stays bit for bit what it was.
+final hidden state (no logit soft-capping or scaling).
+
+Attribution, which runs through the TransformerBridge, applies the head from the first answer-predicting position
+of the batch on (`first_answer_position`, `answer_logprobs_after`) above the same size.
+
+Below it (the toy models) every path keeps the full logits, so every number computed on them stays bit for bit
+what it was. Measured on the toy: logits sliced from the first answer-predicting position gave bit-identical
+scores on every scoring batch of the demos' checkpoints, but a training step's loss and lm_head gradient moved
+(~4e-8: the head's weight gradient sums over a different number of rows) and attribution at batches of 1-3 moved
+by up to 6e-8 (the head's products on few rows round differently), so neither is applied there.
 """
 
 from __future__ import annotations
@@ -24,14 +32,34 @@ SPARSE_MIN_VOCAB = 8192
 _LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "output_multiplier_scale", "logits_scaling")
 
 
-def sparse_ok(hf: PreTrainedModel) -> bool:
-    """Whether `answer_logprobs_sparse` equals the model's own logits path (a plain head, a large vocabulary)."""
+def plain_head(hf: PreTrainedModel) -> bool:
+    """Whether the logits are the output embedding applied to the base model's last hidden state, nothing more."""
     cfg = hf.config
-    if getattr(cfg, "vocab_size", 0) < SPARSE_MIN_VOCAB or hf.get_output_embeddings() is None:
+    if hf.get_output_embeddings() is None:
         return False
     if any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _LOGIT_POSTPROCESSING):
         return False
     return getattr(hf, "base_model", None) is not None and hf.base_model is not hf
+
+
+def sparse_ok(hf: PreTrainedModel) -> bool:
+    """Whether `answer_logprobs_sparse` equals the model's own logits path (a plain head, a large vocabulary)."""
+    return getattr(hf.config, "vocab_size", 0) >= SPARSE_MIN_VOCAB and plain_head(hf)
+
+
+def first_answer_position(batch: Batch) -> int:
+    """The first position of the batch whose logits predict an answer token (position j - 1 predicts token j)."""
+    answer = batch.answer_mask
+    return max(int(answer.any(0).nonzero()[0]) - 1, 0) if bool(answer.any()) else batch.input_ids.shape[1] - 1
+
+
+def answer_logprobs_after(logits: Float[Tensor, "batch kept vocab"], batch: Batch, first: int
+                          ) -> Float[Tensor, " batch"]:
+    """log P(y|x) per row from the logits of positions first .. pos - 2 only (`scoring.answer_logprobs` of the
+    full logits, without the rows that predict no answer token)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    token_logp = logp.gather(-1, batch.input_ids[:, first + 1:].unsqueeze(-1)).squeeze(-1)
+    return (token_logp * batch.answer_mask[:, first + 1:]).sum(-1)
 
 
 def answer_token_logprobs_sparse(hf: PreTrainedModel, batch: Batch
@@ -54,4 +82,5 @@ def answer_logprobs_sparse(hf: PreTrainedModel, batch: Batch) -> Float[Tensor, "
     return torch.zeros(batch.input_ids.shape[0], dtype=logp.dtype, device=logp.device).index_add_(0, rows, logp)
 
 
-__all__ = ["SPARSE_MIN_VOCAB", "answer_logprobs_sparse", "answer_token_logprobs_sparse", "sparse_ok"]
+__all__ = ["SPARSE_MIN_VOCAB", "answer_logprobs_after", "answer_logprobs_sparse", "answer_token_logprobs_sparse",
+           "first_answer_position", "plain_head", "sparse_ok"]

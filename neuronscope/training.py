@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from neuronscope.batching import Batch, encode, encode_row
+from neuronscope.batching import Batch, encode, encode_rows
 from neuronscope.budget import check_training
 from neuronscope.checks import at_least, positive
 from neuronscope.errors import NeuronscopeError
@@ -74,7 +74,7 @@ def fit(
     positive(lr, "learning rate")
     at_least(batch_size, 1, "batch size")
     at_least(max_epochs, 1, "max epochs")
-    widths = [len(encode_row(model.tokenizer, p, a)[0]) for p, a in zip(prompts, answers, strict=True)]
+    widths = [len(ids) for ids, _ in encode_rows(model.tokenizer, prompts, answers)]
     check_training(model, widths, batch_size)  # a batch is never split: refuse one that cannot fit, now
     from neuronscope.sparse_logits import sparse_ok
 

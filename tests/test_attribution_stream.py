@@ -44,13 +44,13 @@ def test_parameters_frozen_for_the_pass_and_restored(tiny_ckpt: Path, tiny_world
     params[0].requires_grad_(False)  # a mix of flags, to see each one restored
     flags = [p.requires_grad for p in params]
     seen: list[bool] = []
-    original = neurons._attribute_batch
+    original = neurons._Pass.run  # one forward + backward per batch
 
     def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         seen.append(any(p.requires_grad for p in model.bridge.parameters()))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(neurons, "_attribute_batch", spy)
+    monkeypatch.setattr(neurons._Pass, "run", spy)
     items = tiny_world.forget[:4]
     frozen = attribution_scores(model, items, batch_size=2)
     assert seen == [False, False]  # no parameter of the bridge (shared with the HF model) needed a gradient
@@ -64,3 +64,37 @@ def test_parameters_frozen_for_the_pass_and_restored(tiny_ckpt: Path, tiny_world
         assert frozen.max[hook].abs().max() > 0
         torch.testing.assert_close(frozen.max[hook], unfrozen.max[hook], rtol=1e-6, atol=1e-9)
         torch.testing.assert_close(frozen.min[hook], unfrozen.min[hook], rtol=1e-6, atol=1e-9)
+
+
+def test_large_vocabulary_head_only_from_the_first_answer_position(tiny_world: QADataset, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above SPARSE_MIN_VOCAB the bridge's head runs on the answer-predicting positions only; the attributions
+    equal those of the full logits (the same model with the threshold raised past its vocabulary)."""
+    from family_helpers import build_family_checkpoint
+
+    from neuronscope import sparse_logits
+    from neuronscope.models.tokenizer import build_word_tokenizer
+
+    tok = build_word_tokenizer(tiny_world.all_text())
+    vocab = sparse_logits.SPARSE_MIN_VOCAB
+    model = load_model(build_family_checkpoint("llama", tok, tmp_path / "big", vocab_size=vocab))
+    items = tiny_world.forget[:6]
+    rows: list[tuple[int, int]] = []  # (positions into the head's hook, positions the head computes)
+    original = neurons._Pass._from_first
+
+    def spy(self, module, args, x):  # noqa: ANN001, ANN202
+        out = original(self, module, args, x)
+        rows.append((x.shape[1], out.shape[1]))
+        return out
+
+    monkeypatch.setattr(neurons._Pass, "_from_first", spy)
+    sliced = attribution_scores(model, items, batch_size=3)
+    assert rows and all(0 < n < width - 1 for width, n in rows)  # prompt positions before the first are cut
+    monkeypatch.setattr(neurons, "SPARSE_MIN_VOCAB", vocab + 1)
+    rows.clear()
+    full = attribution_scores(model, items, batch_size=3)
+    assert rows == []
+    for hook in full.max:
+        assert full.max[hook].abs().max() > 0
+        torch.testing.assert_close(sliced.max[hook], full.max[hook], rtol=1e-5, atol=1e-9)
+        torch.testing.assert_close(sliced.min[hook], full.min[hook], rtol=1e-5, atol=1e-9)

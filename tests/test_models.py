@@ -124,3 +124,20 @@ def test_save_and_clone_after_the_bridge_booted(tiny_ckpt: Path, tmp_path: Path)
         assert torch.equal(clone.hf(input_ids=ids).logits, want)
         assert torch.equal(clone.bridge(ids), want)
     assert set(saved.hf.state_dict()) == set(load_model(tiny_ckpt, bridge=False).hf.state_dict())
+
+
+def test_family_registry_and_the_guessing_fallback() -> None:
+    from transformers import GPT2Config, LlamaConfig
+
+    from neuronscope.models.families import SPECS, register, spec_for
+    from neuronscope.models.families.generic import GenericSpec
+
+    assert spec_for(LlamaConfig()) is SPECS["llama"] and spec_for(GPT2Config()) is SPECS["gpt2"]
+    assert set(SPECS) >= {"llama", "qwen2", "gemma2", "gpt2", "gpt_neox"}
+    fallback = spec_for(BioGptConfig())  # no spec: every answer guessed by name
+    assert isinstance(fallback, GenericSpec) and fallback.model_type == "biogpt"
+    assert fallback.mlp_layer("model.layers.3.mlp.up_proj.weight") == 3
+    assert SPECS["llama"].mlp_layer("model.layers.3.mlp.up_proj.weight") == 3
+    assert SPECS["llama"].mlp_layer("model.layers.3.self_attn.q_proj.weight") is None
+    with pytest.raises(ValueError, match="registered twice"):
+        register(SPECS["llama"])

@@ -55,7 +55,9 @@ class _FakeTok:
 
     pad_token_id = 0
 
-    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+    def __call__(self, text: str | list[str], add_special_tokens: bool = True) -> dict:
+        if isinstance(text, list):  # a batch, as HF tokenizers take one
+            return {"input_ids": [self(t, add_special_tokens)["input_ids"] for t in text]}
         ids = [ord(w) - ord("a") + 2 for w in text.split()]
         return {"input_ids": ([1] if add_special_tokens else []) + ids}
 

@@ -39,9 +39,11 @@ from neuronscope.batching import Batch, encode
 from neuronscope.data.schema import QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.io import atomic_path
+from neuronscope.models.families import spec_for
 from neuronscope.models.handle import Model
 from neuronscope.models.projections import Projection, projections
 from neuronscope.scoring import answer_logprobs
+from neuronscope.sparse_logits import SPARSE_MIN_VOCAB, answer_logprobs_after, first_answer_position
 
 Positions = Literal["prompt", "all", "last"]
 POSITIONS: tuple[str, ...] = ("prompt", "all", "last")
@@ -186,25 +188,18 @@ def frozen_parameters(model: Model) -> Iterator[None]:
 
 @contextlib.contextmanager
 def eval_mode(model: Model) -> Iterator[None]:
-    """Dropout off for the duration (GPT-2 has dropout); the previous train/eval flags are restored."""
-    modules = [model.hf, model.bridge]
-    flags = [{m: m.training for m in mod.modules()} for mod in modules]
-    for mod in modules:
-        mod.eval()
+    """Dropout off for the duration (GPT-2 has dropout); the modules that were training are set back.
+
+    Only modules in training mode are touched: `nn.Module.eval()` sets a flag on every module of both trees,
+    which on a small model costs more than the attribution pass itself."""
+    training = [m for mod in (model.hf, model.bridge) for m in mod.modules() if m.training]
+    for m in training:
+        m.training = False
     try:
         yield
     finally:
-        for f in flags:
-            for m, was in f.items():
-                m.training = was
-
-
-def _embed_hook(bridge: object) -> str:
-    names = set(bridge.hook_dict)  # type: ignore[attr-defined]
-    for name in ("embed.hook_out", "hook_embed"):
-        if name in names:
-            return name
-    raise NeuronscopeError("the TransformerBridge exposes no token-embedding hook (embed.hook_out)")
+        for m in training:
+            m.training = True
 
 
 def attribution_scores(
@@ -236,29 +231,42 @@ def attribution_scores(
     projs = projections(bridge)
     if not projs:
         raise NeuronscopeError(f"{model.source}: the bridge exposes no projection hooks to attribute")
+    acc_dtype = torch.float32 if model.device.type == "mps" else torch.float64
     maxes: dict[str, list[Tensor]] = {p.hook: [] for p in projs}
     mins: dict[str, list[Tensor]] = {p.hook: [] for p in projs}
-    sums: dict[str, list[Tensor]] = {}  # hook -> [sum max, sum max_pos, sum min], each (neuron,)
-    acc_dtype = torch.float32 if model.device.type == "mps" else torch.float64
-    embed = _embed_hook(bridge)
-    with eval_mode(model), frozen_parameters(model), torch.enable_grad():
+    sums: dict[torch.device, Tensor] = {}  # per device (a device map spreads layers): [max, max_pos, min] x neuron
+    layout: dict[torch.device, list[tuple[str, int]]] = {}  # which hook's neurons each device's columns hold
+    spec = spec_for(model)
+    # The head only from the first answer-predicting position on, for a large vocabulary (where the head is a
+    # large share of the pass). Below it the full logits are kept: with fewer rows the head's matrix products
+    # may round differently (measured on the toy at batches of 1-3: up to 6e-8), and toy numbers stay bit-exact.
+    large = getattr(model.hf.config, "vocab_size", 0) >= SPARSE_MIN_VOCAB
+    unembed = spec.unembed_hook if large and spec.unembed_hook in bridge.hook_dict else None
+    pass_ = _Pass(bridge, projs, spec.embed_hook_name(bridge), unembed)
+    with eval_mode(model), frozen_parameters(model), torch.enable_grad(), pass_:
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             batch = encode(model.tokenizer, [it.question for it in chunk], [it.answer for it in chunk])
-            batch = batch.to(model.device)
-            for hook, (a_max, a_min) in _attribute_batch(bridge, projs, embed, batch, positions, target).items():
-                parts = (a_max.to(acc_dtype).sum(0), a_max.clamp(min=0).to(acc_dtype).sum(0),
-                         a_min.to(acc_dtype).sum(0))
-                if hook in sums:
-                    for acc, part in zip(sums[hook], parts, strict=True):
-                        acc += part
+            out = pass_.run(batch.to(model.device), positions, target)
+            if not layout:
+                layout = {d: [(h, out[h][0].shape[1]) for h in hooks] for d, hooks in _by_device(out).items()}
+            for device, hooks in _by_device(out).items():
+                # every projection of a device reduced at once: the same per-column sums, one kernel each
+                a_max = torch.cat([out[h][0] for h in hooks], 1)
+                a_min = torch.cat([out[h][1] for h in hooks], 1)
+                part = torch.stack([a_max.to(acc_dtype).sum(0), a_max.clamp(min=0).to(acc_dtype).sum(0),
+                                    a_min.to(acc_dtype).sum(0)])
+                if device in sums:
+                    sums[device] += part
                 else:
-                    sums[hook] = list(parts)
-                if keep_examples:
+                    sums[device] = part
+            if keep_examples:
+                for hook, (a_max, a_min) in out.items():
                     maxes[hook].append(a_max.cpu())
                     mins[hook].append(a_min.cpu())
             if progress is not None:
                 progress(min(start + batch_size, len(items)), len(items))
+    per_hook = _split_sums(sums, layout)
     return NeuronScores(
         projections=projs,
         max={h: torch.cat(v) for h, v in maxes.items()} if keep_examples else {},
@@ -266,47 +274,124 @@ def attribution_scores(
         item_ids=[it.id for it in items],
         positions=positions,
         meta={"target": target},
-        sum_max={h: v[0].double().cpu() for h, v in sums.items()},
-        sum_max_pos={h: v[1].double().cpu() for h, v in sums.items()},
-        sum_min={h: v[2].double().cpu() for h, v in sums.items()},
+        sum_max={h: v[0].double().cpu() for h, v in per_hook.items()},
+        sum_max_pos={h: v[1].double().cpu() for h, v in per_hook.items()},
+        sum_min={h: v[2].double().cpu() for h, v in per_hook.items()},
     )
 
 
-def _attribute_batch(bridge: object, projs: list[Projection], embed: str, batch: Batch, positions: str,
-                     target: str = "p") -> dict[str, tuple[Tensor, Tensor]]:
-    mask = position_mask(batch, positions)
-    out: dict[str, tuple[Tensor, Tensor]] = {}
-    leaf: list[Tensor] = []
+def _by_device(out: dict[str, tuple[Tensor, Tensor]]) -> dict[torch.device, list[str]]:
+    groups: dict[torch.device, list[str]] = {}
+    for hook, (a_max, _) in out.items():
+        groups.setdefault(a_max.device, []).append(hook)
+    return groups
 
-    def make_leaf(x: Tensor, hook: object) -> Tensor:
-        # A fresh leaf: the backward pass stops here, so no parameter gradient is computed.
-        x = x.detach().requires_grad_(True)
-        leaf.append(x)
-        return x
 
-    def capture(x: Tensor, hook: object) -> Tensor:
-        name = hook.name  # type: ignore[attr-defined]
-
-        h = x.detach()  # not `x`: a hook on x that referred to x would be a reference cycle
-
-        def on_grad(g: Tensor) -> None:
-            # in float32 whatever the weights' dtype; heads flattened: a neuron is one coordinate. Kept on the
-            # layer's device (a device map spreads layers over GPUs): no synchronising copy inside the backward.
-            a = (h.float() * g.float()).flatten(2)
-            out[name] = reduce_positions(a, mask.to(a.device))
-
-        x.register_hook(on_grad)
-        return x
-
-    hooks = [(embed, make_leaf)] + [(p.hook, capture) for p in projs]
-    logits = bridge.run_with_hooks(batch.input_ids, fwd_hooks=hooks)  # type: ignore[attr-defined]
-    logp = answer_logprobs(logits, batch.to(logits.device))  # logits sit on the last layer's device
-    total = logp.sum() if target == "logp" else logp.exp().sum()
-    torch.autograd.grad(total, leaf)
-    missing = [p.hook for p in projs if p.hook not in out]
-    if missing:  # a projection with no path to the answer (never expected in a causal LM)
-        raise RuntimeError(f"no gradient reached {', '.join(missing)}")
+def _split_sums(sums: dict[torch.device, Tensor], widths: dict[torch.device, list[tuple[str, int]]]
+                ) -> dict[str, Tensor]:
+    """Per-device (3, neuron) sums cut back into one (3, width) block per hook."""
+    out: dict[str, Tensor] = {}
+    for device, total in sums.items():
+        start = 0
+        for hook, width in widths[device]:
+            out[hook] = total[:, start:start + width]
+            start += width
     return out
+
+
+class _Pass:
+    """One forward + one backward per batch, with torch hooks straight on the bridge's hook-point modules.
+
+    The hooks are registered once per `attribution_scores` call (not per batch through `run_with_hooks`, whose
+    bookkeeping costs more than the toy model's whole pass). A hook-point module returns its input unchanged, so
+    what the hooks see is exactly what TransformerBridge's own hooks see, before its per-head reshape (flattened
+    back anyway: a neuron is one coordinate). The token-embedding hook swaps in a fresh leaf, where the backward
+    pass stops: no parameter gradient is computed.
+    """
+
+    def __init__(self, bridge: object, projs: list[Projection], embed: str, unembed: str | None = None):
+        self.bridge, self.projs, self.embed, self.unembed = bridge, projs, embed, unembed
+        self.first = 0  # the first answer-predicting position of this batch
+        self.out: dict[str, tuple[Tensor, Tensor]] = {}
+        self.leaf: list[Tensor] = []
+        self.bias: Tensor | None = None  # -0.0 where A is reduced over, -inf elsewhere, this batch
+        self.sign: Tensor | None = None  # 1 where A is reduced over, -1 elsewhere
+        self.span = (0, 0)  # [first, last + 1) of the positions any row of this batch attributes
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def __enter__(self) -> _Pass:
+        points = self.bridge.hook_dict  # type: ignore[attr-defined]
+        self._handles = [points[self.embed].register_forward_hook(self._make_leaf)]
+        self._handles += [points[p.hook].register_forward_hook(self._capture(p.hook)) for p in self.projs]
+        if self.unembed is not None:
+            self._handles.append(points[self.unembed].register_forward_hook(self._from_first))
+        return self
+
+    def _from_first(self, module: object, args: object, x: Tensor) -> Tensor:
+        # the head only where an answer token is predicted: the other positions' logits never reach P(y|x)
+        return x[:, self.first:-1].contiguous()
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _make_leaf(self, module: object, args: object, x: Tensor) -> Tensor:
+        x = x.detach().requires_grad_(True)
+        self.leaf.append(x)
+        return x
+
+    def _capture(self, name: str) -> Callable[[object, object, Tensor], None]:
+        out = self.out
+
+        def hook(module: object, args: object, x: Tensor) -> None:
+            h = [x.detach()]  # not `x`: a hook on x that referred to x would be a reference cycle
+
+            def on_grad(g: Tensor) -> None:
+                # A = h * dP/dh over the attributed positions only (a slice: every other position is masked out
+                # anyway), in float32 whatever the weights' dtype; a neuron is one coordinate. The product is
+                # formed in h's own memory when h is float32: autograd has finished with h once its gradient is
+                # complete (an op still needing it would fail the version check, not read a wrong value), so no
+                # (batch, pos, neuron) temporary is allocated, and h is released here. Kept on the layer's device
+                # (a device map spreads layers over GPUs): no synchronising copy inside the backward pass.
+                lo, hi = self.span
+                act = h.pop()[:, lo:hi]
+                a = (act.mul_(g[:, lo:hi]) if act.dtype == torch.float32 else act.float() * g[:, lo:hi].float()
+                     ).flatten(2)
+                # Masked positions to -inf for the max, then to +inf for the min, by broadcast arithmetic (several
+                # times faster than masked_fill): + (-0.0) and * 1 leave every attributed value exactly as it is.
+                bias, sign = self.bias.to(a.device), self.sign.to(a.device)  # type: ignore[union-attr]
+                a_max = a.add_(bias).amax(1)
+                a_min = a.mul_(sign).amin(1)
+                out[name] = (a_max, a_min)
+
+            x.register_hook(on_grad)
+
+        return hook
+
+    def run(self, batch: Batch, positions: str, target: str) -> dict[str, tuple[Tensor, Tensor]]:
+        mask = position_mask(batch, positions)
+        if not bool(mask.any(-1).all()):
+            raise ValueError("every example needs at least one attributed position")
+        cols = mask.any(0).nonzero()
+        self.span = (int(cols[0]), int(cols[-1]) + 1)  # the positions any row attributes
+        attributed = mask[:, self.span[0]:self.span[1]].unsqueeze(-1)
+        self.bias = torch.where(attributed, -0.0, float("-inf"))  # -0.0: x + (-0.0) == x, signed zeros too
+        self.sign = torch.where(attributed, 1.0, -1.0)  # -inf -> +inf at masked positions
+        self.out.clear()
+        self.leaf.clear()
+        self.first = first_answer_position(batch)
+        logits = self.bridge(batch.input_ids)  # type: ignore[operator]
+        on = batch.to(logits.device)  # logits sit on the last layer's device
+        logp = answer_logprobs(logits, on) if self.unembed is None else answer_logprobs_after(logits, on, self.first)
+        total = logp.sum() if target == "logp" else logp.exp().sum()
+        torch.autograd.grad(total, self.leaf)
+        missing = [p.hook for p in self.projs if p.hook not in self.out]
+        if missing:  # a projection with no path to the answer (never expected in a causal LM)
+            raise RuntimeError(f"no gradient reached {', '.join(missing)}")
+        result = {p.hook: self.out[p.hook] for p in self.projs}
+        self.out.clear()
+        return result
 
 
 def attribute_neurons(

@@ -11,7 +11,6 @@ Defaults for the toy model (see docs/unlearning.md): l = n_layers // 2; c, alpha
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -23,6 +22,7 @@ from neuronscope.batching import Batch
 from neuronscope.checks import SettingError, at_least, non_negative, positive
 from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
+from neuronscope.models.families import spec_for
 from neuronscope.models.handle import Model
 from neuronscope.unlearn.base import Method, MethodSettings, StepBatch, UnlearnConfig, frozen_copy, seeded_generator
 from neuronscope.unlearn.registry import register
@@ -30,16 +30,10 @@ from neuronscope.unlearn.registry import register
 if TYPE_CHECKING:
     from neuronscope.plan import Shape
 
-_MLP_PARAM = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.mlp\.")
-
 
 def decoder_layers(model: Model) -> nn.ModuleList:
-    """The model's list of transformer blocks (model.layers, transformer.h, gpt_neox.layers, ...)."""
-    n = model.hf.config.num_hidden_layers
-    for module in model.hf.modules():
-        if isinstance(module, nn.ModuleList) and len(module) == n:
-            return module
-    raise NeuronscopeError(f"{model.source}: cannot find the {n} transformer blocks of this model")
+    """The model's list of transformer blocks, where its family spec says they are."""
+    return spec_for(model).decoder_blocks(model.hf)
 
 
 def hidden_at(model: Model, batch: Batch, layer: int) -> Float[Tensor, "batch pos d_model"]:
@@ -116,7 +110,7 @@ class RMU(Method):
         self.control = (st.c * u / u.norm()).to(model.device)
         lo = max(0, self.layer - st.trainable + 1)
         self._params = [p for n, p in model.hf.named_parameters()
-                        if (m := _MLP_PARAM.search(n)) and lo <= int(m.group(1)) <= self.layer]
+                        if (k := spec_for(model).mlp_layer(n)) is not None and lo <= k <= self.layer]
         if not self._params:
             raise NeuronscopeError(f"rmu: found no MLP parameters in blocks {lo}..{self.layer} of this model")
 
