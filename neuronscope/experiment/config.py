@@ -363,7 +363,7 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
         if "world" in given:
             raise _fail(f"{source}: [data]", f"give either {key} or [data.world], not both")
         path = _resolve(data_dir, base_dir)
-        from neuronscope.data.loaders import FORMATS, detect_format
+        from neuronscope.data.formats import FORMATS, detect_format
 
         if prep.format not in FORMATS:
             raise _fail(f"{source}: data.format", f"must be one of {', '.join(FORMATS)}, got {prep.format!r}")
