@@ -153,3 +153,21 @@ def test_logp_target_against_autograd(tiny_ckpt: Path, tiny_world: QADataset) ->
                                atol=1e-6 * ratio.abs().max().item())
     with pytest.raises(NeuronscopeError, match="target"):
         attribute_neurons(model, items, target="log")
+
+
+def test_never_known_floor_is_shown_but_never_decides() -> None:
+    """No oracle (a real pretrained model): recovery against the never-known floor is reported, marked shown only,
+    and the headline stays undetermined however large the gap: no exact erasure exists to calibrate that floor."""
+    from neuronscope.verdict import model_verdict
+
+    label = "harmful p=0.5"
+    results = {"evals": {"base": {"fs": 1.0}, "ga": {"fs": 0.30}}, "attack_labels": [label],
+               "attacks": {"ga": {label: _runs([0.90, 0.95, 0.92])}},
+               "floor": {label: _runs([0.10, 0.12, 0.08])}, "analyses": {}}
+    v = model_verdict("ga", results)
+    (shown,) = [e for e in v.evidence if "never-known" in e.analysis]
+    assert shown.says == "present" and not shown.calibrated
+    assert shown.value == pytest.approx(0.9233, abs=1e-4) and shown.reference == pytest.approx(0.10)
+    assert v.label == "undetermined"
+    without = model_verdict("ga", {**results, "floor": None})
+    assert not any("never-known" in e.analysis for e in without.evidence) and without.label == "undetermined"

@@ -1,11 +1,13 @@
 """The verdict of each model of a run, from what the run measured (a pure function of results.json's content).
 
 The floor is the oracle (the same recipe without the forget facts). Without an oracle no calibrated analysis can
-run and every verdict is "undetermined"; the paper's D+/D- rule is still shown, labelled as such.
+run and every verdict is "undetermined"; the paper's D+/D- rule is still shown, labelled as such, and so is the
+relearning recovery against the never-known floor where the run measured one (a real pretrained model).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from neuronscope.verdict.evidence import Evidence, Verdict, decide
@@ -44,6 +46,10 @@ def model_verdict(name: str, results: dict[str, Any], floor: str = "oracle") -> 
                                           _wins(items.get(floor))))
         else:
             evidence.append(Evidence("logit lens (intermediate layers)", "not run"))
+    elif results.get("floor"):  # no oracle: the same attacks on facts the base never knew, shown beside
+        for label in results.get("attack_labels", []):
+            evidence.append(_never_known(label, attacks.get(name, {}).get(label, []),
+                                         results["floor"].get(label, []), base_fs))
     pair = analyses.get("attribution", {}).get("pairs", {}).get(f"base vs {name}", {}).get("summary", {})
     influence = pair.get("influence")
     evidence.append(paper_rule_evidence(influence, "p"))
@@ -51,6 +57,15 @@ def model_verdict(name: str, results: dict[str, Any], floor: str = "oracle") -> 
         evidence.append(paper_rule_evidence(pair["influence_logp"], "logp"))
     evidence.append(patching_evidence(pair.get("patching"), int(pair.get("n_items", 0) or 0)))
     return decide(evidence, visible, paper_rule(influence))
+
+
+def _never_known(label: str, runs: list[dict[str, Any]], floor_runs: list[dict[str, Any]], base_fs: float
+                 ) -> Evidence:
+    """Recovery against the never-known floor, shown only: that floor starts at 0 rather than chance and holds
+    other facts, and no model whose answer is known (an exact erasure) exists to calibrate it against."""
+    ev = relearning_evidence(label, runs, floor_runs, base_fs)
+    return replace(ev, analysis=f"relearning ({label}) vs never-known facts", calibrated=False,
+                   detail=f"{ev.detail}; floor: the same attack on facts the base never knew".lstrip("; "))
 
 
 def _wins(table: dict[str, list[float]] | None) -> dict[int, list[float]] | None:
