@@ -4,10 +4,17 @@
                                                  [--methods gd,ssiuu,...]
 
 Without --ckpt it times the default-size toy model (untrained weights; the cost does not depend on them) on the
-default world. Each method runs the same forget/retain batches through loss + backward + AdamW step, the methods
-interleaved step by step (so a change in machine load hits them alike); each line is the median step time and its
-ratio to GD's. Ssiuu needs one extra backward pass over GD; ssiuu-anchor adds a forward and backward on the frozen
-original model (uncached here: distinct batches); KLUE's one-off localisation is not a step and is not timed.
+default world. With --ckpt (e.g. SmolLM2-135M from `neuronscope pull smollm2-135m --out DIR`) it times that model,
+on --data or else the default world's questions; a few steps suffice there (`--steps 4`).
+"bare" is the floor GD is held to: two plain AdamW steps, each an HF forward + backward of the model's own loss
+(labels on the answer tokens) + step, one on the forget batch and one on the retain batch; its line also prints
+GD / bare. Each method runs the same forget/retain batches through loss + backward + AdamW step, the methods
+interleaved step by step (so a change in machine load hits them alike; each round starts with the next contender,
+so none always runs first); each line is the median step time and its ratio to GD's. Ssiuu needs one extra
+backward pass over GD; ssiuu-anchor adds a forward and backward on the frozen original model (uncached here:
+distinct batches); "anchor+cache" is ssiuu-anchor on batches that recur (two, cycled, as `anchor_fixed_batches`
+makes them recur in a run), so from the third step its A_0 comes from the cache.
+KLUE's one-off localisation is not a step and is not timed.
 "stop check" is one forget-accuracy check (every forget base question, as the loop scores it).
 """
 
@@ -16,10 +23,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 
 from neuronscope.base_model import new_toy_model
+from neuronscope.batching import Batch
 from neuronscope.data.schema import load_dataset
 from neuronscope.data.world import build_world
 from neuronscope.models.handle import load_model
@@ -27,7 +36,10 @@ from neuronscope.scoring import dataset_metric, split_score
 from neuronscope.unlearn import METHODS, UnlearnConfig
 from neuronscope.unlearn.base import StepBatch, encode_items
 
-DEFAULT = "gd,ssiuu,ssiuu-neuron,ssiuu-anchor,npo,simnpo,klue"
+CACHED = "anchor+cache"  # ssiuu-anchor whose A_0 cache hits: REPEAT batches, cycled
+REPEAT = 2
+CACHE_ARGS = {"anchor_fixed_batches": True, "anchor_cache_gib": 64.0}
+DEFAULT = f"gd,bare,ssiuu,ssiuu-neuron,ssiuu-anchor,{CACHED},npo,simnpo,klue"
 
 
 def main() -> None:
@@ -51,20 +63,38 @@ def main() -> None:
         r = [retain[i] for i in torch.randperm(len(retain), generator=gen)[:args.batch_size].tolist()]
         batches.append(StepBatch(encode_items(model, f), f, encode_items(model, r), r))
     names = list(dict.fromkeys(["gd", *args.methods.split(",")]))
+    bare = "bare" in names
+    names = [n for n in names if n != "bare"]
     _ = model.bridge  # boot once, outside the timings
     cfg = UnlearnConfig(lambda_=1.0, batch_size=args.batch_size)
     runs = {}
     for name in names:
         m = model.clone()
-        method = METHODS[name](m, ds, cfg)
+        m.hf.eval()  # as the loop trains (no dropout)
+        method = (METHODS["ssiuu-anchor"](m, ds, replace(cfg, method_args={**cfg.method_args, **CACHE_ARGS}))
+                  if name == CACHED else METHODS[name](m, ds, cfg))
         runs[name] = (method, torch.optim.AdamW(method.parameters(), lr=1e-5), m)
-    times: dict[str, list[float]] = {n: [] for n in [*names, "stop check"]}
+    if bare:
+        hf = model.clone().hf
+        hf.eval()  # as the loop trains (no dropout)
+        bare_opt = torch.optim.AdamW(hf.parameters(), lr=1e-5)
+    times: dict[str, list[float]] = {n: [] for n in [*names, *(["bare"] if bare else []), "stop check"]}
     metric = dataset_metric(ds)
+    contenders = [*names, *(["bare"] if bare else [])]
     for step, sb in enumerate(batches, start=1):
-        for name in names:
+        turn = (step - 1) % len(contenders)  # each round starts with the next contender: none always runs first
+        for name in contenders[turn:] + contenders[:turn]:
+            if name == "bare":
+                t0 = time.perf_counter()
+                for b in (sb.forget, sb.retain):
+                    bare_step(hf, bare_opt, b)
+                times["bare"].append(time.perf_counter() - t0)
+                continue
             method, opt, _ = runs[name]
             t0 = time.perf_counter()
-            loss, _ = method.loss(sb, step)
+            # the cached anchor sees REPEAT batches over and over (as with anchor_fixed_batches), the rest distinct ones
+            k = (step - 1) % REPEAT
+            loss, _ = method.loss(replace(batches[k], forget_index=(k,)) if name == CACHED else sb, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -78,7 +108,17 @@ def main() -> None:
     print(f"model: {model.n_params:,} parameters; batch size {args.batch_size}; median of {args.steps - 2} steps, "
           f"methods interleaved; stop check = {len(forget)} forget questions")
     for name, t in med.items():
-        print(f"{name:13s} {t * 1e3:8.1f} ms   ratio to gd {t / med['gd']:.2f}")
+        extra = f"   gd / bare {med['gd'] / t:.2f}" if name == "bare" else ""
+        print(f"{name:13s} {t * 1e3:8.1f} ms   ratio to gd {t / med['gd']:.2f}{extra}")
+
+
+def bare_step(hf: torch.nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> None:
+    """One plain HF training step on `batch`: the model's own loss on the answer tokens, backward, AdamW."""
+    labels = batch.input_ids.masked_fill(~batch.answer_mask, -100)
+    loss = hf(input_ids=batch.input_ids, labels=labels).loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
 
 
 if __name__ == "__main__":

@@ -70,27 +70,39 @@ def _cycle(n: int, batch_size: int, gen: torch.Generator) -> Iterator[tuple[int,
 
 
 class BatchCycle:
-    """`_cycle` as an object whose position can be saved and restored (the stop check's back-off replays steps)."""
+    """`_cycle` as an object whose position can be saved and restored (the stop check's back-off replays steps).
 
-    def __init__(self, n: int, batch_size: int, gen: torch.Generator):
-        self.n, self.batch_size, self.gen = n, batch_size, gen
+    `fixed`: the first pass's batches are the batches of every later pass (each pass in a new order), so a method
+    may cache a per-batch constant (ssiuu-anchor's A_0); off, every pass reshuffles the items."""
+
+    def __init__(self, n: int, batch_size: int, gen: torch.Generator, fixed: bool = False):
+        self.n, self.batch_size, self.gen, self.fixed = n, batch_size, gen, fixed
         self.order: list[int] = []
         self.pos = 0
+        self.batches: list[tuple[int, ...]] = []  # fixed: the first pass's batches
+        self.reuse = False  # fixed, after the first pass: `order` indexes `batches`
 
     def next(self) -> tuple[int, ...]:
         if self.pos >= len(self.order):
-            self.order, self.pos = torch.randperm(self.n, generator=self.gen).tolist(), 0
+            self.reuse = self.fixed and bool(self.batches)
+            self.order = torch.randperm(len(self.batches) if self.reuse else self.n, generator=self.gen).tolist()
+            self.pos = 0
+        if self.reuse:
+            self.pos += 1
+            return self.batches[self.order[self.pos - 1]]
         batch = tuple(sorted(self.order[self.pos:self.pos + self.batch_size]))
         self.pos += self.batch_size
+        if self.fixed:
+            self.batches.append(batch)
         return batch
 
-    def state(self) -> tuple[Tensor, list[int], int]:
-        return self.gen.get_state(), list(self.order), self.pos
+    def state(self) -> tuple[Any, ...]:
+        return self.gen.get_state(), list(self.order), self.pos, list(self.batches), self.reuse
 
-    def restore(self, state: tuple[Tensor, list[int], int]) -> None:
-        gen_state, order, self.pos = state
+    def restore(self, state: tuple[Any, ...]) -> None:
+        gen_state, order, self.pos, batches, self.reuse = state
         self.gen.set_state(gen_state)
-        self.order = list(order)
+        self.order, self.batches = list(order), list(batches)
 
 
 @dataclass
@@ -171,7 +183,8 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if note := precision_note(params, cfg.lr):
         m.notes.append(note)
-    forget_batches = BatchCycle(len(forget), cfg.batch_size, seeded_generator(cfg.seed, 1))
+    forget_batches = BatchCycle(len(forget), cfg.batch_size, seeded_generator(cfg.seed, 1),
+                                fixed=getattr(m, "fixed_forget_batches", False))  # a method may ask (anchor)
     retain_batches = BatchCycle(len(retain), cfg.batch_size, seeded_generator(cfg.seed, 2)) if retain else None
     cycles = [c for c in (forget_batches, retain_batches) if c is not None]
 

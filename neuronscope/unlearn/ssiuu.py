@@ -21,7 +21,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from neuronscope.attribution.parameters import answer_probability_sum, attribution_with_grad
+from neuronscope.attribution.parameters import answer_probability_sum
 from neuronscope.checks import non_negative
 from neuronscope.data.schema import QADataset
 from neuronscope.models.handle import Model
@@ -53,6 +53,44 @@ def negative_attribution_regulariser(a_t: Sequence[Tensor], a_ref: Sequence[Tens
     for a, ref in zip(a_t, a_ref, strict=True):
         total = total + ((ref - a).square() * (a.detach() < 0)).sum(dtype=torch.float32)
     return total
+
+
+class _FusedNegativeAttributionRegulariser(torch.autograd.Function):
+    """The regulariser without autograd's graph of per-parameter temporaries: the forward keeps only
+    d = A_ref - A_t, the backward turns d into d L_reg / d phi in place. Each rounding is autograd's own on the
+    unfused form (-(((grad * mask) * (2 d)) * g); -2 d is exact and products commute exactly), so value and
+    gradient are bit-identical to `negative_attribution_regulariser(attribution_with_grad(params, g), ref)`."""
+
+    @staticmethod
+    def forward(ctx, n: int, *tensors: Tensor) -> Tensor:  # params, A_t, masks, g, refs: n of each
+        a_t, masks, grads, refs = (tensors[k * n:(k + 1) * n] for k in range(1, 5))
+        total = a_t[0].new_zeros((), dtype=torch.float32)
+        ctx.d, ctx.masks, ctx.grads = [], masks, grads
+        for a, mask, ref in zip(a_t, masks, refs, strict=True):
+            d = ref - a
+            total = total + d.square().mul_(mask).sum(dtype=torch.float32)
+            ctx.d.append(d)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        out = [d.mul_(-2.0).mul_(grad_out.to(d.dtype)).mul_(mask).mul_(g)
+               for d, mask, g in zip(ctx.d, ctx.masks, ctx.grads, strict=True)]
+        ctx.d = ctx.masks = ctx.grads = None
+        return (None, *out, *[None] * (4 * len(out)))
+
+
+def fused_negative_attribution_regulariser(params: Sequence[Tensor], grads: Sequence[Tensor],
+                                           a_ref: Sequence[Tensor]) -> tuple[Float[Tensor, ""], list[Tensor], int]:
+    """(L_reg, A_t detached, |I-|) for A_t = phi * g (g constant): the value and gradient w.r.t. phi of
+    `negative_attribution_regulariser(attribution_with_grad(params, grads), a_ref)`, bit for bit, in a fraction
+    of its passes over the parameters (what dominates its cost on a large model)."""
+    with torch.no_grad():
+        grads = [g.detach() for g in grads]
+        a_t = [p.detach() * g for p, g in zip(params, grads, strict=True)]
+        masks = [a < 0 for a in a_t]
+    reg = _FusedNegativeAttributionRegulariser.apply(len(params), *params, *a_t, *masks, *grads, *a_ref)
+    return reg, a_t, sum(int(m.sum()) for m in masks)
 
 
 class RegularisedGD(Method):
@@ -111,9 +149,12 @@ class Ssiuu(RegularisedGD):
         nll_f = answer_nll(logits_f, sb.forget)
         nll_r = self.retain_nll(sb)
         g = torch.autograd.grad(answer_probability_sum(logits_f, sb.forget), params, retain_graph=True)
-        a_t = attribution_with_grad(params, g)
         ref = self.comparison(sb, params)
-        reg = negative_attribution_regulariser(a_t, ref) if ref is not None else logits_f.new_zeros(())
+        if ref is None:  # first step: no regulariser
+            with torch.no_grad():
+                a_t = [p.detach() * gi for p, gi in zip(params, g, strict=True)]
+            reg, n_neg = logits_f.new_zeros(()), sum(int((a < 0).sum()) for a in a_t)
+        else:
+            reg, a_t, n_neg = fused_negative_attribution_regulariser(params, g, ref)
         self.remember(a_t)
-        n_neg = sum(int((a.detach() < 0).sum()) for a in a_t)
         return self.combine(nll_f, nll_r, reg, {"neg_frac": n_neg / sum(a.numel() for a in a_t)})
