@@ -11,22 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
-from neuronscope.errors import NeuronscopeError
+from neuronscope.errors import NeuronscopeError, SettingError  # noqa: F401  (SettingError: re-exported for the value checks)
 
 Namer = Callable[[str], str]
-
-
-class SettingError(NeuronscopeError):
-    """A bad value of one named setting. The library names the setting (`lr`); the layer that read it (a CLI
-    flag, a TOML key) re-words it with `where`, so the user sees the name they wrote."""
-
-    def __init__(self, setting: str, problem: str):
-        super().__init__(f"{setting} {problem}")
-        self.setting, self.problem = setting, problem
-
-    def where(self, name: str) -> NeuronscopeError:
-        """The same message about `name` (e.g. `--lr`, `small.toml: unlearn.lr`)."""
-        return NeuronscopeError(f"{name} {self.problem}")
 
 
 def flag_name(field: str) -> str:

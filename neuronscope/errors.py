@@ -13,12 +13,17 @@ class NeuronscopeError(Exception):
 
 
 class SettingError(NeuronscopeError):
-    """A bad value of one setting. `text(name)` is the message with the setting called `name`, so a caller can name
-    it as its user knows it (``--batch-size``, ``attribution.batch_size``); str() names the setting itself."""
+    """A bad value of one named setting. The library names the setting (`lr`, `batch_size`); the layer that read
+    it (a CLI flag, a TOML key) re-words it with `named`, so the user sees the name they wrote.
 
-    def __init__(self, setting: str, text: Callable[[str], str]) -> None:
-        self.setting, self.text = setting, text
-        super().__init__(text(setting))
+    `problem` is what follows the name ("must be a positive number, got 0"), or a function of the name for a
+    message that names it elsewhere ("... lower batch_size")."""
+
+    def __init__(self, setting: str, problem: str | Callable[[str], str]) -> None:
+        self.setting = setting
+        self.text: Callable[[str], str] = problem if callable(problem) else (lambda name: f"{name} {problem}")
+        super().__init__(self.text(setting))
 
     def named(self, name: str) -> NeuronscopeError:
+        """The same message about `name` (e.g. `--lr`, `small.toml: unlearn.lr`)."""
         return NeuronscopeError(self.text(name))

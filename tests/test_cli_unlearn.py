@@ -79,3 +79,17 @@ def test_ga_without_a_retain_split_says_so(tiny_ckpt, tiny_world_dir, tmp_path):
     assert res.exit_code == 0, res.output
     assert "warning:" in res.stderr and "no retain questions" in res.stderr
     assert json.loads(res.stdout)["checkpoint"] == str(out)
+
+
+def test_methods_lists_the_registry_with_each_settings_default() -> None:
+    """`neuronscope methods` is where --method's and --setting's choices are listed: read from the registry."""
+    result = runner.invoke(app, ["methods", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["method"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == set(METHODS) >= {"ga", "gd", "npo", "dpo", "rmu", "ssiuu", "klue", "simnpo"}
+    for name, cls in METHODS.items():
+        settings = cls.settings_cls
+        assert set(rows[name]["settings"]) == set(settings.keys)
+        for key, field in settings.keys.items():
+            assert rows[name]["settings"][key]["default"] == getattr(settings(), field)
+    assert rows["rmu"]["settings"]["rmu_c"]["default"] == 20.0 and rows["npo"]["settings"]["beta"]["default"] == 0.1

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperCommand
 
 from neuronscope.cli.app import app, console, metrics_table, user_errors
 from neuronscope.cli.options import (
@@ -64,31 +63,32 @@ FLAGS = {"lr": "--lr", "max_steps": "--max-steps", "threshold": "--threshold", "
          "beta": "--beta"}
 
 
-def method_help() -> str:
-    """Every registered method with its one-line summary (the registry is read only when help is shown)."""
+@app.command("methods")
+@user_errors
+def methods_cmd(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the methods and their settings as JSON.")] = False,
+) -> None:
+    """The registered unlearning methods, each with its summary and settings (keys for --setting KEY=VALUE)."""
+    from rich.table import Table
+
     from neuronscope.unlearn import METHODS
 
-    return "One of: " + "; ".join(f"{n} ({cls.summary})" if cls.summary else n for n, cls in METHODS.items()) + "."
-
-
-def setting_help() -> str:
-    from neuronscope.unlearn.base import settings_help
-
-    return ("A method setting, KEY=VALUE (repeatable): " + "; ".join(f"{k}: {h}" for k, h in settings_help().items())
-            + ".")
-
-
-class RegistryHelp(TyperCommand):
-    """Fills --method's and --setting's help from the method registry when help is shown, so importing the CLI
-    does not import torch."""
-
-    def format_help(self, ctx, formatter):  # type: ignore[no-untyped-def]
-        for param in self.params:
-            if param.name == "method":
-                param.help = method_help()  # type: ignore[attr-defined]
-            elif param.name == "setting":
-                param.help = setting_help()  # type: ignore[attr-defined]
-        return super().format_help(ctx, formatter)
+    rows = []
+    for name, cls in METHODS.items():
+        settings = cls.settings_cls
+        rows.append({"method": name, "summary": cls.summary,
+                     "settings": {k: {"default": getattr(settings(), field), "help": settings.help.get(k, "")}
+                                  for k, field in settings.keys.items()}})
+    if json_out:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title="unlearning methods (neuronscope unlearn --method NAME [--setting KEY=VALUE])")
+    for column in ("method", "summary", "settings (default)"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["method"], r["summary"], "\n".join(f"{k} = {v['default']}: {v['help']}"
+                                                             for k, v in r["settings"].items()))
+    console.print(table)
 
 
 def parse_settings(texts: list[str]) -> dict[str, object]:
@@ -106,7 +106,7 @@ def parse_settings(texts: list[str]) -> dict[str, object]:
         try:
             out[key] = coerce_setting(key, value, text=True)
         except SettingError as e:
-            raise e.where(f"--setting {key}") from None
+            raise e.named(f"--setting {key}") from None
     return out
 
 
@@ -117,14 +117,14 @@ def reworded(e: Exception, from_setting: set[str]) -> Exception:
     if not isinstance(e, SettingError):
         return e
     if e.setting in from_setting:
-        return e.where(f"--setting {e.setting}")
-    return e.where(FLAGS.get(e.setting, flag_name(e.setting)))
+        return e.named(f"--setting {e.setting}")
+    return e.named(FLAGS.get(e.setting, flag_name(e.setting)))
 
 
-@app.command("unlearn", cls=RegistryHelp)
+@app.command("unlearn")
 @user_errors
 def unlearn_cmd(
-    method: Annotated[str, typer.Option("--method", help="A registered method (see --help).")],
+    method: Annotated[str, typer.Option("--method", help="A registered method: `neuronscope methods` lists them.")],
     ckpt: Annotated[Path, typer.Option("--ckpt", help="HF checkpoint directory to unlearn from.")],
     data: Annotated[Path, typer.Option("--data", help="Dataset directory (forget.jsonl, retain.jsonl, ...).")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the unlearned checkpoint.")],
@@ -136,7 +136,7 @@ def unlearn_cmd(
     beta: Annotated[float | None, typer.Option(
         "--beta", help="DPO/NPO inverse temperature (default: the method's, 0.1).")] = None,
     setting: Annotated[list[str] | None, typer.Option(
-        "--setting", help="A method setting, KEY=VALUE (repeatable; keys listed in --help).")] = None,
+        "--setting", help="A method setting, KEY=VALUE (repeatable; `neuronscope methods` lists the keys).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of batch order and random vectors.")] = 0,
     max_steps: Annotated[int, typer.Option("--max-steps", help="Give up after this many steps.")] = 500,
     threshold: Annotated[float | None, typer.Option(

@@ -506,7 +506,7 @@ def _parse_unlearn(table: BaseModel, order: list[str], source: str, api: Any) ->
                 ucfg.settings(METHODS[m])
         except SettingError as e:  # named as the TOML key it came from
             key = f"method.{m}.{e.setting}" if e.setting in per_method.get(m, {}) else e.setting
-            raise e.where(f"{where}.{key}") from None
+            raise e.named(f"{where}.{key}") from None
         except NeuronscopeError as e:
             raise _fail(f"{where} ({m})", str(e)) from None
         except (TypeError, ValueError) as e:
