@@ -151,13 +151,16 @@ def _pairs(ds: Any) -> list[tuple[str, str, str]]:
     option, and the benign corpus."""
     out: list[tuple[str, str, str]] = []
     for split, items in [*ds.splits.items(), ("utility", ds.utility)]:
-        if split == "other":  # never scored, trained on or unlearned (evaluate skips it too)
-            continue
-        for it in items:
-            for answer in dict.fromkeys((it.answer, *it.options)):
-                out.append((f"{split} item {it.id!r}", it.question, answer))
+        if split != "other":  # never scored, trained on or unlearned (evaluate skips it too)
+            out += _item_pairs(items, f"{split} ")
     out += [(f"benign item {b.id!r}", b.prompt, b.output) for b in ds.benign]
     return out
+
+
+def _item_pairs(items: Sequence[Any], label: str = "") -> list[tuple[str, str, str]]:
+    """(name, question, answer) for each question's answer and each of its options."""
+    return [(f"{label}item {it.id!r}", it.question, answer) for it in items
+            for answer in dict.fromkeys((it.answer, *it.options))]
 
 
 def sequence_widths(tokenizer: Any, pairs: Sequence[tuple[str, str, str]]) -> list[tuple[int, int]]:
@@ -205,9 +208,7 @@ def check_items(model: Any, items: Sequence[Any], batch_size: int | None = None,
     option within the model's context, the longest within the memory budget alone; with `batch_size`, also the
     worst batch, costed as a training batch: attribution keeps activations for its gradient and the lens every
     layer's residual stream, and neither splits a batch. A bad batch size is a SettingError naming `setting`."""
-    pairs = [(f"item {it.id!r}", it.question, answer) for it in items
-             for answer in dict.fromkeys((it.answer, *it.options))]
-    widths = _check_pairs(model, pairs)
+    widths = _check_pairs(model, _item_pairs(items))
     if batch_size is not None:
         check_training(model, widths, batch_size, flag=setting, what=what)
 

@@ -28,6 +28,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from neuronscope.batching import encode
+from neuronscope.budget import check_items
 from neuronscope.data.schema import QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.families import spec_for
@@ -163,6 +164,7 @@ def logit_lens(model: Model, items: Sequence[QAItem], *, seed: int = 0, position
         raise NeuronscopeError("no items to run the logit lens on")
     if batch_size < 1:
         raise NeuronscopeError(f"batch_size must be at least 1, got {batch_size}")
+    check_items(model, items, batch_size, what="a logit-lens batch")  # context and memory, before any forward
     distractors = pick_distractors(items, seed)
     gold_parts, dist_parts = [], []
     for start in range(0, len(items), batch_size):

@@ -36,8 +36,9 @@ def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    guarded = _type_checking_nodes(tree)
     for node in ast.walk(tree):
-        if _type_checking_only(node, tree):
+        if id(node) in guarded:
             continue
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
@@ -52,16 +53,11 @@ def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
     return {m for m in found if m.split(".")[0] == PACKAGE and m != name}
 
 
-def _type_checking_only(node: ast.AST, tree: ast.Module) -> bool:
-    """An import under `if TYPE_CHECKING:` never runs: it names types for annotations, not a dependency."""
-    guarded = getattr(tree, "_guarded", None)
-    if guarded is None:
-        guarded = set()
-        for n in ast.walk(tree):
-            if isinstance(n, ast.If) and isinstance(n.test, ast.Name) and n.test.id == "TYPE_CHECKING":
-                guarded |= {id(m) for stmt in n.body for m in ast.walk(stmt)}
-        tree._guarded = guarded  # type: ignore[attr-defined]
-    return id(node) in guarded
+def _type_checking_nodes(tree: ast.Module) -> set[int]:
+    """Ids of the nodes under `if TYPE_CHECKING:`: imports there never run (they name types for annotations)."""
+    return {id(m) for n in ast.walk(tree)
+            if isinstance(n, ast.If) and isinstance(n.test, ast.Name) and n.test.id == "TYPE_CHECKING"
+            for stmt in n.body for m in ast.walk(stmt)}
 
 
 def import_graph() -> dict[str, set[str]]:

@@ -38,7 +38,6 @@ def lens_cmd(
     import pandas as pd
     from transformers.utils import logging as hf_logging
 
-    from neuronscope.budget import check_items
     from neuronscope.data.schema import KINDS, load_dataset
     from neuronscope.errors import NeuronscopeError, SettingError
     from neuronscope.io import write_json, write_text
@@ -68,11 +67,10 @@ def lens_cmd(
         model = load_model(path, device=device, dtype=dtype, device_map=device_map,
                            trust_remote_code=trust_remote_code)
         try:
-            check_items(model, items, batch_size, what="a logit-lens batch")
+            rows = logit_lens(model, items, seed=seed, position=position, final_norm=not no_final_norm,
+                              answer_tokens=answer_tokens, batch_size=batch_size, per_item=True)
         except SettingError as e:
             raise e.named("--batch-size") from None
-        rows = logit_lens(model, items, seed=seed, position=position, final_norm=not no_final_norm,
-                          answer_tokens=answer_tokens, batch_size=batch_size, per_item=True)
         per_item.append(rows.assign(model=name))
         del model
     item_table = pd.concat(per_item, ignore_index=True)

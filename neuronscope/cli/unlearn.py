@@ -75,9 +75,9 @@ def methods_cmd(
 
     rows = []
     for name, cls in METHODS.items():
-        settings = cls.settings_cls
+        settings, defaults = cls.settings_cls, cls.settings_cls()
         rows.append({"method": name, "summary": cls.summary,
-                     "settings": {k: {"default": getattr(settings(), field), "help": settings.help.get(k, "")}
+                     "settings": {k: {"default": getattr(defaults, field), "help": settings.help.get(k, "")}
                                   for k, field in settings.keys.items()}})
     if json_out:
         print(json.dumps(rows, indent=2, default=str))

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from neuronscope.data.schema import InstructionItem, QADataset, QAItem
-from neuronscope.data.world import BENIGN_WORDS, NUMBER_WORDS, OPPOSITES
+from neuronscope.data.world import BENIGN_WORDS, NUMBER_WORDS, OPPOSITES, cluster_cuts
 from neuronscope.errors import NeuronscopeError
 
 # attribute -> base prompt, paraphrase prompts, multi-hop prompt (through the capital), same-answer prompt
@@ -153,15 +153,7 @@ def candidate_facts(cfg: RealFactsConfig = RealFactsConfig()) -> QADataset:
                 items.append(QAItem(f"{fid}.{suffix}", prompt, gold,
                                     _options(rng, gold, pools[attr], exclude.get(attr, ())), cid, kind, fid))
         clusters[cid] = items
-    cids = list(clusters)
-    rng.shuffle(cids)
-    n = len(cids)
-    n_forget = max(1, round(cfg.forget * n)) if cfg.forget > 0 else 0
-    n_retain = max(1, round(cfg.retain * n)) if cfg.retain > 0 else 0
-    n_test = min(n - n_forget - n_retain, round(cfg.test * n))
-    cuts = {"forget": cids[:n_forget], "retain": cids[n_forget:n_forget + n_retain],
-            "test": cids[n_forget + n_retain:n_forget + n_retain + n_test],
-            "other": cids[n_forget + n_retain + n_test:]}
+    cuts = cluster_cuts(list(clusters), rng, cfg.forget, cfg.retain, cfg.test)
     splits = {s: [it for cid in sorted(ps) for it in clusters[cid]] for s, ps in cuts.items()}
     names = {f"c{i:03d}": c["name"] for i, c in enumerate(table)}
     meta = {"name": "neuronscope-real-facts", "format": "world", "source": _sources(), "config": _cfg_json(cfg),

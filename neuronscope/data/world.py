@@ -114,6 +114,20 @@ def _options(rng: random.Random, gold: str, pool: list[str]) -> tuple[str, ...]:
     return tuple(opts)
 
 
+def cluster_cuts(ids: list[str], rng: random.Random, forget: float, retain: float, test: float
+                 ) -> dict[str, list[str]]:
+    """Clusters shuffled by `rng` (in place) and cut into forget, retain, test and "other" by fraction: a split never
+    cuts through a cluster. A positive fraction gets at least one cluster; test takes what is left, up to its
+    share."""
+    rng.shuffle(ids)
+    n = len(ids)
+    n_forget = max(1, round(forget * n)) if forget > 0 else 0
+    n_retain = max(1, round(retain * n)) if retain > 0 else 0
+    n_test = min(n - n_forget - n_retain, round(test * n))
+    return {"forget": ids[:n_forget], "retain": ids[n_forget:n_forget + n_retain],
+            "test": ids[n_forget + n_retain:n_forget + n_retain + n_test], "other": ids[n_forget + n_retain + n_test:]}
+
+
 def build_world(cfg: WorldConfig = WorldConfig()) -> QADataset:
     """Build the world deterministically from `cfg.seed`."""
     cfg.check()
@@ -197,15 +211,7 @@ def build_world(cfg: WorldConfig = WorldConfig()) -> QADataset:
         people_items[pid] = items
 
     # --- cluster-level split --------------------------------------------------------------------------------
-    pids = list(people_items)
-    rng.shuffle(pids)
-    n = len(pids)
-    n_forget = max(1, round(cfg.forget * n)) if cfg.forget > 0 else 0
-    n_retain = max(1, round(cfg.retain * n)) if cfg.retain > 0 else 0
-    n_test = min(n - n_forget - n_retain, round(cfg.test * n))
-    cuts = {"forget": pids[:n_forget], "retain": pids[n_forget:n_forget + n_retain],
-            "test": pids[n_forget + n_retain:n_forget + n_retain + n_test],
-            "other": pids[n_forget + n_retain + n_test:]}
+    cuts = cluster_cuts(list(people_items), rng, cfg.forget, cfg.retain, cfg.test)
     splits = {s: [it for pid in sorted(ps) for it in people_items[pid]] for s, ps in cuts.items()}
 
     # --- benign instruction corpus --------------------------------------------------------------------------

@@ -43,6 +43,7 @@ class Builder:
     settings: Callable[[], type]
     key_name: str  # the table's name in the cache key (kept from the first release: existing caches stay valid)
     build: Callable[[Any, Any], Any]
+    keyed: Callable[[dict[str, Any], Any], dict[str, Any]] = lambda table, cfg: table  # the table as keyed
 
 
 def _real_facts() -> type:
@@ -69,7 +70,12 @@ def _build_people(model: Any, cfg: Any) -> Any:
     return synthetic_people(model, cfg)
 
 
-BUILDERS = {"real_facts": Builder("real-facts", _real_facts, "cfg", _build_real_facts),
+def _attributes_as_parsed(table: dict[str, Any], cfg: Any) -> dict[str, Any]:
+    """Real facts are keyed by the attribute list as parsed: a string and a list of the same names key the same."""
+    return {**table, "attributes": list(cfg.attributes)}
+
+
+BUILDERS = {"real_facts": Builder("real-facts", _real_facts, "cfg", _build_real_facts, _attributes_as_parsed),
             "synthetic_people": Builder("synthetic-people", _world, "world", _build_people)}
 
 
@@ -78,8 +84,7 @@ def built_dataset_dir(name: str, ckpt: Path, table: dict[str, Any], where: str, 
     while the checkpoint's weights, the table and the source packages are unchanged."""
     from neuronscope.data.real_facts import _sources
     from neuronscope.data.schema import save_dataset
-    from neuronscope.experiment.cache import file_sha256
-    from neuronscope.io import atomic_path
+    from neuronscope.io import atomic_path, file_sha256
     from neuronscope.models.handle import load_model
     from neuronscope.models.pretrained import cache_dir
 
@@ -92,10 +97,8 @@ def built_dataset_dir(name: str, ckpt: Path, table: dict[str, Any], where: str, 
     if not (ckpt / "config.json").is_file():
         raise NeuronscopeError(f"{where}: needs base.ckpt, an HF checkpoint directory ({ckpt} is not one)")
     weights = {f.name: file_sha256(f) for f in sorted(ckpt.glob("*.safetensors"))}
-    # real facts: the attribute list as parsed (a string and a list of the same names key the same)
-    keyed = {**table, "attributes": list(cfg.attributes)} if hasattr(cfg, "attributes") else table
-    key = json.dumps({builder.key_name: keyed, "weights": weights, "sources": _sources()}, sort_keys=True,
-                     default=str)
+    key = json.dumps({builder.key_name: builder.keyed(table, cfg), "weights": weights, "sources": _sources()},
+                     sort_keys=True, default=str)
     out = cache_dir() / "data" / f"{builder.prefix}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if not (out / "world.json").is_file():
         ds = builder.build(load_model(ckpt, bridge=False), cfg)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neuronscope.io import atomic_path, write_json
+from neuronscope.io import atomic_path, file_sha256, write_json
 
 MANIFEST = "_complete.json"
 CACHE_VERSION = 1  # bump when an artifact's content changes meaning for the same inputs
@@ -32,14 +32,6 @@ def canonical(obj: Any) -> str:
 def input_key(name: str, inputs: dict[str, Any]) -> str:
     """A short, stable hash of an artifact's name and inputs."""
     return hashlib.sha256(canonical({"name": name, "inputs": inputs, "v": CACHE_VERSION}).encode()).hexdigest()[:16]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

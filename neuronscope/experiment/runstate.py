@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from neuronscope.experiment.cache import Artifact, ArtifactCache, file_sha256
+from neuronscope.experiment.cache import Artifact, ArtifactCache
 from neuronscope.experiment.config import ExperimentConfig
-from neuronscope.io import read_json
+from neuronscope.io import file_sha256, read_json
 from neuronscope.models.handle import Model
 from neuronscope.progress import LoggedProgress, StepCallback, step_callback
 

@@ -10,7 +10,6 @@ float32, not the original release: every place that names the model says so.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import time
@@ -22,7 +21,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from neuronscope.errors import NeuronscopeError
-from neuronscope.io import atomic_path, read_json, write_json
+from neuronscope.io import atomic_path, file_sha256, read_json, write_json
 
 PROVENANCE = "provenance.json"
 
@@ -100,14 +99,6 @@ def plain_copy(hf: PreTrainedModel) -> PreTrainedModel:
     return fresh
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
@@ -117,7 +108,7 @@ def _version(dist: str) -> str:
 
 def provenance(s: PretrainedSpec, gguf: Path, n_params: int) -> dict[str, Any]:
     return {"model": s.name, "release": s.release, "weights": s.quantization, "license": s.license,
-            "source": {"package": s.dist, "version": _version(s.dist), "file": s.file, "sha256": _sha256(gguf)},
+            "source": {"package": s.dist, "version": _version(s.dist), "file": s.file, "sha256": file_sha256(gguf)},
             "converted_with": {d: _version(d) for d in ("transformers", "gguf", "torch")},
             "n_params": n_params, "dtype": "float32", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
@@ -131,7 +122,7 @@ def is_pulled(out: Path, s: PretrainedSpec) -> bool:
         sha = read_json(prov)["source"]["sha256"]
     except (NeuronscopeError, KeyError, TypeError):
         return False
-    return sha == _sha256(gguf_path(s))
+    return sha == file_sha256(gguf_path(s))
 
 
 def pull(name: str, out: str | Path, force: bool = False) -> tuple[Path, bool]:
