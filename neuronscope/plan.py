@@ -357,7 +357,7 @@ def plan_grid(cfg: ExperimentConfig, s: Shape, dtype: torch.dtype, counts: DataC
         p = cfg.unlearn.params_for(method)
         trials = len(p.get("lr_grid", ())) or 1
         max_steps = int(p.get("max_steps", default.max_steps))
-        settings = {k: v for k, v in p.items() if k not in LOOP_FIELDS and k != "lr_grid"}
+        settings = {k: v for k, v in p.items() if k not in LOOP_FIELDS and k not in ("lr_grid", "stride")}
         plan_unlearn(s, dtype, method, int(p.get("batch_size", default.batch_size)), counts, max_steps, trials,
                      int(p.get("check_every", default.check_every)), int(p.get("rs_every", default.rs_every)),
                      settings, plan=plan, stage=f"unlearn {method}")

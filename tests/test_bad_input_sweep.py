@@ -129,6 +129,7 @@ CONFIG_CASES: list[tuple[str, Any, str]] = [
     ("unlearn.lr", math.nan, "unlearn.lr must be a positive number"),
     ("unlearn.lr_grid", [1e-3, math.inf], "unlearn.lr_grid: learning rates must be positive numbers"),
     ("unlearn.max_steps", 0, "unlearn.max_steps must be at least 1"),
+    ("unlearn.stride", 0, "unlearn.stride: must be at least 1"),
     ("unlearn.beta", math.inf, "unlearn.beta must be a positive number"),
     ("unlearn.weight_decay", -0.1, "weight_decay must be a non-negative number"),
     ("unlearn.grad_clip", 0.0, "grad_clip must be a positive number"),

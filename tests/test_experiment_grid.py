@@ -343,3 +343,24 @@ def test_calibration_stage_is_one_cached_artifact(fake_api: UnlearnAPI, tmp_path
     assert len(calls) == 1 and again.results["analyses"]["calibration"] == cal
     with pytest.raises(NeuronscopeError, match="calibration.size"):
         tiny_config(**{"calibration.enabled": True, "calibration.size": "huge"})
+
+
+def test_stride_reaches_the_loop_and_keys_the_artifact(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """[unlearn] stride = k is the loop's `stride` (not a field of its config) and is part of the artifact's key;
+    without it the loop is called as before."""
+    seen: list[dict[str, Any]] = []
+
+    def recording(model, ds, method, cfg, progress=None, **loop_args):  # noqa: ANN001, ANN003, ANN202
+        seen.append(loop_args)
+        return fake_unlearn(model, ds, method, cfg, progress)
+
+    api = UnlearnAPI(recording, FakeConfig, ("fake",))
+    monkeypatch.setattr(methods_api, "unlearn_api", lambda: api)
+    cfg = tiny_config(**{"unlearn.stride": 3, "attacks.seeds": [0]})
+    assert cfg.unlearn.params_for("fake")["stride"] == 3
+    run_grid(cfg, tmp_path / "s", api=api)
+    assert seen == [{"stride": 3}]
+    done = json.loads(next((tmp_path / "s" / "artifacts").glob("unlearn-fake-*/_complete.json")).read_text())
+    assert done["inputs"]["stride"] == 3
+    run_grid(tiny_config(**{"attacks.seeds": [0]}), tmp_path / "p", api=api)
+    assert seen[-1] == {}

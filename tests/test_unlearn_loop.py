@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from neuronscope.data.schema import QADataset
+from neuronscope.data.schema import KINDS, QADataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.scoring import multiple_choice_accuracy
 from neuronscope.unlearn import METHODS, UnlearnConfig, lr_search, unlearn
@@ -75,6 +75,19 @@ def test_lr_search_picks_lowest_rate_that_reaches(tiny_trained, tiny_world):
     assert [t["lr"] for t in r.trials] == [1e-7, 3e-3]
     assert not r.trials[0]["reached"] and r.trials[1]["reached"] and r.lr == 3e-3
     assert all(torch.equal(a, b) for a, b in zip(before, base.hf.parameters(), strict=True))
+
+
+def test_lr_search_scores_every_kind_once_and_equals_a_direct_run(tiny_trained, tiny_world):
+    """Trials are scored on "base" only; the kept one gets every kind afterwards. Its report, scores and curve
+    equal a direct run at the chosen rate whose final evaluation scores every kind."""
+    cfg = replace(FAST, max_steps=8, eval_kinds=KINDS)
+    searched = lr_search(tiny_trained.model, tiny_world, "gd", cfg, grid=[3e-3, 1e-7])
+    direct = unlearn(tiny_trained.model.clone(), tiny_world, "gd", replace(cfg, lr=3e-3))
+    assert searched.lr == 3e-3 and set(searched.report.detail["forget"]) == set(KINDS)
+    assert searched.report.to_json() == direct.report.to_json()
+    assert (searched.fs, searched.rs, searched.us, searched.steps) == (direct.fs, direct.rs, direct.us, direct.steps)
+    assert searched.curve == direct.curve and searched.config == direct.config
+    assert [t["fs"] for t in searched.trials][-1] == direct.fs
 
 
 def test_bad_inputs(tiny_trained, tiny_world, monkeypatch):

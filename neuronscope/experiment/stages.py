@@ -196,6 +196,8 @@ def unlearn_stage(run: GridRun, m: Models, method: str, api: Any) -> tuple[Artif
     every question kind (it is the same model, in memory), else the saved model is scored."""
     params = run.cfg.unlearn.params_for(method)
     lr_grid = tuple(params.pop("lr_grid", ()))
+    stride = params.pop("stride", 1)  # FS scored at every stride-th check, with an exact back-off (same result)
+    loop_args = {"stride": stride} if stride > 1 else {}
     ucfg = api.config_cls(**params)
     if hasattr(ucfg, "check"):
         ucfg.check()
@@ -207,9 +209,9 @@ def unlearn_stage(run: GridRun, m: Models, method: str, api: Any) -> tuple[Artif
         if lr_grid:  # the paper's rule: the lowest learning rate of the grid that reaches the threshold
             if api.lr_search is None:
                 raise NeuronscopeError("unlearn.lr_grid needs an lr_search")
-            result = api.lr_search(model, m.ds, method, ucfg, list(lr_grid), progress=bar)
+            result = api.lr_search(model, m.ds, method, ucfg, list(lr_grid), progress=bar, **loop_args)
         else:
-            result = api.unlearn(model, m.ds, method, ucfg, progress=bar)
+            result = api.unlearn(model, m.ds, method, ucfg, progress=bar, **loop_args)
         for note in getattr(result, "notes", ()):
             run.log(f"[yellow]note[/] {method}: {note}")
         result.model.save(tmp / "model")
@@ -225,6 +227,8 @@ def unlearn_stage(run: GridRun, m: Models, method: str, api: Any) -> tuple[Artif
               "numerics": numerics(run.cfg)}
     if lr_grid:
         inputs["lr_grid"] = list(lr_grid)
+    if stride > 1:  # the curve then has FS only at the scored checks
+        inputs["stride"] = stride
     art = run.step(f"unlearn-{method}", inputs, unlearned, f"unlearning {method}")
     return art, read_eval(art), UnlearnRun.from_json(read_json(art.path / "unlearn.json"))
 

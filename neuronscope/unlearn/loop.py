@@ -144,7 +144,8 @@ def at_or_below(fs: float, threshold: float) -> bool:
 
 
 def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: UnlearnConfig = UnlearnConfig(),
-            progress: Progress | None = None, stride: int = 1) -> UnlearnResult:
+            progress: Progress | None = None, stride: int = 1,
+            final_kinds: Sequence[str] | None = None) -> UnlearnResult:
     """Unlearn the forget split's base questions from `model` IN PLACE (clone first to keep the original).
 
     `method` is a registered name or, for constructions outside the registry (the calibration's planted hiding),
@@ -154,6 +155,9 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
     steps, scoring each check point, up to the first that meets the threshold. Steps, final scores and weights
     equal those of `stride` = 1; the curve has `fs` only at the check points that were scored. The kept state
     costs a copy of the trainable weights and AdamW's state.
+
+    `final_kinds` (default `cfg.eval_kinds`): the question kinds of the final evaluation; `lr_search` scores only
+    "base" for a trial and completes the evaluation of the one it keeps (`complete_report`).
     """
     cfg.check()
     at_least(stride, 1, "stride")
@@ -243,7 +247,7 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
         m.finish()
         for p, flag in saved_flags:
             p.requires_grad_(flag)
-    report = evaluate(model, ds, kinds=cfg.eval_kinds)
+    report = evaluate(model, ds, kinds=cfg.eval_kinds if final_kinds is None else tuple(final_kinds))
     curve[-1]["fs"], curve[-1]["rs"] = report.fs, report.rs
     reached = at_or_below(report.fs, threshold)
     return UnlearnResult(model=model, method=method, lr=cfg.lr, steps=step, reached=reached,
@@ -266,12 +270,23 @@ def lr_search(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig, grid
     get_method(method)
     trials: list[dict[str, Any]] = []
     result: UnlearnResult | None = None
-    for lr in sorted(set(grid)):
-        result = unlearn(model.clone(), ds, method, replace(cfg, lr=lr), progress, stride)
+    for lr in sorted(set(grid)):  # a trial needs only FS and RS ("base"): the other kinds are scored once, below
+        result = unlearn(model.clone(), ds, method, replace(cfg, lr=lr), progress, stride, final_kinds=("base",))
         trials.append({"lr": lr, "reached": result.reached, "steps": result.steps, "fs": result.fs,
                        "rs": result.rs, "seconds": round(result.seconds, 2)})
         if result.reached:
             break
     assert result is not None
     result.trials = trials
+    return result if tuple(cfg.eval_kinds) == ("base",) else complete_report(result, ds, cfg.eval_kinds)
+
+
+def complete_report(result: UnlearnResult, ds: QADataset, kinds: Sequence[str]) -> UnlearnResult:
+    """`result` with its final evaluation over `kinds`: the same model scored again, so FS/RS/US (read from
+    "base", scored item by item in the same batches) are unchanged and the other kinds are added."""
+    t0 = time.perf_counter()
+    report = evaluate(result.model, ds, kinds=tuple(kinds))
+    result.report, result.fs, result.rs, result.us = report, report.fs, report.rs, report.us
+    result.curve[-1]["fs"], result.curve[-1]["rs"] = report.fs, report.rs
+    result.seconds += time.perf_counter() - t0
     return result
