@@ -97,3 +97,33 @@ def test_stats_use_student_t() -> None:
     g = welch_gap([0.6, 0.7, 0.8], [0.4, 0.5, 0.6])
     assert g.mean == pytest.approx(0.2) and g.sd == pytest.approx((0.01 / 3 * 2) ** 0.5)
     assert g.ci95 == pytest.approx(2.776 * g.sd, rel=1e-3)  # Welch df = 4 for equal variances, n = 3
+
+
+def test_two_processes_needing_one_artifact_compute_it_once(tmp_path: Path) -> None:
+    """With a lock directory, a second asker waits for the artifact the first is computing and reads it (two
+    threads with their own lock files: flock treats separate opens as separate holders, as two processes)."""
+    import threading
+    import time
+
+    calls: list[int] = []
+
+    def slow(tmp: Path) -> None:
+        calls.append(1)
+        time.sleep(0.5)
+        (tmp / "a.txt").write_text("done")
+
+    got: list = []
+
+    def ask() -> None:
+        got.append(ArtifactCache(tmp_path / "artifacts", lock_dir=tmp_path / ".locks").get("base", {"x": 1}, slow))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)  # the first is computing when the second asks
+    for t in threads:
+        t.join()
+    assert calls == [1]
+    assert [a.cached for a in got] == [False, True] and got[0].path == got[1].path
+    assert (got[1].path / "a.txt").read_text() == "done"
+    assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [got[0].path.name]  # locks kept apart

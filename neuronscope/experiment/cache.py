@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neuronscope.experiment.lock import artifact_lock
 from neuronscope.io import atomic_path, file_sha256, write_json
 
 MANIFEST = "_complete.json"
@@ -45,9 +46,11 @@ class Artifact:
 class ArtifactCache:
     """`get(name, inputs, compute)` returns a complete artifact, computing it only when no valid one exists."""
 
-    def __init__(self, root: str | Path, log: Callable[[str], None] = lambda _msg: None):
+    def __init__(self, root: str | Path, log: Callable[[str], None] = lambda _msg: None,
+                 lock_dir: str | Path | None = None):
         self.root = Path(root)
         self.log = log
+        self.lock_dir = Path(lock_dir) if lock_dir is not None else None  # set: one process computes an artifact
 
     def path(self, name: str, inputs: dict[str, Any]) -> Path:
         return self.root / f"{name}-{input_key(name, inputs)}"
@@ -94,7 +97,14 @@ class ArtifactCache:
         return None
 
     def get(self, name: str, inputs: dict[str, Any], compute: Callable[[Path], None]) -> Artifact:
-        """Return the cached artifact, or run `compute(tmpdir)` to fill a fresh one and seal it."""
+        """Return the cached artifact, or run `compute(tmpdir)` to fill a fresh one and seal it. With a `lock_dir`,
+        a process that needs an artifact another process is computing waits for it and then reads it."""
+        if self.lock_dir is None:
+            return self._get(name, inputs, compute)
+        with artifact_lock(self.lock_dir / f"{name}-{input_key(name, inputs)}.lock"):
+            return self._get(name, inputs, compute)
+
+    def _get(self, name: str, inputs: dict[str, Any], compute: Callable[[Path], None]) -> Artifact:
         key = input_key(name, inputs)
         found = self.lookup(name, inputs)
         if found is not None:

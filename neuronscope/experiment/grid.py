@@ -89,10 +89,12 @@ def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = N
     (`experiment.lock`) throughout. `fresh`: clear an earlier run there first (`run --overwrite`).
 
     `chains` (experiment.distributed) makes this one process of several sharing `out`: after the shared stages
-    (data, base, oracle training) it computes only the named per-model chains ('oracle' or a method: unlearning,
-    attacks, attribution, lens; 'base': the base model's lens), leaves partial files alone (another process may be
-    writing them) and writes no results.json or tables. Such a process takes no lock: the launch's rank 0 holds it
-    and has prepared `out`. `tag` prefixes this process's lines in run.log.
+    (data, base) it computes only the named per-model chains ('oracle': its training, attacks, attribution, lens;
+    a method: unlearning, attacks, attribution, lens; 'base': the base model's lens), leaves partial files alone
+    (another process may be writing them) and writes no results.json or tables. Processes that need the same
+    artifact compute it once: the cache's per-artifact lock makes the others wait and read it. Such a process takes
+    no run lock: the launch's rank 0 holds it and has prepared `out`. `tag` prefixes this process's lines in
+    run.log.
 
     The final, cached pass of a run whose chains were computed by other processes (experiment.parallel) passes
     `claimed` (the caller holds the run directory), `earlier` (those passes: what they computed counts as
@@ -185,13 +187,14 @@ def grid_results(run: GridRun, api: UnlearnAPI) -> Results:
     """Every stage in order (this process's chains only, see run_grid); the typed results of the whole run."""
     cfg = run.cfg
     data, ds = data_stage(run)
+    # the oracle is trained in its own chain and before the base, which it does not need: with several processes
+    # it trains while the shared stages train the base
+    oracle = oracle_stage(run, data, ds) if cfg.oracle and run.mine("oracle") else None
     m = base_stage(run, data, ds)
     evals: dict[str, Scores] = {"base": read_eval(m.base)}
     models: dict[str, tuple[Artifact, Path]] = {}  # attacked models: name -> (artifact, checkpoint dir)
-    if cfg.oracle:
-        oracle = oracle_stage(run, m)
-        if run.mine("oracle"):
-            models["oracle"] = (oracle, oracle.path / "model")
+    if oracle is not None:
+        models["oracle"] = (oracle, oracle.path / "model")
         evals["oracle"] = read_eval(oracle)
 
     unlearn: dict[str, UnlearnRun] = {}

@@ -85,9 +85,23 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
         f.close()  # closing the file releases the lock
 
 
+@contextmanager
+def artifact_lock(path: Path, poll: float = 0.2) -> Iterator[None]:
+    """Hold the lock file `path` for the block, waiting while another process holds it: two processes of one run
+    that need the same artifact (the data, or the base model a chain needs while another process trains it) compute
+    it once, and the second reads what the first wrote. The file stays (see the module's note on deleting locks)."""
+    import time
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+", encoding="utf-8") as f:
+        while not _try_lock(f):
+            time.sleep(poll)
+        yield  # closing the file releases the lock
+
+
 def is_held(run_dir: str | Path) -> bool:
     """Whether this process holds `run_dir`'s lock."""
     return Path(run_dir).resolve() in _held
 
 
-__all__ = ["LOCK_FILE", "is_held", "run_lock"]
+__all__ = ["LOCK_FILE", "artifact_lock", "is_held", "run_lock"]

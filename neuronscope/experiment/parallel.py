@@ -1,13 +1,14 @@
-"""The grid on several local processes: the per-model chains (unlearning, attacks, attribution, lens of one
-method or the oracle) are independent, so after the shared stages they run side by side on the machine's cores.
+"""The grid on several local processes: the per-model chains (the oracle's training, then unlearning, attacks,
+attribution, lens of one method or the oracle) are independent, so they run side by side on the machine's cores.
 
-The same rule as a launched run (experiment.distributed) without a launcher: this process holds the run
-directory's lock and computes the shared stages (data, base, oracle training); `workers` fresh processes take
-the chains round-robin, as the ranks of a launched run do; then this process runs the whole grid once more,
-entirely cached, and writes results.json and the tables through exactly the code a serial run uses. Every
-artifact seeds torch itself and reads its inputs from disk, and each process uses the configured thread count,
-so every number equals the serial run's (the small demo compared number by number, and
-tests/test_experiment_parallel.py).
+This process holds the run directory's lock and computes the shared stages (data, base) while the other
+processes start on the chains; each chain is taken by the first free process (a claim file per chain, created
+exclusively), the oracle's first, since it trains without the base model. Two processes that need the same
+artifact compute it once (the cache's per-artifact lock: a chain waits for the base another process is still
+training). Then this process runs the whole grid once more, entirely cached, and writes results.json and the
+tables through exactly the code a serial run uses. Every artifact seeds torch itself and reads its inputs from
+disk, and each process uses the configured thread count, so every number equals the serial run's whichever
+process computed it (the demos compared number by number, and tests/test_experiment_grid.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rich.console import Console
 
 from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.config import ExperimentConfig
-from neuronscope.experiment.distributed import assign, grid_chains
+from neuronscope.experiment.distributed import grid_chains
 from neuronscope.experiment.grid import GridResult, UnlearnAPI, claimed_run_dir, remove_partial, run_grid
 from neuronscope.experiment.runstate import log_line
 
@@ -46,35 +47,53 @@ def default_workers(cfg: ExperimentConfig) -> int:
     return 2 if len(grid_chains(cfg)) >= 2 and cores >= 2 and free >= 1.5 else 1
 
 
+def take_chains(cfg: ExperimentConfig, out: Path, console: Console, api: UnlearnAPI, chains: list[str],
+                claims: Path) -> list[GridResult]:
+    """Run the next chain no process has claimed, until none is left. A chain is claimed by creating its file in
+    `claims` (an exclusive create: exactly one process succeeds), so each chain runs once, on whichever process
+    is free first; which process runs it changes nothing in its numbers."""
+    done: list[GridResult] = []
+    for c in chains:
+        try:
+            (claims / c).touch(exist_ok=False)
+        except FileExistsError:
+            continue
+        done.append(run_grid(cfg, out, console, api, chains=(c,), tag=f"{c}: "))
+    return done
+
+
 def _worker_main() -> None:
-    """A worker process: run the chains named in the job file (argv[1]) and pickle what they computed, or the
-    error that stopped them, into the answer file (argv[2])."""
+    """A worker process: take chains from the job's queue (argv[1]) and pickle what they computed, or the error
+    that stopped them, into the answer file (argv[2])."""
     job, answer = Path(sys.argv[1]), Path(sys.argv[2])
-    cfg, out, chains, api = pickle.loads(job.read_bytes())
+    cfg, out, chains, api, claims = pickle.loads(job.read_bytes())
     console = Console(stderr=True, force_terminal=False)  # plain progress lines; run.log has every stage
     try:
-        parts: Any = [run_grid(cfg, out, console, api, chains=(c,), tag=f"{c}: ") for c in chains]
+        parts: Any = take_chains(cfg, out, console, api, chains, claims)
     except Exception as e:  # noqa: BLE001  (handed to the parent, which raises it)
         parts = e
     answer.write_bytes(pickle.dumps(parts))
 
 
-def _run_shares(cfg: ExperimentConfig, out: Path, console: Console, api: UnlearnAPI,
-                shares: list[list[str]]) -> list[GridResult]:
-    """The first share in this process, each other one in a fresh interpreter (not multiprocessing: a spawned
-    child re-runs the parent's script, a forked one inherits torch's threads) that sees this process's import
-    path, so it imports the same code."""
+def _run_chains(cfg: ExperimentConfig, out: Path, console: Console, api: UnlearnAPI, chains: list[str],
+                workers: int) -> list[GridResult]:
+    """The shared stages (data, base) here while `workers` - 1 fresh interpreters (not multiprocessing: a spawned
+    child re-runs the parent's script, a forked one inherits torch's threads) that see this process's import path
+    start on the chains (the oracle's first: it trains without the base); then this process takes chains too."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     code = "from neuronscope.experiment.parallel import _worker_main; _worker_main()"
     with tempfile.TemporaryDirectory(prefix="neuronscope-workers-") as tmp:
+        claims = Path(tmp) / "claims"
+        claims.mkdir()
         procs: list[tuple[subprocess.Popen[bytes], Path]] = []
         try:
-            for i, share in enumerate(shares[1:]):
+            for i in range(workers - 1):
                 job, answer = Path(tmp) / f"job-{i}.pkl", Path(tmp) / f"answer-{i}.pkl"
-                job.write_bytes(pickle.dumps((cfg, out, share, api)))
+                job.write_bytes(pickle.dumps((cfg, out, chains, api, claims)))
                 procs.append((subprocess.Popen([sys.executable, "-c", code, str(job), str(answer)], env=env),
                               answer))
-            results = [run_grid(cfg, out, console, api, chains=(c,), tag=f"{c}: ") for c in shares[0]]
+            results = [run_grid(cfg, out, console, api, chains=())]
+            results += take_chains(cfg, out, console, api, chains, claims)
             codes = [proc.wait() for proc, _ in procs]
         finally:  # this process failed or was interrupted: stop the workers it started
             for proc, _ in procs:
@@ -118,12 +137,11 @@ def run_grid_parallel(cfg: ExperimentConfig, out: str | Path, console: Console |
     t0 = time.perf_counter()
     with claimed_run_dir(out, fresh=fresh):
         remove_partial(out, lambda msg: log_line(out / "run.log", "", msg, console))
-        earlier = [run_grid(cfg, out, console, api, chains=())]
         chains = grid_chains(cfg)
-        shares = [share for r in range(workers) if (share := assign(chains, r, workers))]
-        log_line(out / "run.log", "", "[bold]chains[/] " + "; ".join(", ".join(s) for s in shares)
-                 + f" on {len(shares)} processes", console)
-        earlier += _run_shares(cfg, out, console, api, shares)
+        n = min(workers, len(chains))
+        log_line(out / "run.log", "", f"[bold]chains[/] {', '.join(chains)} on {n} processes, each taken by the "
+                 "first free one", console)
+        earlier = _run_chains(cfg, out, console, api, chains, n)
         return run_grid(cfg, out, console, api, chains=None, earlier=earlier, started=t0, claimed=True)
 
 

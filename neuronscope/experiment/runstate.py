@@ -19,6 +19,8 @@ from neuronscope.io import file_sha256, read_json
 from neuronscope.models.handle import Model
 from neuronscope.progress import LoggedProgress, StepCallback, step_callback
 
+LOCKS_DIR = ".locks"  # per-artifact locks: processes of one run never compute the same artifact twice
+
 
 @contextmanager
 def deterministic() -> Iterator[None]:
@@ -110,7 +112,7 @@ class GridRun:
         self.cfg, self.out, self.console = cfg, out, console
         self.chains, self.tag = chains, tag  # see run_grid
         self.log_path = out / "run.log"
-        self.cache = ArtifactCache(out / "artifacts", self.log)
+        self.cache = ArtifactCache(out / "artifacts", self.log, lock_dir=out / LOCKS_DIR)
         self.computed: list[str] = []
         self.skipped: list[str] = []
         self.stage_seconds: dict[str, float] = {}

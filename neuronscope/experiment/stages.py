@@ -154,13 +154,18 @@ def _finetuned(run: GridRun, ds: QADataset, exclude: tuple[str, ...], label: str
     return compute
 
 
+def _finetune_inputs(run: GridRun, data: Artifact) -> dict[str, Any]:
+    cfg = run.cfg
+    assert cfg.base_ckpt is not None
+    return {"data": data.key, "ckpt": cfg.base_ckpt, "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors"),
+            "finetune": asdict(cfg.finetune), "numerics": numerics(cfg)}
+
+
 def base_stage(run: GridRun, data: Artifact, ds: QADataset) -> Models:
     """The base model: fine-tuned from the given checkpoint, the given checkpoint itself, or the trained toy."""
     cfg = run.cfg
     if cfg.base_ckpt is not None and cfg.finetune is not None:  # TOFU: fine-tune the given checkpoint first
-        inputs = {"data": data.key, "ckpt": cfg.base_ckpt,
-                  "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors"),
-                  "finetune": asdict(cfg.finetune), "numerics": numerics(cfg)}
+        inputs = _finetune_inputs(run, data)
         base = run.step("base", inputs, _finetuned(run, ds, (), "base"), "fine-tuning base")
         return Models(ds, data, base, base.path / "model", inputs)
     if cfg.base_ckpt is not None:
@@ -177,15 +182,16 @@ def base_stage(run: GridRun, data: Artifact, ds: QADataset) -> Models:
     return Models(ds, data, base, base.path / "model", inputs)
 
 
-def oracle_stage(run: GridRun, m: Models) -> Artifact:
-    """The oracle: the base's training without the forget facts (the floor an erased model should match)."""
+def oracle_stage(run: GridRun, data: Artifact, ds: QADataset) -> Artifact:
+    """The oracle: the base's training without the forget facts (the floor an erased model should match). It does
+    not need the base model, so it can train while another process trains the base."""
     cfg = run.cfg
     if cfg.finetune is not None:
-        return run.step("oracle", {**m.base_inputs, "exclude": ["forget"]}, _finetuned(run, m.ds, ("forget",),
-                        "oracle"), "fine-tuning oracle (without the forget facts)")
-    return run.step("oracle", {"data": m.data.key, "train": _base_json(cfg.base), "exclude": ["forget"],
+        return run.step("oracle", {**_finetune_inputs(run, data), "exclude": ["forget"]},
+                        _finetuned(run, ds, ("forget",), "oracle"), "fine-tuning oracle (without the forget facts)")
+    return run.step("oracle", {"data": data.key, "train": _base_json(cfg.base), "exclude": ["forget"],
                                "numerics": numerics(cfg, placed=False)},
-                    _trained(run, m.ds, ("forget",), "oracle"), "training oracle (without the forget facts)")
+                    _trained(run, ds, ("forget",), "oracle"), "training oracle (without the forget facts)")
 
 
 # --- unlearning ---------------------------------------------------------------------------------------------------
