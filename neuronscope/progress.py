@@ -178,6 +178,9 @@ def step_callback(progress: Progress, task: TaskID) -> StepCallback:
     """A `StepCallback` that moves `task` to the step and shows its loss."""
 
     def update(step: int, info: Any = None, *_: Any) -> None:
+        shown = next((t for t in progress.tasks if t.id == task), None)
+        if shown is not None and step < shown.completed:  # a new run on the same bar (the next rate of a search):
+            progress.reset(task, completed=0)  # unfinished again, so it is shown again
         progress.update(task, completed=int(step), info=f"loss {step_loss(info):.3f}")
 
     return update

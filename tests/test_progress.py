@@ -166,3 +166,21 @@ def test_a_task_of_unequal_units_shows_no_eta() -> None:
     clock.t = 10.0
     bar.update(stages, completed=3)
     assert buf.getvalue().strip() == ("[10s] grid: 3/94 stages (3%) ; unlearning ga: 25/500 steps (5%), ETA 3m10s")
+
+
+def test_a_second_run_on_one_step_bar_is_shown_again() -> None:
+    """An lr search runs the loop once per rate on the same bar: after the first run filled it, the next run's
+    steps must show again (a finished task is hidden from the plain progress lines)."""
+    from rich.console import Console
+
+    from neuronscope.progress import LoggedProgress, describe, step_callback
+
+    bar = LoggedProgress(console=Console(file=io.StringIO(), force_terminal=False), interval=0)
+    task = bar.add_task("unlearning ga", total=30, unit="steps")
+    cb = step_callback(bar, task)
+    for step in range(1, 31):
+        cb(step, {"loss": 1.0})
+    assert bar.tasks[0].finished
+    cb(2, {"loss": 0.5})
+    assert not bar.tasks[0].finished and bar.tasks[0].visible
+    assert describe(bar.tasks[0]).startswith("unlearning ga: 2/30 steps (7%)")
