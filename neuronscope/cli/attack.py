@@ -46,11 +46,10 @@ def attack_cmd(
     track: TrackOpt = None,
 ) -> None:
     """Fine-tune an unlearned checkpoint and report the highest forget accuracy it climbs back to."""
-    from neuronscope.attacks import AttackConfig, attack
     from neuronscope.data.schema import load_dataset
     from neuronscope.errors import NeuronscopeError
     from neuronscope.io import write_json
-    from neuronscope.models.handle import load_model
+    from neuronscope.models.checkpoint import check_checkpoint
     from neuronscope.outdir import check_output, open_output
     from neuronscope.stats import summarize
     from neuronscope.tracking import check_tracker
@@ -58,12 +57,19 @@ def attack_cmd(
     check_tracker(track)
     if seeds < 1:
         raise NeuronscopeError(f"--seeds must be at least 1, got {seeds}")
+    if not dry_run:  # a dry run writes nothing and reads config.json only (plan_inputs)
+        check_output(out, overwrite=overwrite, inputs=[ckpt, data])
+    ds = load_dataset(data)
+    if not dry_run:
+        check_checkpoint(ckpt)  # the paths first: a wrong one is one line before torch is imported
+    from neuronscope.attacks import AttackConfig, attack
+    from neuronscope.models.handle import load_model
+
     lrs = lr or [1e-3]
     cfgs = [AttackConfig(kind=kind, p=p, lr=x, steps=steps, eval_every=eval_every, batch_size=batch_size, seed=s,
                          benign_n=benign_n) for x in lrs for s in range(seeds)]
     for c in cfgs:
         c.check()
-    ds = load_dataset(data)
     if dry_run:
         from neuronscope.cli.options import plan_inputs, print_plan
         from neuronscope.plan import plan_attack, planned_dtype
@@ -76,7 +82,6 @@ def attack_cmd(
         return
     from neuronscope.cli.options import note_idle_gpu
 
-    check_output(out, overwrite=overwrite, inputs=[ckpt, data])
     note_idle_gpu(device, device_map)
     original = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)

@@ -57,7 +57,6 @@ def attribute_cmd(
 ) -> None:
     """Attribute every neuron (A = h * dP(y|x)/dh); with --base and --oracle, tell whether unlearning erased or hid."""
     from neuronscope.errors import NeuronscopeError
-    from neuronscope.plots.attribution_files import check_attribute_inputs, run_attribute
 
     ms = None
     if patch_m is not None:
@@ -79,12 +78,13 @@ def attribute_cmd(
         raise NeuronscopeError("--oracle needs --base (the verdict compares the checkpoint with its base)")
 
     if dry_run:
+        from neuronscope.data.schema import load_dataset
+
+        ds = load_dataset(data)  # a wrong --data: one line before torch is imported
         from neuronscope.attribution.run import SettingError, select_items
         from neuronscope.cli.options import plan_inputs, print_plan
-        from neuronscope.data.schema import load_dataset
         from neuronscope.plan import plan_attribute, planned_dtype
 
-        ds = load_dataset(data)
         try:
             items = select_items(ds, split, None if kind == "all" else kind)
         except SettingError as e:
@@ -96,11 +96,14 @@ def attribute_cmd(
                               with_base=base is not None, patching=patching and base is not None)
         print_plan(plan, shape, counts, wdtype)
         return
-    from neuronscope.cli.options import note_idle_gpu
     from neuronscope.outdir import check_output, open_output
+    from neuronscope.plots.attribute_inputs import check_attribute_inputs
 
     check_output(out, overwrite=overwrite, inputs=[ckpt, base, data, oracle])
     check_attribute_inputs(ckpt, data, base=base, oracle=oracle, split=split, kind=None if kind == "all" else kind)
+    from neuronscope.cli.options import note_idle_gpu
+    from neuronscope.plots.attribution_files import run_attribute
+
     open_output(out, "attribute", replace=overwrite)
     note_idle_gpu(device, device_map)
     from neuronscope.progress import LoggedProgress

@@ -62,7 +62,6 @@ def train_base_cmd(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Train the toy Llama-style base model on a world until it knows the forget and retain facts."""
-    from neuronscope.base_model import BaseTrainConfig, train_base
     from neuronscope.data.schema import load_dataset, save_dataset
     from neuronscope.data.world import build_world
     from neuronscope.errors import NeuronscopeError
@@ -70,19 +69,19 @@ def train_base_cmd(
     from neuronscope.outdir import check_output, open_output
 
     check_output(out, overwrite=overwrite, inputs=[data])
+    ds = load_dataset(data) if data is not None else None  # a wrong --data: one line before torch is imported
+    from neuronscope.base_model import BaseTrainConfig, train_base
     from neuronscope.models.toy import ToyConfig
 
     toy = ToyConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp)
     cfg = BaseTrainConfig(toy=toy, lr=lr, max_epochs=max_epochs, seed=seed,
                           exclude_splits=("forget",) if oracle else ())
     cfg.check()  # before the world is written or anything trains
-    if data is None:
+    if ds is None:
         ds = build_world()
         data = out.parent / f"{out.name}-world"
         check_output(data, overwrite=overwrite, flag="the world directory of --out,")
         save_dataset(ds, open_output(data, "train-base", replace=overwrite))
-    else:
-        ds = load_dataset(data)
     from neuronscope.progress import LoggedProgress, step_total
 
     # the total is a bound: training stops once the facts are known (every check_every epochs)
@@ -140,8 +139,7 @@ def eval_cmd(
     """Score a checkpoint: FS (forget), RS (retain + test), US (utility) and a per-kind breakdown."""
     from neuronscope.data.schema import load_dataset
     from neuronscope.errors import NeuronscopeError
-    from neuronscope.models.handle import load_model
-    from neuronscope.scoring import evaluate
+    from neuronscope.models.checkpoint import check_checkpoint
 
     if normalize not in ("sum", "mean"):
         raise NeuronscopeError(f"--normalize must be 'sum' or 'mean', got {normalize!r}")
@@ -159,8 +157,12 @@ def eval_cmd(
     if not ds.items("forget", "base"):
         raise NeuronscopeError(f"{data}: the forget split has no base questions: FS cannot be scored")
     warn_missing_retain(ds, data)
+    check_checkpoint(ckpt)  # a wrong --ckpt: one line before torch is imported
+    from neuronscope.models.handle import load_model
+    from neuronscope.scoring import evaluate
+
     model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
-                          trust_remote_code=trust_remote_code)
+                       trust_remote_code=trust_remote_code)
     from neuronscope.progress import LoggedProgress
 
     with LoggedProgress(console=console) as bar:

@@ -34,7 +34,6 @@ def prepare(
     from neuronscope.data.schema import save_dataset
     from neuronscope.io import atomic_path
     from neuronscope.outdir import check_output
-    from neuronscope.scoring import dataset_metric, stop_threshold
 
     check_output(out, overwrite=overwrite, inputs=[data, tokenizer_from, benign])
     ds = prepare_dataset(data, format=format, prompt=prompt, chat=chat, system=system, template=template,
@@ -44,6 +43,8 @@ def prepare(
     counts = {s: {"items": len(v), "base": sum(it.kind == "base" for it in v)} for s, v in ds.splits.items()}
     counts["utility"] = {"items": len(ds.utility), "base": len(ds.utility)}
     counts["benign"] = {"items": len(ds.benign)}
+    from neuronscope.scoring import dataset_metric, stop_threshold
+
     console.print(metrics_table(f"prepared {ds.meta.get('format', 'world')} data in {out}", counts))
     console.print(f"scored by: {dataset_metric(ds)}; unlearning stops at FS <= {stop_threshold(ds):.4f}")
 
@@ -67,14 +68,17 @@ def finetune(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Fine-tune a pretrained checkpoint on the dataset's QA pairs first (TOFU's protocol), then save it."""
-    from neuronscope.base_model import FinetuneConfig, finetune_base
     from neuronscope.data.schema import load_dataset
     from neuronscope.io import write_json
-    from neuronscope.models.handle import load_model
+    from neuronscope.models.checkpoint import check_checkpoint
     from neuronscope.outdir import check_output
 
     check_output(out, overwrite=overwrite, inputs=[ckpt, data])
     ds = load_dataset(data)
+    check_checkpoint(ckpt)  # a wrong --data or --ckpt: one line before torch is imported
+    from neuronscope.base_model import FinetuneConfig, finetune_base
+    from neuronscope.models.handle import load_model
+
     cfg = FinetuneConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, exclude_splits=tuple(exclude or ()))
     cfg.check()
     from neuronscope.base_model import finetune_items

@@ -35,18 +35,12 @@ def lens_cmd(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Logit lens: at every layer, does the residual stream prefer the gold answer over a distractor? (chance 0.5)"""
-    import pandas as pd
-    from transformers.utils import logging as hf_logging
-
     from neuronscope.data.schema import KINDS, load_dataset
     from neuronscope.errors import NeuronscopeError, SettingError
     from neuronscope.io import write_json, write_text
-    from neuronscope.lens import ANSWER_TOKENS, CHANCE, logit_lens, summarize_lens
-    from neuronscope.models.handle import load_model
+    from neuronscope.models.checkpoint import check_checkpoint
     from neuronscope.outdir import check_output, open_output
 
-    if answer_tokens not in ANSWER_TOKENS:
-        raise NeuronscopeError(f"--answer-tokens must be one of {', '.join(ANSWER_TOKENS)}, got {answer_tokens!r}")
     if batch_size < 1:
         raise NeuronscopeError(f"--batch-size must be at least 1, got {batch_size}")
     if kind != "all" and kind not in KINDS:
@@ -59,9 +53,19 @@ def lens_cmd(
     items = ds.items(split, None if kind == "all" else kind)
     if not items:
         raise NeuronscopeError(f"{data}: split {split!r} has no questions of kind {kind!r}")
+    models = {"ckpt": ckpt} | ({"base": base} if base is not None else {})
+    for path in models.values():  # both, before the first one is loaded and probed; and before torch is imported
+        check_checkpoint(path)
+    import pandas as pd
+    from transformers.utils import logging as hf_logging
+
+    from neuronscope.lens import ANSWER_TOKENS, CHANCE, logit_lens, summarize_lens
+    from neuronscope.models.handle import load_model
+
+    if answer_tokens not in ANSWER_TOKENS:
+        raise NeuronscopeError(f"--answer-tokens must be one of {', '.join(ANSWER_TOKENS)}, got {answer_tokens!r}")
 
     hf_logging.disable_progress_bar()  # the weight-loading bar would precede a one-line error on stderr
-    models = {"ckpt": ckpt} | ({"base": base} if base is not None else {})
     per_item = []
     for name, path in models.items():
         model = load_model(path, device=device, dtype=dtype, device_map=device_map,

@@ -23,10 +23,12 @@ def pull(
                      ] = False,
 ) -> None:
     """Turn a model that an installed package ships (GGUF) into a safetensors checkpoint, with provenance.json."""
-    from neuronscope.models.pretrained import PROVENANCE, default_dir, pull, spec
+    from neuronscope.models.pretrained_specs import default_dir, spec
 
-    s = spec(name)
+    s = spec(name)  # an unknown name: one line before torch is imported
     target = out if out is not None else default_dir(name)
+    from neuronscope.models.pretrained import PROVENANCE, pull
+
     path, written = pull(name, target, force=force)
     verb = "wrote" if written else "already there:"
     console.print(f"{verb} {path}  ({s.release}, {s.n_params:,} parameters; weights: {s.quantization})")
@@ -51,13 +53,16 @@ def real_facts(
     from neuronscope.data.schema import save_dataset
     from neuronscope.errors import NeuronscopeError
     from neuronscope.io import atomic_path
-    from neuronscope.models.handle import load_model
+    from neuronscope.models.checkpoint import check_checkpoint
 
     attrs = tuple(a.strip() for a in attributes.split(",") if a.strip()) or ATTRIBUTES
     cfg = RealFactsConfig(countries=countries, attributes=attrs, seed=seed, forget=forget, retain=retain, test=test)
     cfg.check()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NeuronscopeError(f"{out}: exists and is not empty; choose another --out")
+    check_checkpoint(ckpt)  # a wrong --ckpt: one line before torch is imported
+    from neuronscope.models.handle import load_model
+
     ds = build_real_facts(load_model(ckpt, bridge=False), cfg)
     with atomic_path(out, directory=True) as tmp:
         save_dataset(ds, tmp)

@@ -69,11 +69,14 @@ def run_cmd(
     workers: WorkersOpt = None,
 ) -> None:
     """Run (or resume) an experiment grid: base, oracle, unlearning, attacks, attribution, lens, Table 1."""
-    from neuronscope.experiment.config import load_config
+    from neuronscope.experiment.config_file import read_config
     from neuronscope.tracking import check_tracker
 
     check_tracker(track)
-    cfg = load_config(config)
+    doc = read_config(config)  # a missing or malformed file: one line before torch is imported
+    from neuronscope.experiment.config import parse_config
+
+    cfg = parse_config(doc, str(config), config.parent)  # = experiment.config.load_config, on the file read once
     if dry_run:
         _dry_run(cfg, seq_len, dtype)
         return
@@ -108,10 +111,13 @@ def demo_cmd(
     workers: WorkersOpt = None,
 ) -> None:
     """The whole grid on the embedded default world and toy model, ending with Table 1."""
-    from neuronscope.experiment.config import profile as load_profile
+    from neuronscope.experiment.config_file import check_profile
     from neuronscope.tracking import check_tracker
 
     check_tracker(track)
+    check_profile(profile)  # an unknown name: one line before torch is imported
+    from neuronscope.experiment.config import profile as load_profile
+
     cfg = load_profile(profile)
     _finish(_grid(cfg, out, overwrite, workers), track)
 

@@ -160,19 +160,28 @@ def unlearn_cmd(
     track: TrackOpt = None,
 ) -> None:
     """Unlearn the forget split from a checkpoint; stop as soon as forget accuracy reaches chance."""
-    from neuronscope.checks import SettingError, at_least
     from neuronscope.data.schema import load_dataset
     from neuronscope.errors import NeuronscopeError
-    from neuronscope.io import atomic_path, write_json, write_text
-    from neuronscope.models.handle import load_model, save_pretrained
+    from neuronscope.models.checkpoint import check_checkpoint
     from neuronscope.outdir import check_output
     from neuronscope.tracking import check_tracker
+
+    check_tracker(track)
+    if not dry_run:  # a dry run writes nothing
+        check_output(out, overwrite=overwrite, inputs=[ckpt, data])
+    ds = load_dataset(data)
+    if not ds.items("forget", "base"):
+        raise NeuronscopeError(f"{data}: the forget split has no base questions: nothing to unlearn")
+    if not dry_run:  # a dry run reads config.json only (plan_inputs)
+        check_checkpoint(ckpt)  # the paths first: a wrong one is one line before torch is imported
+    from neuronscope.checks import SettingError, at_least
+    from neuronscope.io import atomic_path, write_json, write_text
+    from neuronscope.models.handle import load_model, save_pretrained
     from neuronscope.unlearn import UnlearnConfig, get_method
     from neuronscope.unlearn import lr_search as run_lr_search
     from neuronscope.unlearn import unlearn as run_unlearn
 
     method_cls = get_method(method)
-    check_tracker(track)
     method_args = parse_settings(setting or [])
     from_setting = set(method_args)
     flags = {"lambda_": lambda_, "lambda_relative": lambda_relative or None, "beta": beta}
@@ -186,11 +195,6 @@ def unlearn_cmd(
     except SettingError as e:
         raise reworded(e, from_setting) from None
     grid = _parse_grid(lr_grid) if lr_search else []
-    if not dry_run:  # a dry run writes nothing
-        check_output(out, overwrite=overwrite, inputs=[ckpt, data])
-    ds = load_dataset(data)
-    if not ds.items("forget", "base"):
-        raise NeuronscopeError(f"{data}: the forget split has no base questions: nothing to unlearn")
     warn_missing_retain(ds, data)
     if dry_run:
         from neuronscope.cli.options import plan_inputs, print_plan

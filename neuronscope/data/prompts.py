@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import string
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Any, Literal
 
 from neuronscope.data.schema import InstructionItem, QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
+
+if TYPE_CHECKING:  # annotations only: reading and formatting data imports no transformers
+    from transformers import PreTrainedTokenizerBase
 
 Choices = Literal["text", "letters"]
 MCQA_TEMPLATE = "Question: {question}\nOptions:\n{options}\nAnswer:"

@@ -5,7 +5,7 @@ any training starts: keys and types by a strict pydantic schema (`extra="forbid"
 loop's knobs and every registered method's settings, typed as the methods declare them), then what needs more
 than a type (unknown methods, p outside (0, 1], a missing data directory, each method's own value checks). The
 built-in profiles (`PROFILES`, used by `neuronscope demo`) are the same TOML text as configs/demo.toml and
-configs/small.toml.
+configs/small.toml. Reading the file or a profile's text (torch-free, for a fast error) is `experiment.config_file`.
 
     [run]          name, device, threads (torch CPU threads; 1 = bit-reproducible, see grid.py), dtype,
                    device_map ("auto": each model spread over the visible GPUs)
@@ -45,6 +45,7 @@ from neuronscope.base_model import BaseTrainConfig, FinetuneConfig
 from neuronscope.checks import learning_rates
 from neuronscope.data.world import WorldConfig
 from neuronscope.errors import NeuronscopeError
+from neuronscope.experiment.config_file import PROFILES, check_profile, profile_text, read_config  # noqa: F401  (PROFILES: named here too)
 from neuronscope.models.toy import ToyConfig
 
 
@@ -534,27 +535,11 @@ def check_placement(cfg: ExperimentConfig) -> None:
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and check a TOML experiment config."""
     path = Path(path)
-    if not path.is_file():
-        raise NeuronscopeError(f"{path}: config file not found")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise NeuronscopeError(f"{path}: invalid TOML ({e})") from None
-    return parse_config(doc, str(path), path.parent)
-
-
-PROFILES: tuple[str, ...] = ("full", "small", "smollm2-faithun", "smollm2-tofu")
-
-
-def profile_text(name: str) -> str:
-    from importlib import resources
-
-    return resources.files("neuronscope.experiment").joinpath(f"profiles/{name}.toml").read_text("utf-8")
+    return parse_config(read_config(path), str(path), path.parent)
 
 
 def profile(name: str) -> ExperimentConfig:
     """The built-in config `name`: package data, identical to configs/{demo,small,smollm2-faithun,smollm2-tofu}.toml
     (the SmolLM2 ones pull the model and build their data on first use: docs/real-model.md)."""
-    if name not in PROFILES:
-        raise NeuronscopeError(f"--profile must be one of {', '.join(PROFILES)}, got {name!r}")
+    check_profile(name)
     return parse_config(tomllib.loads(profile_text(name)), f"profile {name}")

@@ -27,6 +27,7 @@ from transformers import (
 
 from neuronscope.errors import NeuronscopeError
 from neuronscope.io import atomic_path
+from neuronscope.models.checkpoint import check_checkpoint
 from neuronscope.models.device import DeviceMap, map_dtype_device, parse_device_map, resolve_device, resolve_dtype
 from neuronscope.models.families import spec_for
 from neuronscope.models.families.fused_qkv import live_fused_qkv
@@ -179,32 +180,6 @@ def _check_placement(device_map: dict[str, Any], path: Path) -> None:
                                "so every module must sit on a GPU (or all on the cpu)")
 
 
-def _check_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise NeuronscopeError(f"{path}: checkpoint directory not found")
-    if not path.is_dir():
-        raise NeuronscopeError(f"{path}: a checkpoint must be a directory, not a file")
-    cfg_file = path / "config.json"
-    if not cfg_file.is_file():
-        raise NeuronscopeError(f"{path}: not an HF checkpoint (no config.json)")
-    try:
-        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise NeuronscopeError(f"{cfg_file}: invalid JSON ({e.msg})") from None
-    except (UnicodeDecodeError, OSError) as e:
-        raise NeuronscopeError(f"{cfg_file}: unreadable ({e})") from None
-    if not isinstance(cfg, dict):
-        raise NeuronscopeError(f"{cfg_file}: expected a JSON object")
-    archs = cfg.get("architectures") or []
-    if not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
-        raise NeuronscopeError(
-            f"{path}: not a causal-LM checkpoint (architectures: {', '.join(archs) or 'none'})"
-        )
-    if not list(path.glob("*.safetensors")):
-        raise NeuronscopeError(f"{path}: no .safetensors weights (only safetensors checkpoints are loaded)")
-    return cfg
-
-
 def boot_bridge(hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: Path) -> Any:
     """Wrap `hf` in a TransformerBridge that shares its parameters; fails clearly on unsupported archs."""
     from transformer_lens.model_bridge import TransformerBridge
@@ -261,7 +236,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str 
     devices through accelerate, weights loaded straight onto them; it replaces `device` (leave that at cpu/auto).
     """
     path = Path(path)
-    cfg = _check_checkpoint(path)
+    cfg = check_checkpoint(path)
     if cfg.get("auto_map") and not trust_remote_code:
         raise NeuronscopeError(f"{path}: the checkpoint ships its own model code (config.json 'auto_map'), which "
                                "neuronscope does not run unless asked: pass --trust-remote-code if you trust it")

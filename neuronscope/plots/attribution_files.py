@@ -34,18 +34,14 @@ from neuronscope.attribution.run import (
     Progress,
     SettingError,
     attribute_checkpoint,
-    select_items,
 )
 from neuronscope.data.items import QADataset, QAItem
-from neuronscope.data.schema import load_dataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.io import write_json
 from neuronscope.models.device import DeviceMap
-from neuronscope.models.handle import Model, _check_checkpoint, load_model
+from neuronscope.models.handle import Model, load_model
+from neuronscope.plots.attribute_inputs import FLAGS, check_attribute_inputs
 from neuronscope.verdict.evidence import Verdict
-
-FLAGS = {"positions": "--positions", "batch_size": "--batch-size", "target": "--target", "split": "--split",
-         "patching": "--no-patching", "oracle": "--oracle"}  # settings as `neuronscope attribute` names them
 
 
 @dataclass
@@ -103,34 +99,6 @@ def _model(ckpt: str | Path | Model, device: str, dtype: str | torch.dtype = tor
     if isinstance(ckpt, Model):
         return ckpt
     return load_model(ckpt, device=device, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
-
-
-def check_attribute_inputs(
-    ckpt: str | Path | Model,
-    data: str | Path | QADataset | Sequence[QAItem],
-    base: str | Path | Model | None = None,
-    oracle: str | Path | Model | None = None,
-    split: str = "forget",
-    kind: str | None = "base",
-) -> tuple[QADataset | None, list[QAItem]]:
-    """Everything about the inputs that can be checked without loading a model, so a mistake is one error line
-    before any output directory exists; returns the dataset (None for a plain list of items) and the items."""
-    if oracle is not None and base is None:
-        raise NeuronscopeError("--oracle needs --base (the verdict compares the checkpoint with its base)")
-    for flag, path in (("--ckpt", ckpt), ("--base", base), ("--oracle", oracle)):
-        if isinstance(path, str | Path):
-            try:
-                _check_checkpoint(Path(path))
-            except NeuronscopeError as e:
-                raise NeuronscopeError(f"{flag} {e}") from None
-    ds = load_dataset(data) if isinstance(data, str | Path) else data if isinstance(data, QADataset) else None
-    try:
-        items = select_items(ds, split, kind) if ds is not None else list(data)  # type: ignore[arg-type]
-    except SettingError as e:
-        raise e.named(FLAGS[e.setting]) from None
-    if oracle is not None and ds is None:
-        raise NeuronscopeError("--oracle needs a dataset (its forget split and benign corpus), not a list of items")
-    return ds, items
 
 
 def run_attribute(

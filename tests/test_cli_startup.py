@@ -1,0 +1,86 @@
+"""A wrong path, config file, profile or model name is one `error:` line and exit 2 before torch is imported.
+
+Every command used to import torch and transformers (3-10 s) before it looked at its inputs. Each case runs the
+real CLI in a fresh interpreter and reads `sys.modules` afterwards: the check is what was imported, not a
+wall-clock time (benchmarks/bench_startup.py measures the seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# the CLI as `neuronscope ARGS...`, then which heavy modules it imported (the exit status is passed on)
+DRIVER = """
+import sys
+from neuronscope.cli import main
+sys.argv = ["neuronscope", *sys.argv[1:]]
+try:
+    main()
+    code = 0
+except SystemExit as e:
+    code = e.code
+print("HEAVY", sorted(m for m in ("torch", "transformers", "transformer_lens") if m in sys.modules))
+sys.exit(code)
+"""
+
+# (argv, the message the error line must hold); {world} a valid world directory, {tmp} the test's directory:
+# {tmp}/nope does not exist, {tmp}/file is a file, {tmp}/empty an empty directory, {tmp}/bad.toml malformed TOML
+CASES: list[tuple[list[str], str]] = [
+    (["eval", "--ckpt", "{tmp}/nope", "--data", "{tmp}/nope"], "nope: file or directory not found"),
+    (["eval", "--ckpt", "{tmp}/nope", "--data", "{world}"], "nope: checkpoint directory not found"),
+    (["eval", "--ckpt", "{tmp}/file", "--data", "{world}"], "file: a checkpoint must be a directory, not a file"),
+    (["eval", "--ckpt", "{tmp}/empty", "--data", "{world}"], "empty: not an HF checkpoint (no config.json)"),
+    (["attribute", "--ckpt", "{tmp}/nope", "--data", "{world}", "--out", "{tmp}/out"],
+     "--ckpt {tmp}/nope: checkpoint directory not found"),
+    (["attribute", "--ckpt", "{tmp}/empty", "--data", "{world}", "--out", "{tmp}/out", "--base", "{tmp}/nope"],
+     "--ckpt {tmp}/empty: not an HF checkpoint (no config.json)"),
+    (["lens", "--ckpt", "{tmp}/nope", "--data", "{tmp}/nope", "--out", "{tmp}/out"],
+     "nope: file or directory not found"),
+    (["lens", "--ckpt", "{tmp}/empty", "--data", "{world}", "--out", "{tmp}/out"],
+     "empty: not an HF checkpoint (no config.json)"),
+    (["run", "{tmp}/nope.toml"], "nope.toml: config file not found"),
+    (["run", "{tmp}/bad.toml", "--dry-run"], "bad.toml: invalid TOML"),
+    (["demo", "--profile", "nope", "--out", "{tmp}/out"],
+     "--profile must be one of full, small, smollm2-faithun, smollm2-tofu, got 'nope'"),
+    (["finetune", "--ckpt", "{tmp}/nope", "--data", "{tmp}/nope", "--out", "{tmp}/out"],
+     "nope: file or directory not found"),
+    (["finetune", "--ckpt", "{tmp}/file", "--data", "{world}", "--out", "{tmp}/out"],
+     "a checkpoint must be a directory, not a file"),
+    (["train-base", "--data", "{tmp}/nope", "--out", "{tmp}/out"], "nope: file or directory not found"),
+    (["real-facts", "--ckpt", "{tmp}/nope", "--out", "{tmp}/out"], "nope: checkpoint directory not found"),
+    (["pull", "nope", "--out", "{tmp}/out"], "unknown pretrained model 'nope' (known: smollm2-135m)"),
+    (["unlearn", "--method", "ga", "--ckpt", "{tmp}/nope", "--data", "{tmp}/nope", "--out", "{tmp}/out"],
+     "nope: file or directory not found"),
+    (["unlearn", "--method", "ga", "--ckpt", "{tmp}/nope", "--data", "{world}", "--out", "{tmp}/out"],
+     "nope: checkpoint directory not found"),
+    (["attack", "--kind", "benign", "--ckpt", "{tmp}/empty", "--data", "{world}", "--out", "{tmp}/out"],
+     "not an HF checkpoint (no config.json)"),
+    (["prepare", "--data", "{tmp}/nope", "--out", "{tmp}/out"], "nope: file or directory not found"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), CASES, ids=[f"{a[0]}: {m[:40]}" for a, m in CASES])
+def test_bad_input_is_one_line_before_torch(argv: list[str], message: str, tiny_world_dir: Path,
+                                            tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a checkpoint")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.toml").write_text("[run\nname = 1\n")
+    fill = {"world": str(tiny_world_dir), "tmp": str(tmp_path)}
+    args = [a.format(**fill) for a in argv]
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200",
+           "NEURONSCOPE_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", DRIVER, *args], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120, env=env)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert message.format(**fill) in lines[0], lines[0]
+    assert "HEAVY []" in out.stdout, out.stdout  # neither torch nor transformers (nor TransformerLens) was imported
+    assert not (tmp_path / "out").exists()
