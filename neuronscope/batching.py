@@ -7,6 +7,7 @@ identical inputs.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,13 +65,40 @@ def pad_rows(tokenizer: PreTrainedTokenizerBase, rows: Sequence[Row], width: int
     return Batch(input_ids, (pos >= n_prompt) & (pos < length), pos < n_prompt)
 
 
+_MEMO_LIMIT = 500_000  # pairs remembered per tokenizer before the memo starts afresh (a long notebook session)
+_memo: weakref.WeakKeyDictionary[PreTrainedTokenizerBase, dict[tuple[int, str, str], tuple[tuple[int, ...], int]]] = \
+    weakref.WeakKeyDictionary()
+
+
 def encode_rows(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: Sequence[str]) -> list[Row]:
     """`encode_row` of every pair, with one tokenizer call for all answers and one per kind of prompt (with or
-    without BOS to add): the very same ids, without a tokenizer call per string."""
+    without BOS to add): the very same ids, without a tokenizer call per string.
+
+    Pairs are tokenised once per tokenizer: the unlearning loop scores the same forget questions at every check
+    and an attack at every evaluation, so later calls read the remembered ids (keyed by the tokenizer's size too,
+    so tokens added to it later are not missed)."""
     if len(prompts) != len(answers):
         raise ValueError("prompts and answers differ in length")
     if not prompts:
         return []
+    try:
+        memo = _memo.setdefault(tokenizer, {})
+    except TypeError:  # a tokenizer that cannot be weakly referenced: no memo
+        return _encode_rows(tokenizer, prompts, answers)
+    size = len(tokenizer)
+    keys = [(size, p, a) for p, a in zip(prompts, answers, strict=True)]
+    missing = [i for i, k in enumerate(keys) if k not in memo]
+    if missing:
+        if len(memo) + len(missing) > _MEMO_LIMIT:
+            memo.clear()
+        fresh = _encode_rows(tokenizer, [prompts[i] for i in missing], [answers[i] for i in missing])
+        for i, (ids, n) in zip(missing, fresh, strict=True):
+            memo[keys[i]] = (tuple(ids), n)
+    return [(list(ids), n) for ids, n in (memo[k] for k in keys)]
+
+
+def _encode_rows(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answers: Sequence[str]) -> list[Row]:
+    """`encode_rows` without the memo."""
     answer_ids = tokenizer([ANSWER_PREFIX + a for a in answers], add_special_tokens=False)["input_ids"]
     prompt_ids: list[list[int]] = [[] for _ in prompts]
     for has_bos in (False, True):

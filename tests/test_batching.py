@@ -36,3 +36,34 @@ def test_encode_rows_rejects_an_empty_answer_and_mismatched_lengths(tiny_world: 
     with pytest.raises(ValueError, match="differ in length"):
         encode_rows(tok, [q, q], ["a"])
     assert encode_rows(tok, [], []) == []
+
+
+def test_pairs_are_tokenised_once_per_tokenizer(tiny_world: QADataset) -> None:
+    """A second call reads the remembered ids (no tokenizer call) and returns rows equal to tokenising afresh,
+    which a caller may change without touching the memo; a token added to the tokenizer is seen."""
+    tok = build_word_tokenizer(tiny_world.all_text())
+    items = tiny_world.items("forget", "base")[:5]
+    prompts, answers = [it.question for it in items], [it.answer for it in items]
+    first = encode_rows(tok, prompts, answers)
+    assert first == [encode_row(tok, p, a) for p, a in zip(prompts, answers, strict=True)]
+    calls: list[int] = []
+    real_call = type(tok).__call__
+
+    def counting(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(1)
+        return real_call(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(tok), "__call__", counting)
+        again = encode_rows(tok, prompts, answers)
+        assert calls == [] and again == first
+        again[0][0].append(-1)  # the caller's copy, not the memo's
+        assert encode_rows(tok, prompts[:1], answers[:1]) == first[:1] and calls == []
+        encode_rows(tok, prompts[:1], ["an unseen answer"])  # a new pair is tokenised
+        assert calls
+    tok.add_tokens([answers[0] + "xyz"])
+    calls.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(tok), "__call__", counting)
+        encode_rows(tok, prompts, answers)
+        assert calls  # the tokenizer changed size: tokenised afresh
