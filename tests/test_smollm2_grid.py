@@ -62,6 +62,24 @@ def test_smollm2_profiles_are_the_shipped_configs(name: str) -> None:
     assert (ROOT / "configs" / f"{name}.toml").read_text() == profile_text(name)
 
 
+@pytest.mark.parametrize("name", ["smollm2-faithun", "smollm2-tofu"])
+def test_quick_configs_are_the_profiles_cut_down(name: str) -> None:
+    """configs/<name>-quick.toml is the profile with fewer methods, rates and attacks, one thread and no patching;
+    everything else (data, model, fine-tune, loop, attack recipe) is the profile's own."""
+    full = tomllib.loads(profile_text(name))
+    quick = tomllib.loads((ROOT / "configs" / f"{name}-quick.toml").read_text())
+    assert quick["run"] == full["run"] | {"threads": 1}
+    assert quick["unlearn"]["methods"] == ["ga", "npo", "ssiuu"] and quick["unlearn"]["lr_grid"] == [1e-5, 3e-5]
+    cut = {"methods", "lr_grid", "method"}
+    assert {k: v for k, v in quick["unlearn"].items() if k not in cut} == \
+        {k: v for k, v in full["unlearn"].items() if k not in cut}
+    assert quick["unlearn"]["method"] == {"ssiuu": full["unlearn"]["method"]["ssiuu"]}
+    assert quick["attacks"] == full["attacks"] | {"seeds": [0, 1], "harmful_p": [0.3]}
+    assert quick["attribution"] == full["attribution"] | {"patching": False}
+    assert {k: v for k, v in quick.items() if k not in ("run", "unlearn", "attacks", "attribution")} == \
+        {k: v for k, v in full.items() if k not in ("run", "unlearn", "attacks", "attribution")}
+
+
 def _doc_with_cache(name: str, cache: Path, monkeypatch: pytest.MonkeyPatch, ckpt: Path) -> dict:
     """The shipped profile with the cache at `cache`, its pulled model a link to the session's checkpoint."""
     monkeypatch.setenv("NEURONSCOPE_CACHE", str(cache))
