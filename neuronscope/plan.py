@@ -258,8 +258,10 @@ def trainable_params(s: Shape, method: str, rmu_trainable: int | None = None,
 
 def plan_unlearn(s: Shape, dtype: torch.dtype, method: str, batch_size: int, counts: DataCounts, max_steps: int,
                  lr_trials: int = 1, check_every: int = 1, rs_every: int = 10,
-                 settings: Mapping[str, Any] | None = None, plan: Plan | None = None, stage: str = "unlearn") -> Plan:
+                 settings: Mapping[str, Any] | None = None, plan: Plan | None = None, stage: str = "unlearn",
+                 stride: int = 1) -> Plan:
     """Memory of one unlearning run and its step / scoring counts (max_steps is an upper bound: it stops at FS).
+    `stride` > 1: the stop check's kept state, fewer scored checks and at most stride - 1 replayed steps.
 
     Everything method-specific is asked of the registered method: its trainable count, whether it holds a reference
     copy, its sequences per step and its extra state. `settings`: the method's settings by public key."""
@@ -278,15 +280,24 @@ def plan_unlearn(s: Shape, dtype: torch.dtype, method: str, batch_size: int, cou
         plan.add(stage, "reference copy", s.n_params * b, f"{method} clones the model before training")
     for item, nbytes, how in cls.extra_state(s, st, train, b, max_steps):
         plan.add(stage, item, nbytes, how)
+    if stride > 1:
+        plan.add(stage, "stop-check state (stride)", 3 * train * b,
+                 f"trainable weights + AdamW states kept at the last scored check (stride {stride})")
     seqs = cls.sequences_per_step * batch_size
     plan.add(stage, "activations", seqs * training_activations(s, counts.seq_len, b),
              f"{seqs} sequences x {counts.seq_len} tokens (estimate)")
-    steps = max_steps * lr_trials
+    replay = stride * check_every if stride > 1 else 0  # a back-off replays at most the steps since a scored check
+    steps = (max_steps + replay) * lr_trials
     if setup := cls.setup_passes(counts.forget, counts.retain, batch_size):
         plan.count(f"{stage}: forward + backward passes before training", setup * lr_trials,
                    f"{method}'s set-up over {counts.forget} forget + {counts.retain} retain questions")
-    plan.count(f"{stage}: optimiser steps (at most)", steps, f"{max_steps} max_steps x {lr_trials} lr trial(s)")
-    checks = (max_steps // check_every) * lr_trials
+    replayed = f" + {replay} replayed" if replay else ""
+    plan.count(f"{stage}: optimiser steps (at most)", steps,
+               f"{max_steps} max_steps{replayed} x {lr_trials} lr trial(s)")
+    checks = max_steps // check_every
+    if stride > 1:  # every stride-th check point, then each one of the replay
+        checks = -(-checks // stride) + stride
+    checks *= lr_trials
     fs = checks * counts.forget * counts.options
     rs = (max_steps // rs_every if rs_every else 0) * lr_trials * counts.rs * counts.options
     final = lr_trials * counts.evaluated * counts.options
@@ -358,10 +369,11 @@ def plan_grid(cfg: ExperimentConfig, s: Shape, dtype: torch.dtype, counts: DataC
         trials = len(p.get("lr_grid", ())) or 1
         max_steps = int(p.get("max_steps", default.max_steps))
         settings = {k: v for k, v in p.items() if k not in LOOP_FIELDS and k not in ("lr_grid", "stride")}
+        stride, check_every = int(p.get("stride", 1)), int(p.get("check_every", default.check_every))
         plan_unlearn(s, dtype, method, int(p.get("batch_size", default.batch_size)), counts, max_steps, trials,
-                     int(p.get("check_every", default.check_every)), int(p.get("rs_every", default.rs_every)),
-                     settings, plan=plan, stage=f"unlearn {method}")
-        total_steps += max_steps * trials
+                     check_every, int(p.get("rs_every", default.rs_every)), settings, plan=plan,
+                     stage=f"unlearn {method}", stride=stride)
+        total_steps += (max_steps + (stride * check_every if stride > 1 else 0)) * trials
     models = len(cfg.unlearn.methods) + int(cfg.oracle)  # attacked and attributed: the unlearned ones, the oracle
     if attacks:
         a = attacks[0]

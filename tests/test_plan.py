@@ -156,3 +156,34 @@ def test_run_dry_run_prints_the_grid_plan(name: str, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["run", str(config), "--dry-run"])
     assert res.exit_code == 0, res.output
     assert "grid: optimiser steps" in res.output and not (tmp_path / "runs").exists()
+
+
+def test_stride_state_is_what_the_loop_keeps(tiny_ckpt: Path, tiny_world: QADataset) -> None:
+    """The planned stop-check state (stride > 1) equals the bytes of a snapshot the loop takes after a step (the
+    trainable weights and AdamW's two moments); fewer FS checks are planned, and at most one replay more."""
+    from neuronscope.unlearn import METHODS
+    from neuronscope.unlearn.loop import _snapshot
+
+    model = load_model(tiny_ckpt, bridge=False)
+    cfg = UnlearnConfig()
+    method = METHODS["gd"](model, tiny_world, cfg)
+    params = method.parameters()
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    sum(p.sum() for p in params).backward()
+    opt.step()
+    snap = _snapshot(1, params, opt, method, [], [])
+    kept = sum(w.numel() * w.element_size() for w in snap.weights)
+    kept += sum(t.numel() * t.element_size() for st in snap.optimizer["state"].values() for k, t in st.items()
+                if k != "step")
+    s = shape_from_config(model.hf.config)
+    counts = DataCounts(forget=6, retain=6, rs=18, evaluated=100, options=3, seq_len=12)
+    strided = plan_unlearn(s, torch.float32, "gd", 8, counts, 50, stride=5)
+    rows = {item: n for _, item, n, _ in strided.memory}
+    assert rows["stop-check state (stride)"] == kept
+    plain = plan_unlearn(s, torch.float32, "gd", 8, counts, 50)
+    assert "stop-check state (stride)" not in {item for _, item, _, _ in plain.memory}
+    got = {what: n for what, n, _ in strided.counts}
+    every = {what: n for what, n, _ in plain.counts}
+    assert got["unlearn: optimiser steps (at most)"] == 50 + 5
+    scored = "unlearn: sequences scored (at most)"
+    assert got[scored] == every[scored] - (50 - 15) * 6 * 3  # 10 scored checks + 5 replayed, not 50
