@@ -199,7 +199,9 @@ class Results:
     """A grid run: every model's evaluation, unlearning record and attacks, the analyses and the verdicts.
 
     `floor`: with no oracle, the same attacks on facts the model never knew (experiment.floor). `stage_seconds`:
-    wall seconds per stage kind in this invocation (cached stages count their load time only).
+    wall seconds per stage kind in this invocation (cached stages count their load time only). `stage_peak_gib`:
+    the peak resident memory of a process while it computed a stage of that kind (neuronscope.peak_memory), the
+    largest over the stages and processes of this invocation.
     """
 
     name: str
@@ -217,6 +219,7 @@ class Results:
     computed: int | None = None
     skipped: int | None = None
     stage_seconds: dict[str, float] | None = None
+    stage_peak_gib: dict[str, float] | None = None
 
     @property
     def models(self) -> list[str]:
@@ -242,7 +245,7 @@ class Results:
             analyses=Analyses.from_json(d.get("analyses", {})),
             floor=_attacks_from(d["floor"]) if d.get("floor") else None,
             verdicts=d.get("verdicts"), seconds=d.get("seconds"), computed=d.get("computed"),
-            skipped=d.get("skipped"), stage_seconds=d.get("stage_seconds"))
+            skipped=d.get("skipped"), stage_seconds=d.get("stage_seconds"), stage_peak_gib=d.get("stage_peak_gib"))
 
     @classmethod
     def coerce(cls, r: Results | dict[str, Any]) -> Results:
@@ -256,7 +259,7 @@ class Results:
             "attacks": {k: _attacks_to(v) for k, v in self.attacks.items()}, "analyses": self.analyses.to_json()}
         if self.floor:
             d["floor"] = _attacks_to(self.floor)
-        for key in ("verdicts", "seconds", "computed", "skipped", "stage_seconds"):
+        for key in ("verdicts", "seconds", "computed", "skipped", "stage_seconds", "stage_peak_gib"):
             if (value := getattr(self, key)) is not None:
                 d[key] = value
         return d

@@ -141,7 +141,7 @@ def _numbers(results: Any) -> Any:
     """Everything a run produced, without timings (at any depth) and cache counters."""
     if isinstance(results, dict):
         return {k: _numbers(v) for k, v in results.items()
-                if k not in ("computed", "skipped") and "seconds" not in k}
+                if k not in ("computed", "skipped", "stage_peak_gib") and "seconds" not in k}
     if isinstance(results, list):
         return [_numbers(v) for v in results]
     return results
@@ -242,6 +242,9 @@ def test_results_round_trip_through_the_typed_object(reference_run) -> None:  # 
     assert [r.max_fs for r in typed.attacks["oracle"]["harmful p=0.3"]] == [
         r["max_fs"] for r in on_disk["attacks"]["oracle"]["harmful p=0.3"]]
     assert set(on_disk["stage_seconds"]) == {"data", "base", "oracle", "unlearn", "attack"}
+    peaks = on_disk["stage_peak_gib"]  # every computed stage's own peak: at least the weights it trained
+    assert set(peaks) == set(on_disk["stage_seconds"]) and all(0.05 < gib < 24 for gib in peaks.values())
+    assert typed.stage_peak_gib == peaks
 
 
 def test_unlearned_evaluation_is_the_loops_and_equals_rescoring(reference_run) -> None:  # noqa: ANN001

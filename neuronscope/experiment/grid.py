@@ -60,6 +60,7 @@ class GridResult:
     computed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_peak_gib: dict[str, float] = field(default_factory=dict)
 
     @property
     def results(self) -> dict[str, Any]:
@@ -152,7 +153,7 @@ def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: Un
     if chains is not None:  # one part of a distributed run: the final, cached pass assembles the results
         run.log(f"[bold]finished[/] chains {', '.join(chains) or '(shared stages)'}: {len(run.computed)} "
                 f"computed, {len(run.skipped)} skipped (cached), {time.perf_counter() - t0:.1f}s")
-        return GridResult(out, None, run.computed, run.skipped, run.stage_seconds)
+        return GridResult(out, None, run.computed, run.skipped, run.stage_seconds, run.stage_peak_gib)
     from neuronscope.verdict import run_verdicts
 
     results.verdicts = run_verdicts(results.to_json())
@@ -160,17 +161,21 @@ def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: Un
     computed = [name for part in earlier for name in part.computed] + run.computed
     skipped = [name for name in run.skipped if name not in set(computed)]
     seconds: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     for part in [*earlier, run]:
         for kind, t in part.stage_seconds.items():
             seconds[kind] = seconds.get(kind, 0.0) + t
+        for kind, gib in part.stage_peak_gib.items():
+            peaks[kind] = max(peaks.get(kind, 0.0), gib)
     results.computed, results.skipped = len(computed), len(skipped)
     results.stage_seconds = {k: round(v, 2) for k, v in seconds.items()}
+    results.stage_peak_gib = peaks or None
     write_json(out / "results.json", results.to_json())
     from neuronscope.plots.table import build_table, threshold_note, write_tables
 
     write_tables(build_table(results), out, threshold_note(results))
     run.log(f"[bold]finished[/] {len(computed)} computed, {len(skipped)} skipped (cached), {results.seconds}s")
-    return GridResult(out, results, computed, skipped, seconds)
+    return GridResult(out, results, computed, skipped, seconds, peaks)
 
 
 def remove_partial(out: Path, log: Callable[[str], None]) -> None:

@@ -17,6 +17,7 @@ from neuronscope.experiment.cache import Artifact, ArtifactCache
 from neuronscope.experiment.config import ExperimentConfig
 from neuronscope.io import file_sha256, read_json
 from neuronscope.models.handle import Model
+from neuronscope.peak_memory import peak_bytes, reset_peak
 from neuronscope.progress import LoggedProgress, StepCallback, step_callback
 
 LOCKS_DIR = ".locks"  # per-artifact locks: processes of one run never compute the same artifact twice
@@ -116,6 +117,7 @@ class GridRun:
         self.computed: list[str] = []
         self.skipped: list[str] = []
         self.stage_seconds: dict[str, float] = {}
+        self.stage_peak_gib: dict[str, float] = {}  # peak resident memory of the computed stages, per kind
         # a live bar with ETA on a terminal; in a log file, a plain progress line every 30 s (neuronscope.progress)
         self.progress = LoggedProgress(console=console)
         # no ETA over stages: a base model takes minutes, an attack seconds (the current stage's steps have one)
@@ -132,9 +134,16 @@ class GridRun:
     def step(self, name: str, inputs: dict[str, Any], compute: Callable[[Path], None], what: str) -> Artifact:
         """The artifact `name` for `inputs`: from the cache, or computed into a temporary directory first."""
         self.progress.update(self.overall, description=what)
-        t0 = time.perf_counter()
-        art = self.cache.get(name, inputs, compute)
         kind = stage_kind(name)
+
+        def measured(tmp: Path) -> None:
+            reset_peak()
+            compute(tmp)
+            if (peak := peak_bytes()) is not None:
+                self.stage_peak_gib[kind] = max(self.stage_peak_gib.get(kind, 0.0), round(peak / 2**30, 3))
+
+        t0 = time.perf_counter()
+        art = self.cache.get(name, inputs, measured)
         self.stage_seconds[kind] = self.stage_seconds.get(kind, 0.0) + time.perf_counter() - t0
         (self.skipped if art.cached else self.computed).append(art.path.name)
         self.progress.advance(self.overall)
