@@ -11,11 +11,14 @@ final hidden state (no logit soft-capping or scaling).
 
 Attribution, which runs through the TransformerBridge, applies the head from the first answer-predicting position
 of the batch on (`first_answer_position`, `answer_logprobs_after`) above the same size. So do the unlearning
-methods' losses (`answer_logits`: the forget and retain terms, the frozen references of NPO and DPO, Ssiuu's
-attribution gradient, KLUE's localisation), which keep the (batch, pos, vocab) shape their loss functions read: the
-logits from that position on with the batch cut there too, so every answer token keeps its predicting logits and
-the losses are the same sums without the prompt positions' zero terms. ssiuu-neuron, which reads activations through
-the bridge's hooks, keeps the bridge's full logits.
+methods' losses (`answer_logits`: the forget and retain terms, the frozen references of NPO and DPO, Ssiuu's and
+the anchor's attribution gradients, KLUE's localisation), which keep the (batch, pos, vocab) shape their loss
+functions read: the logits from that position on with the batch cut there too, so every answer token keeps its
+predicting logits and the losses are the same sums without the prompt positions' zero terms (slicing the hidden
+states, made contiguous, before the head: transformers' `logits_to_keep` was measured slower). On SmolLM2 a GA step
+took ~0.9 and an NPO step ~0.85 of its full-logits time; Ssiuu's was not resolved from the noise (docs/real-model.md).
+RMU, which reads one block's output, runs the decoder without the head. ssiuu-neuron, which reads activations
+through the bridge's hooks, keeps the bridge's full logits.
 
 Below it (the toy models) every path keeps the full logits, so every number computed on them stays bit for bit
 what it was. Measured on the toy: logits sliced from the first answer-predicting position gave bit-identical
