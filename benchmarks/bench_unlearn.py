@@ -15,18 +15,26 @@ backward pass over GD; ssiuu-anchor adds a forward and backward on the frozen or
 distinct batches); "anchor+cache" is ssiuu-anchor on batches that recur (two, cycled, as `anchor_fixed_batches`
 makes them recur in a run), so from the third step its A_0 comes from the cache.
 KLUE's one-off localisation is not a step and is not timed.
+`--full-logits ga,npo` adds "ga/full" and "npo/full": the same methods with the full logits (the sparse path's
+vocabulary threshold raised past the model's), interleaved with the rest, so a large vocabulary's saving from
+`neuronscope.sparse_logits.answer_logits` is read in one run (the toy takes the full logits either way).
+`--reference` names the contender the ratios are to (gd by default; another one, e.g. `--methods ssiuu
+--reference ssiuu/full --full-logits ssiuu`, leaves GD's model copy out where memory is short).
 "stop check" is one forget-accuracy check (every forget base question, as the loop scores it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 
 import torch
 
+from neuronscope import sparse_logits
 from neuronscope.base_model import new_toy_model
 from neuronscope.batching import Batch
 from neuronscope.data.schema import load_dataset
@@ -39,6 +47,7 @@ from neuronscope.unlearn.base import StepBatch, encode_items
 CACHED = "anchor+cache"  # ssiuu-anchor whose A_0 cache hits: REPEAT batches, cycled
 REPEAT = 2
 CACHE_ARGS = {"anchor_fixed_batches": True, "anchor_cache_gib": 64.0}
+FULL = "/full"  # a contender with the full logits (--full-logits)
 DEFAULT = f"gd,bare,ssiuu,ssiuu-neuron,ssiuu-anchor,{CACHED},npo,simnpo,klue"
 
 
@@ -49,7 +58,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--methods", default=DEFAULT, help="comma-separated; gd is always timed (the reference)")
+    ap.add_argument("--methods", default=DEFAULT, help="comma-separated; the reference is always timed")
+    ap.add_argument("--reference", default="gd", help="the contender the ratios are to (e.g. ssiuu/full)")
+    ap.add_argument("--full-logits", default="", help="comma-separated methods also timed with the full logits")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -62,17 +73,21 @@ def main() -> None:
         f = [forget[i] for i in torch.randperm(len(forget), generator=gen)[:args.batch_size].tolist()]
         r = [retain[i] for i in torch.randperm(len(retain), generator=gen)[:args.batch_size].tolist()]
         batches.append(StepBatch(encode_items(model, f), f, encode_items(model, r), r))
-    names = list(dict.fromkeys(["gd", *args.methods.split(",")]))
+    ref = args.reference
+    names = [n for n in dict.fromkeys([ref, *args.methods.split(",")]) if n]
     bare = "bare" in names
     names = [n for n in names if n != "bare"]
-    _ = model.bridge  # boot once, outside the timings
+    names = list(dict.fromkeys([*names, *(f"{n}{FULL}" for n in args.full_logits.split(",") if n)]))
+    if any(n.startswith("ssiuu-neuron") for n in names):
+        _ = model.bridge  # boot once, outside the timings
     cfg = UnlearnConfig(lambda_=1.0, batch_size=args.batch_size)
     runs = {}
     for name in names:
         m = model.clone()
         m.hf.eval()  # as the loop trains (no dropout)
-        method = (METHODS["ssiuu-anchor"](m, ds, replace(cfg, method_args={**cfg.method_args, **CACHE_ARGS}))
-                  if name == CACHED else METHODS[name](m, ds, cfg))
+        with full_logits(name.endswith(FULL)):  # KLUE's localisation too
+            method = (METHODS["ssiuu-anchor"](m, ds, replace(cfg, method_args={**cfg.method_args, **CACHE_ARGS}))
+                      if name == CACHED else METHODS[name.removesuffix(FULL)](m, ds, cfg))
         runs[name] = (method, torch.optim.AdamW(method.parameters(), lr=1e-5), m)
     if bare:
         hf = model.clone().hf
@@ -94,13 +109,14 @@ def main() -> None:
             t0 = time.perf_counter()
             # the cached anchor sees REPEAT batches over and over (as with anchor_fixed_batches), the rest distinct ones
             k = (step - 1) % REPEAT
-            loss, _ = method.loss(replace(batches[k], forget_index=(k,)) if name == CACHED else sb, step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            with full_logits(name.endswith(FULL)):
+                loss, _ = method.loss(replace(batches[k], forget_index=(k,)) if name == CACHED else sb, step)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             times[name].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        split_score(runs["gd"][2], forget, metric)
+        split_score(runs[ref][2], forget, metric)
         times["stop check"].append(time.perf_counter() - t0)
     for method, _, _ in runs.values():
         method.finish()
@@ -108,8 +124,24 @@ def main() -> None:
     print(f"model: {model.n_params:,} parameters; batch size {args.batch_size}; median of {args.steps - 2} steps, "
           f"methods interleaved; stop check = {len(forget)} forget questions")
     for name, t in med.items():
-        extra = f"   gd / bare {med['gd'] / t:.2f}" if name == "bare" else ""
-        print(f"{name:13s} {t * 1e3:8.1f} ms   ratio to gd {t / med['gd']:.2f}{extra}")
+        extra = f"   {ref} / bare {med[ref] / t:.2f}" if name == "bare" else ""
+        if name.endswith(FULL) and name.removesuffix(FULL) in med:
+            extra = f"   {name.removesuffix(FULL)} / full {med[name.removesuffix(FULL)] / t:.2f}"
+        print(f"{name:13s} {t * 1e3:8.1f} ms   ratio to {ref} {t / med[ref]:.2f}{extra}")
+
+
+@contextlib.contextmanager
+def full_logits(on: bool) -> Iterator[None]:
+    """The full-logits path for every model while `on` (the sparse path's threshold above any vocabulary)."""
+    if not on:
+        yield
+        return
+    saved = sparse_logits.SPARSE_MIN_VOCAB
+    sparse_logits.SPARSE_MIN_VOCAB = 1 << 62
+    try:
+        yield
+    finally:
+        sparse_logits.SPARSE_MIN_VOCAB = saved
 
 
 def bare_step(hf: torch.nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> None:

@@ -10,7 +10,15 @@ Used for models whose vocabulary is at least `SPARSE_MIN_VOCAB` and whose head i
 final hidden state (no logit soft-capping or scaling).
 
 Attribution, which runs through the TransformerBridge, applies the head from the first answer-predicting position
-of the batch on (`first_answer_position`, `answer_logprobs_after`) above the same size.
+of the batch on (`first_answer_position`, `answer_logprobs_after`) above the same size. So do the unlearning
+methods' losses (`answer_logits`: the forget and retain terms, the frozen references of NPO and DPO, Ssiuu's and
+the anchor's attribution gradients, KLUE's localisation), which keep the (batch, pos, vocab) shape their loss
+functions read: the logits from that position on with the batch cut there too, so every answer token keeps its
+predicting logits and the losses are the same sums without the prompt positions' zero terms (slicing the hidden
+states, made contiguous, before the head: transformers' `logits_to_keep` was measured slower). On SmolLM2 a GA step
+took ~0.9 and an NPO step ~0.85 of its full-logits time; Ssiuu's was not resolved from the noise (docs/real-model.md).
+RMU, which reads one block's output, runs the decoder without the head. ssiuu-neuron, which reads activations
+through the bridge's hooks, keeps the bridge's full logits.
 
 Below it (the toy models) every path keeps the full logits, so every number computed on them stays bit for bit
 what it was. Measured on the toy: logits sliced from the first answer-predicting position gave bit-identical
@@ -62,6 +70,21 @@ def answer_logprobs_after(logits: Float[Tensor, "batch kept vocab"], batch: Batc
     return (token_logp * batch.answer_mask[:, first + 1:]).sum(-1)
 
 
+def answer_logits(hf: PreTrainedModel, batch: Batch) -> tuple[Float[Tensor, "batch kept vocab"], Batch]:
+    """The model's logits and the batch, both from `first_answer_position` on (`sparse_ok` models; else the full
+    logits and `batch` itself), for the loss functions that pair logits[:, :-1] with input_ids[:, 1:].
+
+    The decoder runs over every position; the head only over the kept ones (sliced hidden states made contiguous,
+    measured faster than transformers' `logits_to_keep`). No answer token loses its logits: the positions cut
+    predict prompt tokens in every row, terms the losses mask out."""
+    if not sparse_ok(hf):
+        return hf(input_ids=batch.input_ids).logits, batch
+    first = first_answer_position(batch)
+    hidden = hf.base_model(input_ids=batch.input_ids).last_hidden_state[:, first:].contiguous()
+    kept = Batch(batch.input_ids[:, first:], batch.answer_mask[:, first:], batch.prompt_mask[:, first:])
+    return hf.get_output_embeddings()(hidden), kept
+
+
 def answer_token_logprobs_sparse(hf: PreTrainedModel, batch: Batch
                                  ) -> tuple[Float[Tensor, " n"], Tensor]:
     """log p of every answer token (flattened, row-major) and the row each belongs to."""
@@ -82,5 +105,5 @@ def answer_logprobs_sparse(hf: PreTrainedModel, batch: Batch) -> Float[Tensor, "
     return torch.zeros(batch.input_ids.shape[0], dtype=logp.dtype, device=logp.device).index_add_(0, rows, logp)
 
 
-__all__ = ["SPARSE_MIN_VOCAB", "answer_logprobs_after", "answer_logprobs_sparse", "answer_token_logprobs_sparse",
-           "first_answer_position", "plain_head", "sparse_ok"]
+__all__ = ["SPARSE_MIN_VOCAB", "answer_logits", "answer_logprobs_after", "answer_logprobs_sparse",
+           "answer_token_logprobs_sparse", "first_answer_position", "plain_head", "sparse_ok"]

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from neuronscope.batching import Batch
 from neuronscope.models.handle import Model
 from neuronscope.scoring import answer_logprobs
+from neuronscope.sparse_logits import answer_logits
 
 
 def answer_probability_sum(logits: Float[Tensor, "batch pos vocab"], batch: Batch) -> Float[Tensor, ""]:
@@ -32,11 +33,12 @@ def answer_probability_grads(model: Model, batch: Batch, params: Sequence[nn.Par
     """g = d(sum_b P(y|x))/d phi for each parameter in `params` (default: all trainable ones).
 
     Pass `logits` from a forward already done on `batch` (with `retain_graph=True` if that graph is used again)
-    to share the forward pass with a training loss.
+    to share the forward pass with a training loss, with the batch they pair with; without them the logits are
+    computed from the first answer-predicting position on for a large vocabulary (`answer_logits`).
     """
     params = list(params) if params is not None else [p for p in model.hf.parameters() if p.requires_grad]
     if logits is None:
-        logits = model.hf(input_ids=batch.input_ids.to(model.device)).logits
+        logits, batch = answer_logits(model.hf, batch.to(model.device))
     target = answer_probability_sum(logits, batch.to(logits.device))
     grads = torch.autograd.grad(target, params, retain_graph=retain_graph, allow_unused=True)
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]

@@ -20,6 +20,7 @@ from neuronscope.checks import SettingError, at_least, fraction, non_negative, p
 from neuronscope.data.schema import KINDS, QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
+from neuronscope.sparse_logits import answer_logits
 from neuronscope.training import answer_nll
 
 if TYPE_CHECKING:
@@ -240,13 +241,17 @@ class Method:
         return []
 
     # -- helpers shared by several methods -------------------------------------------------------------
-    def logits(self, batch: Batch) -> Float[Tensor, "batch pos vocab"]:
-        return self.model.hf(input_ids=batch.input_ids).logits
+    def answer_logits(self, batch: Batch, model: Model | None = None
+                      ) -> tuple[Float[Tensor, "batch kept vocab"], Batch]:
+        """The logits of `model` (default: the trained one) on `batch`, with the batch they pair with: from the first
+        answer-predicting position on for a large vocabulary, else all of them and `batch` itself (the toy's
+        numbers unchanged). Every loss reads its logits here (neuronscope.sparse_logits.answer_logits)."""
+        return answer_logits((model or self.model).hf, batch)
 
     def retain_nll(self, sb: StepBatch) -> Float[Tensor, ""]:
         if sb.retain is None:
             raise NeuronscopeError(f"method {self.name} needs retain items, but the dataset has none")
-        return answer_nll(self.logits(sb.retain), sb.retain)
+        return answer_nll(*self.answer_logits(sb.retain))
 
 
 def frozen_copy(model: Model) -> Model:

@@ -77,10 +77,9 @@ class DPO(Method):
     def loss(self, sb: StepBatch, step: int):
         win = encode_items(self.model, sb.forget_items, [self.refusal] * len(sb.forget_items))
         lose = sb.forget
-        lp_w, lp_l = answer_logprobs(self.logits(win), win), answer_logprobs(self.logits(lose), lose)
-        with_ref = self.ref.hf
-        ref_w = answer_logprobs(with_ref(input_ids=win.input_ids).logits, win).detach()
-        ref_l = answer_logprobs(with_ref(input_ids=lose.input_ids).logits, lose).detach()
+        lp_w, lp_l = answer_logprobs(*self.answer_logits(win)), answer_logprobs(*self.answer_logits(lose))
+        ref_w = answer_logprobs(*self.answer_logits(win, self.ref)).detach()
+        ref_l = answer_logprobs(*self.answer_logits(lose, self.ref)).detach()
         margin = (lp_w - ref_w) - (lp_l - ref_l)
         dpo = -F.logsigmoid(self.settings.beta * margin).mean()
         nll_r = self.retain_nll(sb)

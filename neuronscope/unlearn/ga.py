@@ -15,5 +15,5 @@ class GA(Method):
     needs_retain = False
 
     def loss(self, sb: StepBatch, step: int):
-        nll_f = answer_nll(self.logits(sb.forget), sb.forget)
+        nll_f = answer_nll(*self.answer_logits(sb.forget))
         return -nll_f, {"loss": -nll_f.item(), "forget_nll": nll_f.item()}

@@ -13,7 +13,7 @@ class GD(Method):
     summary = "gradient ascent on forget + NLL on retain"
 
     def loss(self, sb: StepBatch, step: int):
-        nll_f = answer_nll(self.logits(sb.forget), sb.forget)
+        nll_f = answer_nll(*self.answer_logits(sb.forget))
         nll_r = self.retain_nll(sb)
         total = -nll_f + self.cfg.retain_weight * nll_r
         return total, {"loss": total.item(), "forget_nll": nll_f.item(), "retain_nll": nll_r.item()}

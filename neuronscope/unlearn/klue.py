@@ -31,6 +31,7 @@ from neuronscope.checks import SettingError, fraction, non_negative
 from neuronscope.data.schema import QADataset, QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
+from neuronscope.sparse_logits import answer_logits
 from neuronscope.training import answer_nll
 from neuronscope.unlearn.base import Method, MethodSettings, StepBatch, UnlearnConfig, encode_items
 from neuronscope.unlearn.registry import register
@@ -88,11 +89,11 @@ def ffn_attribution(model: Model, blocks: list[FFN], items: list[QAItem], batch_
         kept: list[Tensor] = []
         handles = [b.output.register_forward_pre_hook(lambda _m, args, kept=kept: kept.append(args[0])) for b in blocks]
         try:
-            logits = model.hf(input_ids=batch.input_ids).logits
+            logits, paired = answer_logits(model.hf, batch)  # the activations keep every position
         finally:
             for h in handles:
                 h.remove()
-        grads = torch.autograd.grad(answer_probability_sum(logits, batch), kept)
+        grads = torch.autograd.grad(answer_probability_sum(logits, paired), kept)
         for layer, (h, g) in enumerate(zip(kept, grads, strict=True)):
             mask = batch.token_mask.to(h.device).unsqueeze(-1)
             a = (h.detach().float() * g.float() * mask).sum(1)  # [batch, neuron]
@@ -175,7 +176,7 @@ class KLUE(Method):
     def loss(self, sb: StepBatch, step: int):
         if not self._handles:  # zero the gradient outside the chosen units
             self._handles = [p.register_hook(lambda g, m=m: g * m) for p, m in self._masks]
-        nll_f = answer_nll(self.logits(sb.forget), sb.forget)
+        nll_f = answer_nll(*self.answer_logits(sb.forget))
         nll_r = self.retain_nll(sb)
         total = -nll_f + self.cfg.retain_weight * nll_r
         return total, {"loss": total.item(), "forget_nll": nll_f.item(), "retain_nll": nll_r.item()}

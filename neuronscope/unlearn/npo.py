@@ -46,8 +46,8 @@ class NPO(Method):
 
     def loss(self, sb: StepBatch, step: int):
         beta = self.settings.beta
-        lp = answer_logprobs(self.logits(sb.forget), sb.forget)
-        ref = answer_logprobs(self.ref.hf(input_ids=sb.forget.input_ids).logits, sb.forget).detach()
+        lp = answer_logprobs(*self.answer_logits(sb.forget))
+        ref = answer_logprobs(*self.answer_logits(sb.forget, self.ref)).detach()
         npo = -(2 / beta) * F.logsigmoid(-beta * (lp - ref)).mean()
         nll_r = self.retain_nll(sb)
         total = npo + self.cfg.retain_weight * nll_r

@@ -24,6 +24,7 @@ from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.families import spec_for
 from neuronscope.models.handle import Model
+from neuronscope.sparse_logits import sparse_ok
 from neuronscope.unlearn.base import Method, MethodSettings, StepBatch, UnlearnConfig, frozen_copy, seeded_generator
 from neuronscope.unlearn.registry import register
 
@@ -39,7 +40,8 @@ def decoder_layers(model: Model) -> nn.ModuleList:
 def hidden_at(model: Model, batch: Batch, layer: int) -> Float[Tensor, "batch pos d_model"]:
     """Output of block `layer` (the residual stream after it), read by a forward hook.
 
-    A hook rather than `hidden_states[layer + 1]`, which HF gives after the final norm for the last block.
+    A hook rather than `hidden_states[layer + 1]`, which HF gives after the final norm for the last block. A large
+    vocabulary's head, whose logits the loss never reads, is not run (`sparse_ok`: the decoder alone).
     """
     kept: list[Tensor] = []
 
@@ -48,7 +50,7 @@ def hidden_at(model: Model, batch: Batch, layer: int) -> Float[Tensor, "batch po
 
     handle = decoder_layers(model)[layer].register_forward_hook(keep)
     try:
-        model.hf(input_ids=batch.input_ids)
+        (model.hf.base_model if sparse_ok(model.hf) else model.hf)(input_ids=batch.input_ids)
     finally:
         handle.remove()
     return kept[0]

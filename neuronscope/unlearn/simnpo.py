@@ -58,7 +58,7 @@ class SimNPO(Method):
     settings: SimNPOSettings
 
     def loss(self, sb: StepBatch, step: int):
-        lp = answer_logprobs(self.logits(sb.forget), sb.forget)
+        lp = answer_logprobs(*self.answer_logits(sb.forget))
         lengths = answer_lengths(sb.forget).to(lp.device)
         term = simnpo_term(lp, lengths, self.settings.beta, self.settings.gamma)
         nll_r = self.retain_nll(sb)

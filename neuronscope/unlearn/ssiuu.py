@@ -145,10 +145,10 @@ class Ssiuu(RegularisedGD):
 
     def loss(self, sb: StepBatch, step: int):
         params = [p for p in self.parameters() if p.requires_grad]
-        logits_f = self.logits(sb.forget)
-        nll_f = answer_nll(logits_f, sb.forget)
+        logits_f, forget = self.answer_logits(sb.forget)
+        nll_f = answer_nll(logits_f, forget)
         nll_r = self.retain_nll(sb)
-        g = torch.autograd.grad(answer_probability_sum(logits_f, sb.forget), params, retain_graph=True)
+        g = torch.autograd.grad(answer_probability_sum(logits_f, forget), params, retain_graph=True)
         ref = self.comparison(sb, params)
         if ref is None:  # first step: no regulariser
             with torch.no_grad():
