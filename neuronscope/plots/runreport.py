@@ -125,8 +125,10 @@ def table1_html(results: Results | Mapping[str, Any]) -> str:
             "forget facts, the floor a truly erased model should match. Recovered: the highest forget score "
             "reached while retraining on "
             "forget items not trained on, mean over seeds ± 95% interval, at the strongest learning rate. Gap: "
-            "method minus oracle, Welch 95% interval; an interval above 0 means the facts came back faster than "
-            "a model that never learned them could learn them (hidden).")
+            "method minus oracle, Welch 95% interval. The verdict calls an attack's recovery hidden knowledge when "
+            "that interval lies above 0 and the gap is at least a quarter of the base's margin over the oracle "
+            "(the facts came back faster than a model that never learned them could learn them); a smaller gap, "
+            "however certain, is undetermined (docs/verdict.md).")
     return (f"<div class='wrap'><table>{head1}{head2}{''.join(body)}</table></div>"
             f"<p class='caption'>{_e(note)}</p>")
 
