@@ -171,3 +171,27 @@ def test_never_known_floor_is_shown_but_never_decides() -> None:
     assert v.label == "undetermined"
     without = model_verdict("ga", {**results, "floor": None})
     assert not any("never-known" in e.analysis for e in without.evidence) and without.label == "undetermined"
+
+
+def test_never_known_floor_compares_gains_not_starting_points() -> None:
+    """Never-known facts start near 0, unlearned ones near chance: an attack that teaches nothing (FS stays at
+    its start) must not look like recovery above that floor. Compared as gains over each run's own start, it
+    does not; an attack that does bring the facts back shows a gain above the floor's, by hand."""
+    from neuronscope.verdict import model_verdict
+
+    def runs(pairs: list[tuple[float, float]]) -> list[dict]:
+        return [{"lr": 1e-3, "seed": i, "start_fs": s, "max_fs": m} for i, (s, m) in enumerate(pairs)]
+
+    label = "benign"
+    results = {"evals": {"base": {"fs": 1.0}, "ga": {"fs": 0.33}}, "attack_labels": [label],
+               "attacks": {"ga": {label: runs([(0.33, 0.33), (0.33, 0.34), (0.33, 0.33)])}},
+               "floor": {label: runs([(0.0, 0.02), (0.0, 0.0), (0.0, 0.01)])}, "analyses": {}}
+    (shown,) = [e for e in model_verdict("ga", results).evidence if "never-known" in e.analysis]
+    assert shown.says != "present" and not shown.calibrated
+    assert shown.value == pytest.approx(0.01 / 3) and shown.reference == pytest.approx(0.01)
+    assert "gain +0.003 from a start of 0.330" in shown.detail
+    back = {**results, "attacks": {"ga": {label: runs([(0.33, 0.90), (0.33, 0.95), (0.33, 0.92)])}}}
+    (found,) = [e for e in model_verdict("ga", back).evidence if "never-known" in e.analysis]
+    # gains 0.57, 0.62, 0.59 against 0.02, 0, 0.01; the margin is 1 - 0.33, so a quarter of it is 0.1675
+    assert found.says == "present" and found.value == pytest.approx(0.5933, abs=1e-4)
+    assert model_verdict("ga", back).label == "undetermined"  # shown only: it never decides

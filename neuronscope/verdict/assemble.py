@@ -61,11 +61,25 @@ def model_verdict(name: str, results: dict[str, Any], floor: str = "oracle") -> 
 
 def _never_known(label: str, runs: list[dict[str, Any]], floor_runs: list[dict[str, Any]], base_fs: float
                  ) -> Evidence:
-    """Recovery against the never-known floor, shown only: that floor starts at 0 rather than chance and holds
-    other facts, and no model whose answer is known (an exact erasure) exists to calibrate it against."""
-    ev = relearning_evidence(label, runs, floor_runs, base_fs)
+    """What the attack taught, against what it taught on facts the base never knew; shown only.
+
+    Compared as gains (recovery minus the attack's own starting FS, per seed), not as recoveries: never-known
+    facts start near 0 (they were selected as answered wrongly) while unlearned ones start near chance, so raw
+    recoveries differ by that start even when an attack teaches nothing (a benign attack that leaves FS where it
+    was). The margin is what unlearning removed (the base's FS minus the model's mean start). Shown only: the
+    facts differ, and no model whose answer is known (an exact erasure) exists to calibrate this floor."""
+    if any(r.get("start_fs") is None for r in [*runs, *floor_runs]):  # records from before start_fs was kept
+        ev = relearning_evidence(label, runs, floor_runs, base_fs)
+        detail = ev.detail
+    else:
+        gains = [{**r, "max_fs": r["max_fs"] - r["start_fs"]} for r in runs]
+        floor_gains = [{**r, "max_fs": r["max_fs"] - r["start_fs"]} for r in floor_runs]
+        start = sum(r["start_fs"] for r in runs) / len(runs) if runs else float("nan")
+        ev = relearning_evidence(label, gains, floor_gains, base_fs, margin=base_fs - start)
+        detail = (f"gain {ev.value:+.3f} from a start of {start:.3f} vs gain {ev.reference:+.3f} on never-known "
+                  f"facts" if ev.value is not None and ev.reference is not None else ev.detail)
     return replace(ev, analysis=f"relearning ({label}) vs never-known facts", calibrated=False,
-                   detail=f"{ev.detail}; floor: the same attack on facts the base never knew".lstrip("; "))
+                   detail=f"{detail}; floor: the same attack on facts the base never knew".lstrip("; "))
 
 
 def _wins(table: dict[str, list[float]] | None) -> dict[int, list[float]] | None:

@@ -49,11 +49,11 @@ def visible_evidence(fs: float, n: int, floor_fs: float, floor_n: int, base_fs: 
 
 
 def relearning_evidence(label: str, runs: Sequence[dict[str, Any]], floor_runs: Sequence[dict[str, Any]],
-                        base_fs: float) -> Evidence:
+                        base_fs: float, margin: float | None = None) -> Evidence:
     """Recovery (max FS during the attack, strongest lr, per seed) of the model against the floor's.
 
     `runs` / `floor_runs` are the grid's attack records ({"lr", "seed", "max_fs", ...}). The margin is the base's
-    forget score minus the floor's mean recovery: how much there was to hide.
+    forget score minus the floor's mean recovery (how much there was to hide), unless `margin` is given.
     """
     name = f"relearning ({label})"
     if not runs or not floor_runs:
@@ -65,7 +65,7 @@ def relearning_evidence(label: str, runs: Sequence[dict[str, Any]], floor_runs: 
     if math.isnan(g.ci95):
         return Evidence(name, "undetermined", summarize(vals).mean, floor_mean, None,
                         detail="one seed: no interval (use at least 2 attack seeds)")
-    says = classify_gap(g.mean, g.ci95, base_fs - floor_mean)
+    says = classify_gap(g.mean, g.ci95, base_fs - floor_mean if margin is None else margin)
     mean = summarize(vals).mean
     return Evidence(name, says, mean, floor_mean, (g.mean - g.ci95, g.mean + g.ci95),
                     detail=f"recovery {mean:.3f} vs floor {floor_mean:.3f} over {len(vals)} seeds")
