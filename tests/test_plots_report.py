@@ -69,6 +69,19 @@ def test_table1_cells_are_mean_interval_floor_and_gap() -> None:
     assert "nan" not in text.lower() and "_ci95" not in text
 
 
+def test_without_an_oracle_the_gap_is_named_to_the_floor_and_its_start_is_said() -> None:
+    """A pretrained model's run: no oracle row, the never-known floor row; the gap column names the floor and
+    the caption says those raw gaps include the difference of start."""
+    res = results(VERDICTS)
+    floor = res["attacks"].pop("oracle")
+    res.update(oracle=False, floor=floor)
+    res["evals"].pop("oracle")
+    text = table1_html(res)
+    assert "gap to floor" in text and "gap to oracle" not in text
+    assert "include that difference of start" in text
+    assert "gap to oracle" in table1_html(results(VERDICTS))
+
+
 def test_one_seed_shows_no_interval_and_no_nan() -> None:
     text = table1_html(results(seeds=1))
     assert _cells(text, "ga")[3] == ["0.700"] and _cells(text, "ga")[4] == [f"{0.70 - 0.35:+.3f}"]

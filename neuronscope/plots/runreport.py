@@ -94,7 +94,8 @@ def table1_html(results: Results | Mapping[str, Any]) -> str:
     scores = ["FS", "RS", "US", *(["US lm-eval"] if has_lm else [])]
     head1 = ("<tr><th class='l' rowspan='2'>model</th>" + "".join(f"<th rowspan='2'>{s}</th>" for s in scores)
              + "".join(f"<th colspan='2'>{_e(lab)}</th>" for lab in labels) + "<th rowspan='2'>verdict</th></tr>")
-    head2 = "<tr>" + "<th>recovered</th><th>gap to oracle</th>" * len(labels) + "</tr>"
+    against = "oracle" if res.oracle or not res.floor else "floor"  # no oracle: the never-known floor row
+    head2 = "<tr>" + f"<th>recovered</th><th>gap to {against}</th>" * len(labels) + "</tr>"
     body = []
     for r in rows:
         name = str(r["method"])

@@ -157,8 +157,10 @@ def threshold_note(results: Results | dict[str, Any]) -> str:
     thresholds = sorted({round(t, 4) for t in res.stop_thresholds()})
     what = "mean ROUGE-L recall" if res.metric() == "rouge" else "multiple-choice accuracy"
     stop = f" Unlearning stopped at FS <= {', '.join(f'{t:.4g}' for t in thresholds)}." if thresholds else ""
-    floor = (" No oracle: every gap is to the floor row, the same attacks on facts the model never knew."
-             if res.floor and not res.oracle else "")
+    floor = (" No oracle: every gap is to the floor row, the same attacks on facts the model never knew. Those "
+             "facts start near 0 and unlearned ones near chance, so these raw gaps include that difference of "
+             "start; the verdict's shown-only comparison uses each attack's gain over its own start "
+             "(docs/verdict.md)." if res.floor and not res.oracle else "")
     return f"FS, RS, US: {what}.{stop}{floor}"
 
 
