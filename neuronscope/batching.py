@@ -85,7 +85,10 @@ def encode_rows(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], answ
         memo = _memo.setdefault(tokenizer, {})
     except TypeError:  # a tokenizer that cannot be weakly referenced: no memo
         return _encode_rows(tokenizer, prompts, answers)
-    size = len(tokenizer)
+    try:
+        size = len(tokenizer)  # grows when tokens are added
+    except TypeError:  # a minimal tokenizer without a size
+        size = -1
     keys = [(size, p, a) for p, a in zip(prompts, answers, strict=True)]
     missing = [i for i, k in enumerate(keys) if k not in memo]
     if missing:

@@ -242,9 +242,7 @@ def test_results_round_trip_through_the_typed_object(reference_run) -> None:  # 
     assert [r.max_fs for r in typed.attacks["oracle"]["harmful p=0.3"]] == [
         r["max_fs"] for r in on_disk["attacks"]["oracle"]["harmful p=0.3"]]
     assert set(on_disk["stage_seconds"]) == {"data", "base", "oracle", "unlearn", "attack"}
-    peaks = on_disk["stage_peak_gib"]  # every computed stage's own peak: at least the weights it trained
-    assert set(peaks) == set(on_disk["stage_seconds"]) and all(0.05 < gib < 24 for gib in peaks.values())
-    assert typed.stage_peak_gib == peaks
+    assert typed.stage_peak_gib == on_disk.get("stage_peak_gib")
 
 
 def test_unlearned_evaluation_is_the_loops_and_equals_rescoring(reference_run) -> None:  # noqa: ANN001
@@ -272,6 +270,10 @@ def test_parallel_chains_equal_the_serial_run(reference_run, fake_api, tmp_path:
     par = run_grid_parallel(tiny_config(), tmp_path / "par", api=fake_api, workers=2)
     assert _numbers(par.results) == _numbers(results)
     assert par.results["computed"] == results["computed"] and par.results["skipped"] == 0
+    # each stage kind's peak memory, over both processes (a fresh run: every stage computed in this invocation)
+    peaks = par.results["stage_peak_gib"]
+    assert set(peaks) == {"data", "base", "oracle", "unlearn", "attack"}
+    assert all(0.05 < gib < 24 for gib in peaks.values())
     assert sorted(par.computed) == sorted(p.name for p in (tmp_path / "par" / "artifacts").iterdir())
     assert "on 2 processes" in (tmp_path / "par" / "run.log").read_text()
 
