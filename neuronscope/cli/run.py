@@ -100,7 +100,7 @@ def run_cmd(
 @app.command("demo")
 @user_errors
 def demo_cmd(
-    profile: Annotated[str, typer.Option(help="full (the paper-style grid, ~7 min on 2 idle cores), small (a tiny "
+    profile: Annotated[str, typer.Option(help="full (the paper-style grid, ~6 min on 2 idle cores), small (a tiny "
                                               "world and model, for tests), smollm2-faithun or smollm2-tofu (a "
                                               "real pretrained model: docs/real-model.md).")] = "full",
     out: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("runs/demo"),
