@@ -256,6 +256,11 @@ def trainable_params(s: Shape, method: str, rmu_trainable: int | None = None,
     return int(cls.trainable_count(s, st))
 
 
+def replayed_steps(stride: int, check_every: int) -> int:
+    """The most steps a stride back-off replays: those since the last scored check (none when every check is)."""
+    return stride * check_every if stride > 1 else 0
+
+
 def plan_unlearn(s: Shape, dtype: torch.dtype, method: str, batch_size: int, counts: DataCounts, max_steps: int,
                  lr_trials: int = 1, check_every: int = 1, rs_every: int = 10,
                  settings: Mapping[str, Any] | None = None, plan: Plan | None = None, stage: str = "unlearn",
@@ -286,7 +291,7 @@ def plan_unlearn(s: Shape, dtype: torch.dtype, method: str, batch_size: int, cou
     seqs = cls.sequences_per_step * batch_size
     plan.add(stage, "activations", seqs * training_activations(s, counts.seq_len, b),
              f"{seqs} sequences x {counts.seq_len} tokens (estimate)")
-    replay = stride * check_every if stride > 1 else 0  # a back-off replays at most the steps since a scored check
+    replay = replayed_steps(stride, check_every)
     steps = (max_steps + replay) * lr_trials
     if setup := cls.setup_passes(counts.forget, counts.retain, batch_size):
         plan.count(f"{stage}: forward + backward passes before training", setup * lr_trials,
@@ -358,7 +363,7 @@ def plan_attribute(s: Shape, dtype: torch.dtype, batch_size: int, n_items: int, 
 def plan_grid(cfg: ExperimentConfig, s: Shape, dtype: torch.dtype, counts: DataCounts) -> Plan:
     """Counts and memory of `neuronscope run CONFIG`: every method (its max_steps and lr grid), every attack config
     on every unlearned model, attribution and lens, from the ExperimentConfig fields alone."""
-    from neuronscope.unlearn.base import LOOP_FIELDS, UnlearnConfig
+    from neuronscope.unlearn.base import LOOP_FIELDS, RUN_ARGS, UnlearnConfig
 
     plan = Plan(f"grid {cfg.name}")
     default = UnlearnConfig()
@@ -368,12 +373,12 @@ def plan_grid(cfg: ExperimentConfig, s: Shape, dtype: torch.dtype, counts: DataC
         p = cfg.unlearn.params_for(method)
         trials = len(p.get("lr_grid", ())) or 1
         max_steps = int(p.get("max_steps", default.max_steps))
-        settings = {k: v for k, v in p.items() if k not in LOOP_FIELDS and k not in ("lr_grid", "stride")}
+        settings = {k: v for k, v in p.items() if k not in LOOP_FIELDS and k not in RUN_ARGS}
         stride, check_every = int(p.get("stride", 1)), int(p.get("check_every", default.check_every))
         plan_unlearn(s, dtype, method, int(p.get("batch_size", default.batch_size)), counts, max_steps, trials,
                      check_every, int(p.get("rs_every", default.rs_every)), settings, plan=plan,
                      stage=f"unlearn {method}", stride=stride)
-        total_steps += (max_steps + (stride * check_every if stride > 1 else 0)) * trials
+        total_steps += (max_steps + replayed_steps(stride, check_every)) * trials
     models = len(cfg.unlearn.methods) + int(cfg.oracle)  # attacked and attributed: the unlearned ones, the oracle
     if attacks:
         a = attacks[0]

@@ -478,14 +478,12 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
                             source=source)
 
 
-GRID_ONLY = ("lr_grid", "stride")  # [unlearn] keys the grid reads itself, not fields of the loop's config
-
-
 def _parse_unlearn(table: BaseModel, order: list[str], source: str, api: Any) -> UnlearnSection:
     """[unlearn] (already typed by the schema): known, distinct methods; each method's loop and own settings checked
     by the methods themselves, named as the TOML key they came from."""
     from neuronscope.checks import SettingError
     from neuronscope.unlearn import METHODS
+    from neuronscope.unlearn.base import RUN_ARGS
 
     where = f"{source}: unlearn"
     known = tuple(api.methods)
@@ -506,7 +504,7 @@ def _parse_unlearn(table: BaseModel, order: list[str], source: str, api: Any) ->
             raise _fail(f"{w}.stride", f"must be at least 1 (got {p['stride']})")
     section = UnlearnSection(methods=methods, params=params, per_method=per_method)
     for m in methods:  # the trainer's own checks (positive lr, ...), now rather than after the base is trained
-        given = {k: v for k, v in section.params_for(m).items() if k not in GRID_ONLY}
+        given = {k: v for k, v in section.params_for(m).items() if k not in RUN_ARGS}
         try:
             ucfg = api.config_cls(**given)
             if hasattr(ucfg, "check"):

@@ -54,7 +54,6 @@ class Models:
     data: Artifact
     base: Artifact
     base_dir: Path
-    base_inputs: dict[str, Any]
 
 
 def attack_label(cfg: AttackConfig) -> str:
@@ -154,32 +153,33 @@ def _finetuned(run: GridRun, ds: QADataset, exclude: tuple[str, ...], label: str
     return compute
 
 
-def _finetune_inputs(run: GridRun, data: Artifact) -> dict[str, Any]:
+def _checkpoint_inputs(run: GridRun, data: Artifact) -> dict[str, Any]:
+    """What a base from a given checkpoint is keyed by; a fine-tune adds its recipe (`_finetune_inputs`)."""
     cfg = run.cfg
     assert cfg.base_ckpt is not None
     return {"data": data.key, "ckpt": cfg.base_ckpt, "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors"),
-            "finetune": asdict(cfg.finetune), "numerics": numerics(cfg)}
+            "numerics": numerics(cfg)}
+
+
+def _finetune_inputs(run: GridRun, data: Artifact) -> dict[str, Any]:
+    return {**_checkpoint_inputs(run, data), "finetune": asdict(run.cfg.finetune)}
 
 
 def base_stage(run: GridRun, data: Artifact, ds: QADataset) -> Models:
     """The base model: fine-tuned from the given checkpoint, the given checkpoint itself, or the trained toy."""
     cfg = run.cfg
     if cfg.base_ckpt is not None and cfg.finetune is not None:  # TOFU: fine-tune the given checkpoint first
-        inputs = _finetune_inputs(run, data)
-        base = run.step("base", inputs, _finetuned(run, ds, (), "base"), "fine-tuning base")
-        return Models(ds, data, base, base.path / "model", inputs)
+        base = run.step("base", _finetune_inputs(run, data), _finetuned(run, ds, (), "base"), "fine-tuning base")
+        return Models(ds, data, base, base.path / "model")
     if cfg.base_ckpt is not None:
-        inputs = {"data": data.key, "ckpt": cfg.base_ckpt,
-                  "files": dir_fingerprint(Path(cfg.base_ckpt), "*.safetensors"), "numerics": numerics(cfg)}
-
         def given_base(tmp: Path) -> None:
             write_eval(evaluate(run.load(Path(cfg.base_ckpt)), ds), tmp)
 
-        base = run.step("base", inputs, given_base, "base (given checkpoint)")
-        return Models(ds, data, base, Path(cfg.base_ckpt), inputs)
+        base = run.step("base", _checkpoint_inputs(run, data), given_base, "base (given checkpoint)")
+        return Models(ds, data, base, Path(cfg.base_ckpt))
     inputs = {"data": data.key, "train": _base_json(cfg.base), "numerics": numerics(cfg, placed=False)}
     base = run.step("base", inputs, _trained(run, ds, (), "base"), "training base")
-    return Models(ds, data, base, base.path / "model", inputs)
+    return Models(ds, data, base, base.path / "model")
 
 
 def oracle_stage(run: GridRun, data: Artifact, ds: QADataset) -> Artifact:

@@ -62,6 +62,7 @@ class NoSettings(MethodSettings):
 RECORDED_KEYS = ("lambda_", "lambda_relative", "beta", "refusal", "rmu_layer", "rmu_c", "rmu_alpha", "rmu_trainable")
 LOOP_FIELDS = ("lr", "max_steps", "threshold", "check_every", "rs_every", "batch_size", "seed", "eval_kinds",
                "weight_decay", "grad_clip", "retain_weight")
+RUN_ARGS = ("lr_grid", "stride")  # [unlearn] keys that are arguments of lr_search / unlearn, not config fields
 
 
 @dataclass(frozen=True)

@@ -72,10 +72,11 @@ def _never_known(label: str, runs: list[dict[str, Any]], floor_runs: list[dict[s
         ev = relearning_evidence(label, runs, floor_runs, base_fs)
         detail = ev.detail
     else:
-        gains = [{**r, "max_fs": r["max_fs"] - r["start_fs"]} for r in runs]
-        floor_gains = [{**r, "max_fs": r["max_fs"] - r["start_fs"]} for r in floor_runs]
+        def gains(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{**r, "max_fs": r["max_fs"] - r["start_fs"]} for r in rs]
+
         start = sum(r["start_fs"] for r in runs) / len(runs) if runs else float("nan")
-        ev = relearning_evidence(label, gains, floor_gains, base_fs, margin=base_fs - start)
+        ev = relearning_evidence(label, gains(runs), gains(floor_runs), base_fs, margin=base_fs - start)
         detail = (f"gain {ev.value:+.3f} from a start of {start:.3f} vs gain {ev.reference:+.3f} on never-known "
                   f"facts" if ev.value is not None and ev.reference is not None else ev.detail)
     return replace(ev, analysis=f"relearning ({label}) vs never-known facts", calibrated=False,
