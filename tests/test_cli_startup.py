@@ -56,6 +56,8 @@ CASES: list[tuple[list[str], str]] = [
     (["train-base", "--data", "{tmp}/nope", "--out", "{tmp}/out"], "nope: file or directory not found"),
     (["real-facts", "--ckpt", "{tmp}/nope", "--out", "{tmp}/out"], "nope: checkpoint directory not found"),
     (["pull", "nope", "--out", "{tmp}/out"], "unknown pretrained model 'nope' (known: smollm2-135m)"),
+    (["calibrate", "--ckpt", "pretrained:nope", "--out", "{tmp}/out"], "unknown pretrained model 'nope'"),
+    (["calibrate", "--ckpt", "{tmp}/empty", "--out", "{tmp}/out"], "empty: not an HF checkpoint (no config.json)"),
     (["unlearn", "--method", "ga", "--ckpt", "{tmp}/nope", "--data", "{tmp}/nope", "--out", "{tmp}/out"],
      "nope: file or directory not found"),
     (["unlearn", "--method", "ga", "--ckpt", "{tmp}/nope", "--data", "{world}", "--out", "{tmp}/out"],

@@ -11,12 +11,34 @@ from neuronscope.cli.app import app, console, user_errors
 from neuronscope.cli.options import OverwriteOpt
 
 
+def _check_ckpt(value: str) -> None:
+    """A wrong checkpoint or model name fails here, before torch is imported."""
+    from neuronscope.models.pretrained_specs import PRETRAINED_PREFIX, spec
+
+    if value.startswith(PRETRAINED_PREFIX):
+        spec(value[len(PRETRAINED_PREFIX):])
+    else:
+        from neuronscope.models.checkpoint import check_checkpoint
+
+        check_checkpoint(Path(value))
+
+
+def _resolve_ckpt(value: str) -> Path:
+    from neuronscope.experiment.builtin import pretrained_checkpoint
+    from neuronscope.models.pretrained_specs import PRETRAINED_PREFIX
+
+    return pretrained_checkpoint(value[len(PRETRAINED_PREFIX):]) if value.startswith(PRETRAINED_PREFIX) else Path(value)
+
+
 @app.command("calibrate")
 @user_errors
 def calibrate_cmd(
     out: Annotated[Path, typer.Option("--out", help="Directory for calibration.json and confusion.md.")],
-    size: Annotated[str, typer.Option(help="'full' (the default world, 200 people, ~minutes) or 'small' (the "
-                                           "CI-sized world).")] = "full",
+    size: Annotated[str | None, typer.Option(help="'full' (the default world, 200 people, ~minutes) or 'small' "
+                                                  "(the CI-sized world); toy models only.")] = None,
+    ckpt: Annotated[str | None, typer.Option(help="Calibrate on fine-tunes of this pretrained checkpoint instead "
+                                                  "of toy models: a checkpoint directory or pretrained:NAME (e.g. "
+                                                  "pretrained:smollm2-135m, ~30-60 min on one core).")] = None,
     seeds: Annotated[int | None, typer.Option(help="Relearning-attack seeds per model (default: 5 full, 3 "
                                                    "small).")] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
@@ -27,8 +49,12 @@ def calibrate_cmd(
 
     from neuronscope.errors import NeuronscopeError
 
-    if size not in ("full", "small"):
+    if size not in (None, "full", "small"):
         raise NeuronscopeError(f"--size must be 'full' or 'small', got {size!r}")
+    if ckpt is not None and size is not None:
+        raise NeuronscopeError("--size sets the toy world; with --ckpt the pretrained recipe is used: give one")
+    if ckpt is not None:
+        _check_ckpt(ckpt)
     if seeds is not None and seeds < 2:
         raise NeuronscopeError(f"--seeds must be at least 2 (the relearning interval needs two), got {seeds}")
     if threads < 1:
@@ -39,9 +65,18 @@ def calibrate_cmd(
     import torch
 
     from neuronscope.io import write_json, write_text
-    from neuronscope.verdict.calibration import CalibrationConfig, calibrate, confusion_markdown, small_config
+    from neuronscope.verdict.calibration import (
+        CalibrationConfig,
+        calibrate,
+        confusion_markdown,
+        pretrained_config,
+        small_config,
+    )
 
-    cfg = small_config() if size == "small" else CalibrationConfig()
+    if ckpt is not None:
+        cfg = pretrained_config(str(_resolve_ckpt(ckpt)))
+    else:
+        cfg = small_config() if size == "small" else CalibrationConfig()
     if seeds is not None:
         cfg = replace(cfg, seeds=tuple(range(seeds)))
     torch.set_num_threads(threads)

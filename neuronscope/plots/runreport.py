@@ -122,14 +122,21 @@ def table1_html(results: Results | Mapping[str, Any]) -> str:
         cells.append(f"<td class='l'>{_badge(v) if v else ('reference' if name in ('base', 'oracle') else '–')}"
                      "</td>")
         body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
-    note = (f"{threshold_note(res)} Base: the model before unlearning. Oracle: trained without the "
-            "forget facts, the floor a truly erased model should match. Recovered: the highest forget score "
-            "reached while retraining on "
-            "forget items not trained on, mean over seeds ± 95% interval, at the strongest learning rate. Gap: "
-            "method minus oracle, Welch 95% interval. The verdict calls an attack's recovery hidden knowledge when "
-            "that interval lies above 0 and the gap is at least a quarter of the base's margin over the oracle "
-            "(the facts came back faster than a model that never learned them could learn them); a smaller gap, "
-            "however certain, is undetermined (docs/verdict.md).")
+    recovered = ("Recovered: the highest forget score reached while retraining on forget items not trained on, "
+                 "mean over seeds ± 95% interval, at the strongest learning rate. ")
+    if against == "oracle":
+        note = (f"{threshold_note(res)} Base: the model before unlearning. Oracle: trained without the "
+                f"forget facts, the floor a truly erased model should match. {recovered}Gap: "
+                "method minus oracle, Welch 95% interval. The verdict calls an attack's recovery hidden knowledge "
+                "when that interval lies above 0 and the gap is at least a quarter of the base's margin over the "
+                "oracle (the facts came back faster than a model that never learned them could learn them); a "
+                "smaller gap, however certain, is undetermined (docs/verdict.md).")
+    else:
+        note = (f"{threshold_note(res)} Base: the model before unlearning. No oracle can exist for this model "
+                f"(it was pretrained on the facts). {recovered}Gap to floor: method minus floor, Welch 95% "
+                "interval. Without a model whose answer is known the floor is not calibrated: it is shown for "
+                "information, and the verdict stays undetermined unless the forget answers themselves are still "
+                "visible (docs/verdict.md).")
     return (f"<div class='wrap'><table>{head1}{head2}{''.join(body)}</table></div>"
             f"<p class='caption'>{_e(note)}</p>")
 

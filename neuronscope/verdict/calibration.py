@@ -1,6 +1,8 @@
 """Ground-truth models whose answer is known, and every analysis measured on them.
 
-Built from the synthetic world (everything in memory; the CLI writes the result):
+Built from the synthetic world (everything in memory; the CLI writes the result), either with toy models trained
+from scratch or, given a pretrained checkpoint (`CalibrationConfig.ckpt`), with fine-tunes of that checkpoint on the
+world's fictitious people (the TOFU-style protocol: "training" below is then fine-tuning the checkpoint):
 
 - **floor**: a model trained without the forget facts (its own seed). Every calibrated analysis compares with it.
 - **exact erasure** (truth: erase): the oracle A, trained without the forget facts (seed s), is continued on the
@@ -26,13 +28,13 @@ from typing import Any, ClassVar
 import torch
 
 from neuronscope.attacks import AttackConfig
-from neuronscope.base_model import BaseTrainConfig, train_base
+from neuronscope.base_model import BaseTrainConfig, finetune_items, train_base
 from neuronscope.data.schema import QADataset
 from neuronscope.data.world import WorldConfig, build_world
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 from neuronscope.models.toy import ToyConfig
-from neuronscope.scoring import evaluate, multiple_choice_accuracy
+from neuronscope.scoring import KINDS, evaluate, multiple_choice_accuracy
 from neuronscope.training import fit
 from neuronscope.unlearn.base import UnlearnConfig
 from neuronscope.unlearn.ga import GA
@@ -63,6 +65,11 @@ class CalibrationConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     attribution: bool = True
     patching: bool = True
+    # A pretrained checkpoint directory: the oracle and the floor are then fine-tunes of it without the forget
+    # facts (base.lr / batch_size / max_epochs / target / check_every; base.toy is unused), the world's utility
+    # questions are real knowledge it answers, and nothing is fine-tuned on them.
+    ckpt: str | None = None
+    eval_kinds: tuple[str, ...] = KINDS  # the question kinds each model is scored on (the verdict reads base only)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +84,20 @@ def small_config() -> CalibrationConfig:
                              max_epochs=150, target=0.95, check_every=5),
         attack=AttackConfig(kind="harmful", p=0.1, lr=1e-3, steps=15, eval_every=5, batch_size=16),
         planted_lr=1e-2, seeds=(0, 1, 2), patching=False)
+
+
+def pretrained_config(ckpt: str) -> CalibrationConfig:
+    """Ground truths on a pretrained checkpoint (SmolLM2-135M: about half an hour on one core).
+
+    Every rate is the fine-tune's own (1e-4: the rate at which the model learned the facts), chosen before any
+    calibration ran; planted hiding uses the toy's 1e-3 (one tensor); 40 people with 30% of them in the forget
+    split (48 base questions) keep the intervals usable at this cost."""
+    return CalibrationConfig(
+        world=WorldConfig(people=40, seed=0, forget=0.3, retain=0.2, test=0.5),
+        base=BaseTrainConfig(lr=1e-4, batch_size=16, max_epochs=15, target=0.95, check_every=1),
+        ckpt=ckpt, planted_lr=1e-3, planted_max_steps=300, no_change_lr=1e-4, no_change_steps=30,
+        attack=AttackConfig(kind="harmful", p=0.25, lr=1e-4, steps=15, eval_every=5, batch_size=8),
+        seeds=(0, 1, 2), patching=False, eval_kinds=("base",))
 
 
 @dataclass
@@ -172,26 +193,49 @@ def _last_layer_params(model: Model) -> dict[str, tuple[str, ...]]:
     return {"last MLP down": mlp, "last attention": attn}
 
 
+def _training_items(ds: QADataset, cfg: CalibrationConfig, exclude: tuple[str, ...]) -> list:
+    """What the models are trained on: every base question outside `exclude`; a fine-tune of a pretrained model
+    leaves the utility questions out (real knowledge it already has, the measure of what unlearning spares)."""
+    return finetune_items(ds, exclude) if cfg.ckpt is not None else ds.training_items(exclude)
+
+
+def _without_forget(ds: QADataset, cfg: CalibrationConfig, seed: int) -> tuple[Model, bool]:
+    """A model that never saw the forget facts, trained with `seed`, and whether it learned the retain facts."""
+    if cfg.ckpt is None:
+        trained = train_base(ds, BaseTrainConfig(**{**asdict(cfg.base), "toy": cfg.base.toy, "seed": seed,
+                                                     "exclude_splits": ("forget",)}))
+        return trained.model, trained.reached_target
+    from neuronscope.models.handle import load_model
+
+    model = load_model(cfg.ckpt)
+    items, retain = _training_items(ds, cfg, ("forget",)), ds.items("retain")
+
+    def knows(epoch: int) -> bool:
+        return not epoch % cfg.base.check_every and multiple_choice_accuracy(model, retain) >= cfg.base.target
+
+    fitted = fit(model, [it.question for it in items], [it.answer for it in items], lr=cfg.base.lr,
+                 batch_size=cfg.base.batch_size, max_epochs=cfg.base.max_epochs, seed=seed, on_epoch=knows)
+    return model, fitted.stopped_early
+
+
 def build_ground_truths(ds: QADataset, cfg: CalibrationConfig, log: Log = lambda s: None
                         ) -> tuple[Model, Model, list[GroundTruth], dict[str, Any], dict[str, float]]:
     """(calibration base, floor, ground-truth models, construction checks, seconds per stage)."""
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     log("training the oracle (without the forget facts)")
-    oracle = train_base(ds, BaseTrainConfig(**{**asdict(cfg.base), "toy": cfg.base.toy,
-                                                "exclude_splits": ("forget",)}))
+    oracle, oracle_ok = _without_forget(ds, cfg, cfg.base.seed)
     log("training the floor (without the forget facts, another seed)")
-    floor = train_base(ds, BaseTrainConfig(**{**asdict(cfg.base), "toy": cfg.base.toy, "seed": cfg.floor_seed,
-                                               "exclude_splits": ("forget",)}))
-    if not (oracle.reached_target and floor.reached_target):
+    floor, floor_ok = _without_forget(ds, cfg, cfg.floor_seed)
+    if not (oracle_ok and floor_ok):
         raise NeuronscopeError("calibration: the oracle or the floor did not learn the retain facts; raise "
                                "base.max_epochs or base.lr")
     seconds["oracle and floor"] = time.perf_counter() - t
 
     t = time.perf_counter()
     log("continuing the oracle on the full world: the calibration base")
-    base = oracle.model.clone()
-    items = ds.training_items(())
+    base = oracle.clone()
+    items = _training_items(ds, cfg, ())
     forget, retain = ds.items("forget"), ds.items("retain")
 
     def knows(epoch: int) -> bool:
@@ -207,7 +251,7 @@ def build_ground_truths(ds: QADataset, cfg: CalibrationConfig, log: Log = lambda
         raise NeuronscopeError("calibration: the calibration base did not learn the forget facts")
     seconds["calibration base"] = time.perf_counter() - t
 
-    truths = [GroundTruth("exact erasure", "erase", oracle.model,
+    truths = [GroundTruth("exact erasure", "erase", oracle,
                           {"how": "the oracle the calibration base was continued from"})]
     for label, params in _last_layer_params(base).items():
         t = time.perf_counter()
@@ -246,8 +290,8 @@ def build_ground_truths(ds: QADataset, cfg: CalibrationConfig, log: Log = lambda
                            "forget_accuracy": multiple_choice_accuracy(gt.model, forget), **gt.construction}
     checks["calibration base"] = {"forget_accuracy": base_fs, "retain_accuracy": multiple_choice_accuracy(base, retain),
                                   "epochs_continued": fitted.epochs}
-    checks["floor"] = {"forget_accuracy": multiple_choice_accuracy(floor.model, forget)}
-    return base, floor.model, truths, checks, seconds
+    checks["floor"] = {"forget_accuracy": multiple_choice_accuracy(floor, forget)}
+    return base, floor, truths, checks, seconds
 
 
 def _attacks(cfg: CalibrationConfig) -> list[AttackConfig]:
@@ -276,11 +320,20 @@ def _attribution(base: Model, model: Model, ds: QADataset, cfg: CalibrationConfi
     return out
 
 
+def _dataset(cfg: CalibrationConfig) -> QADataset:
+    if cfg.ckpt is None:
+        return build_world(cfg.world)
+    from neuronscope.data.real_facts import synthetic_people
+    from neuronscope.models.handle import load_model
+
+    return synthetic_people(load_model(cfg.ckpt), cfg.world)
+
+
 def calibrate(cfg: CalibrationConfig = CalibrationConfig(), log: Log = lambda s: None,
               ds: QADataset | None = None) -> CalibrationResult:
     """Build the ground-truth models and run every analysis on each; the verdicts and the confusion table."""
     t0 = time.perf_counter()
-    ds = ds if ds is not None else build_world(cfg.world)
+    ds = ds if ds is not None else _dataset(cfg)
     base, floor, truths, checks, seconds = build_ground_truths(ds, cfg, log)
     results: dict[str, Any] = {"methods": [gt.name for gt in truths], "evals": {}, "attacks": {},
                                "attack_labels": [], "analyses": {"lens": {"models": {}, "items": {}},
@@ -288,7 +341,7 @@ def calibrate(cfg: CalibrationConfig = CalibrationConfig(), log: Log = lambda s:
     t = time.perf_counter()
     for name, model in [("base", base), ("floor", floor)] + [(gt.name, gt.model) for gt in truths]:
         log(f"analysing {name}")
-        report = evaluate(model, ds)
+        report = evaluate(model, ds, kinds=cfg.eval_kinds)
         results["evals"][name] = {"fs": report.fs, "rs": report.rs, "us": report.us, "counts": report.counts}
         results["analyses"]["lens"]["models"][name], results["analyses"]["lens"]["items"][name] = lens_record(
             model, ds)
