@@ -29,12 +29,17 @@ class SettingInfo:
 
 @dataclass(frozen=True)
 class MethodInfo:
-    """One method: its registered name, the module under `neuronscope.unlearn` that defines it, its summary."""
+    """One method: its registered name, the module under `neuronscope.unlearn` that defines it, its summary, its
+    settings and `cost`: its unlearning run's seconds (to the stop at chance, final evaluation included) relative
+    to GD's, measured on the full demo's base and world at the full profile's `[unlearn]` settings (the seconds:
+    docs/experiments.md). The grid on several processes takes the longest chains first by it
+    (experiment.parallel.chain_order); nothing else reads it."""
 
     name: str
     module: str
     summary: str
     settings: tuple[SettingInfo, ...] = ()
+    cost: float = 1.0
 
     def keys(self) -> dict[str, str]:
         """{public key: field}: the settings class's `keys`."""
@@ -63,34 +68,35 @@ CATALOG: dict[str, MethodInfo] = {info.name: info for info in (
     MethodInfo("dpo", "dpo", "DPO with a refusal preferred over the true answer", (
         SettingInfo("beta", "beta", 0.1, "inverse temperature (0.1)"),
         SettingInfo("refusal", "refusal", PAPER_REFUSAL,
-                    "the preferred answer (the eos token where a word is unknown)"))),
-    MethodInfo("ga", "ga", "gradient ascent on the forget answers"),
-    MethodInfo("gd", "gd", "gradient ascent on forget + NLL on retain"),
+                    "the preferred answer (the eos token where a word is unknown)")), cost=3.4),
+    MethodInfo("ga", "ga", "gradient ascent on the forget answers", cost=0.9),
+    MethodInfo("gd", "gd", "gradient ascent on forget + NLL on retain", cost=1.0),
     MethodInfo("rmu", "rmu", "steer one block's output to a random vector on forget, hold it on retain", (
         SettingInfo("rmu_layer", "layer", None, "block whose output is steered (n_layers // 2)"),
         SettingInfo("rmu_c", "c", 20.0, "norm of the control vector (20)"),
         SettingInfo("rmu_alpha", "alpha", 100.0, "weight of the retain activation loss (100)"),
-        SettingInfo("rmu_trainable", "trainable", 3, "blocks whose MLP is trained, ending at rmu_layer (3)"))),
+        SettingInfo("rmu_trainable", "trainable", 3, "blocks whose MLP is trained, ending at rmu_layer (3)")),
+        cost=4.0),  # at the full demo's lr 1e-3 for RMU (~250 steps; at 1e-4 it does not stop within 500)
     MethodInfo("klue", "klue",
                "GD on the 10% of FFN neurons localised on the forget facts (retain-contrasted attribution)", (
                    SettingInfo("klue_fraction", "fraction", 0.1, "share of FFN neurons updated (0.1)"),
                    SettingInfo("klue_superficial", "superficial", 1.0,
-                               "weight of the retain attribution in the score (1)"))),
+                               "weight of the retain attribution in the score (1)")), cost=2.8),
     MethodInfo("npo", "npo", "negative preference optimisation against a frozen reference", (
-        SettingInfo("beta", "beta", 0.1, "inverse temperature (0.1)"),)),
+        SettingInfo("beta", "beta", 0.1, "inverse temperature (0.1)"),), cost=1.0),
     MethodInfo("simnpo", "simnpo", "reference-free, length-normalised NPO", (
         SettingInfo("simnpo_beta", "beta", 0.5, "inverse temperature (0.5)"),
-        SettingInfo("simnpo_gamma", "gamma", 0.0, "reward margin (0)"))),
+        SettingInfo("simnpo_gamma", "gamma", 0.0, "reward margin (0)")), cost=0.9),
     MethodInfo("ssiuu", "ssiuu", "GD + a regulariser on the parameters' negative attribution (vs the previous step)",
-               _SSIUU),
+               _SSIUU, cost=1.4),
     MethodInfo("ssiuu-anchor", "ssiuu_anchor",
                "Ssiuu with the attribution held to the original model's on the same batch", (
                    *_SSIUU,
                    SettingInfo("anchor_fixed_batches", "fixed_batches", False,
                                "reuse the first pass's forget batches (A_0 cache hits)"),
                    SettingInfo("anchor_cache_gib", "cache_gib", 1.0,
-                               "memory for the cached A_0 per forget batch, GiB"))),
-    MethodInfo("ssiuu-neuron", "ssiuu_neuron", "Ssiuu on hook-point neurons (the main-text form)", _SSIUU),
+                               "memory for the cached A_0 per forget batch, GiB")), cost=1.2),
+    MethodInfo("ssiuu-neuron", "ssiuu_neuron", "Ssiuu on hook-point neurons (the main-text form)", _SSIUU, cost=1.2),
 )}
 
 
