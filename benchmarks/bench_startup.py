@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_startup.py [--repeats 3] [--commands eval,run,...]
 
 Each case runs the CLI in a fresh interpreter (as the console script does) and times it to the `error:` line on
-stderr (bad input: a path that does not exist, an unknown profile or model name) or to its exit (`--help`,
-`methods`); the median of `--repeats` runs is printed with its ratio to a bare `python -c "import neuronscope"`
+stderr (bad input: a path that does not exist, an unknown profile, model or method name) or to its exit (`--help`,
+`methods`, `neuronscope --help`, `run configs/demo.toml --dry-run`, which builds the toy model to measure it and
+so imports torch); the median of `--repeats` runs is printed with its ratio to a bare `python -c "import neuronscope"`
 start and to the 1.5 s target, and whether torch was imported. The starts of `import neuronscope.cli` (the floor of
 every command) and of `import torch, transformers` (what a lazy import saves) are printed too; the machine's load
 varies all of them several-fold.
@@ -58,8 +59,15 @@ def bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "world": ["--out", out, "--people", "1"],
         "calibrate": ["--out", out, "--size", "nope"],
         "figures": ["--run", nope, "--out", out],
-        "methods": [],  # no bad input: it lists the registry
+        "methods": [],  # no bad input: it lists the catalog of methods
     }
+
+
+def other_cases() -> list[tuple[str, str, list[str]]]:
+    """(command, case, argv) beyond one bad input and `--help` per command."""
+    return [("neuronscope", "--help", ["--help"]),
+            ("unlearn", "bad method", ["unlearn", "--method", "nope", "--ckpt", "x", "--data", "x", "--out", "y"]),
+            ("run", "--dry-run", ["run", str(ROOT / "configs" / "demo.toml"), "--dry-run"])]
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -93,7 +101,8 @@ def time_python(code: str, tmp: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--commands", default="", help="Comma-separated subset (default: all).")
+    ap.add_argument("--commands", default="", help="Comma-separated subset (default: all; 'neuronscope': the "
+                                                   "top-level --help).")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -108,16 +117,16 @@ def main() -> None:
               "them)")
         print(f"target: {TARGET_S} s; median of {args.repeats} runs each\n")
         print(f"{'command':12} {'case':10} {'seconds':>8} {'x bare':>7} {'x target':>9}  torch  error line")
-        for name in wanted:
-            for case, argv in (("bad input", [name, *cases[name]]), ("--help", [name, "--help"])):
-                if name == "methods" and case == "bad input":
-                    case = "list"
-                runs = [time_command(argv, tmp) for _ in range(args.repeats)]
-                seconds = statistics.median(r[0] for r in runs)
-                torch_imported = any(r[1] for r in runs)
-                print(f"{name:12} {case:10} {seconds:8.2f} {seconds / bare:7.1f} {seconds / TARGET_S:9.2f}  "
-                      f"{'yes' if torch_imported else 'no':5}  {runs[-1][2][:70]}")
-
+        todo = [row for name in wanted if name in cases
+                for row in ((name, "list" if name == "methods" else "bad input", [name, *cases[name]]),
+                            (name, "--help", [name, "--help"]))]
+        todo += [row for row in other_cases() if not args.commands or row[0] in wanted]
+        for name, case, argv in todo:
+            runs = [time_command(argv, tmp) for _ in range(args.repeats)]
+            seconds = statistics.median(r[0] for r in runs)
+            torch_imported = any(r[1] for r in runs)
+            print(f"{name:12} {case:10} {seconds:8.2f} {seconds / bare:7.1f} {seconds / TARGET_S:9.2f}  "
+                  f"{'yes' if torch_imported else 'no':5}  {runs[-1][2][:70]}")
 
 if __name__ == "__main__":
     main()

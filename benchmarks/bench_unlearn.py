@@ -13,7 +13,8 @@ interleaved step by step (so a change in machine load hits them alike; each roun
 so none always runs first); each line is the median step time and its ratio to GD's. Ssiuu needs one extra
 backward pass over GD; ssiuu-anchor adds a forward and backward on the frozen original model (uncached here:
 distinct batches); "anchor+cache" is ssiuu-anchor on batches that recur (two, cycled, as `anchor_fixed_batches`
-makes them recur in a run), so from the third step its A_0 comes from the cache.
+makes them recur in a run), so from the third step its A_0 comes from the cache; the last lines print each
+anchor contender's cache hits over its steps (the hit rate).
 KLUE's one-off localisation is not a step and is not timed.
 `--full-logits ga,npo` adds "ga/full" and "npo/full": the same methods with the full logits (the sparse path's
 vocabulary threshold raised past the model's), interleaved with the rest, so a large vocabulary's saving from
@@ -128,6 +129,10 @@ def main() -> None:
         if name.endswith(FULL) and name.removesuffix(FULL) in med:
             extra = f"   {name.removesuffix(FULL)} / full {med[name.removesuffix(FULL)] / t:.2f}"
         print(f"{name:13s} {t * 1e3:8.1f} ms   ratio to {ref} {t / med[ref]:.2f}{extra}")
+    for name, (method, _, _) in runs.items():
+        if hasattr(method, "hits"):  # ssiuu-anchor's A_0 cache
+            print(f"{name} A_0 cache: {method.hits} hits in {args.steps} steps (hit rate "
+                  f"{method.hits / args.steps:.2f}; {'batches recur' if name == CACHED else 'distinct batches'})")
 
 
 @contextlib.contextmanager

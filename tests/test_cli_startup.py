@@ -1,4 +1,5 @@
-"""A wrong path, config file, profile or model name is one `error:` line and exit 2 before torch is imported.
+"""A wrong path, config file, profile, model or method name is one `error:` line and exit 2 before torch is imported;
+`neuronscope methods` lists the methods without importing it.
 
 Every command used to import torch and transformers (3-10 s) before it looked at its inputs. Each case runs the
 real CLI in a fresh interpreter and reads `sys.modules` afterwards: the check is what was imported, not a
@@ -7,6 +8,7 @@ wall-clock time (benchmarks/bench_startup.py measures the seconds).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,10 +64,19 @@ CASES: list[tuple[list[str], str]] = [
      "nope: file or directory not found"),
     (["unlearn", "--method", "ga", "--ckpt", "{tmp}/nope", "--data", "{world}", "--out", "{tmp}/out"],
      "nope: checkpoint directory not found"),
+    (["unlearn", "--method", "nope", "--ckpt", "{tmp}/nope", "--data", "{world}", "--out", "{tmp}/out"],
+     "unknown method 'nope'; choose one of dpo, ga, gd, rmu, klue, npo, simnpo, ssiuu, ssiuu-anchor, ssiuu-neuron"),
     (["attack", "--kind", "benign", "--ckpt", "{tmp}/empty", "--data", "{world}", "--out", "{tmp}/out"],
      "not an HF checkpoint (no config.json)"),
     (["prepare", "--data", "{tmp}/nope", "--out", "{tmp}/out"], "nope: file or directory not found"),
 ]
+
+
+def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200",
+           "NEURONSCOPE_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    return subprocess.run([sys.executable, "-c", DRIVER, *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120, env=env)
 
 
 @pytest.mark.parametrize(("argv", "message"), CASES, ids=[f"{a[0]}: {m[:40]}" for a, m in CASES])
@@ -75,14 +86,25 @@ def test_bad_input_is_one_line_before_torch(argv: list[str], message: str, tiny_
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad.toml").write_text("[run\nname = 1\n")
     fill = {"world": str(tiny_world_dir), "tmp": str(tmp_path)}
-    args = [a.format(**fill) for a in argv]
-    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200",
-           "NEURONSCOPE_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", DRIVER, *args], capture_output=True, text=True, cwd=ROOT,
-                         timeout=120, env=env)
+    out = _cli([a.format(**fill) for a in argv], tmp_path)
     assert out.returncode == 2, (out.stdout, out.stderr)
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
     assert message.format(**fill) in lines[0], lines[0]
     assert "HEAVY []" in out.stdout, out.stdout  # neither torch nor transformers (nor TransformerLens) was imported
     assert not (tmp_path / "out").exists()
+
+
+def test_methods_lists_every_method_before_torch(tmp_path: Path) -> None:
+    """The listing comes from the catalog (tests/test_unlearn_catalog.py checks it against the method classes)."""
+    from neuronscope.unlearn.catalog import CATALOG
+
+    out = _cli(["methods", "--json"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    listing, _, heavy = out.stdout.rpartition("HEAVY ")
+    assert heavy.strip() == "[]", out.stdout
+    rows = json.loads(listing)
+    assert [r["method"] for r in rows] == list(CATALOG) and rows[3]["settings"]["rmu_c"]["default"] == 20.0
+    table = _cli(["methods"], tmp_path)
+    assert table.returncode == 0 and "HEAVY []" in table.stdout
+    assert all(name in table.stdout for name in CATALOG) and "anchor_cache_gib = 1.0" in table.stdout

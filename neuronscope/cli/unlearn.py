@@ -71,14 +71,9 @@ def methods_cmd(
     """The registered unlearning methods, each with its summary and settings (keys for --setting KEY=VALUE)."""
     from rich.table import Table
 
-    from neuronscope.unlearn import METHODS
+    from neuronscope.unlearn.catalog import CATALOG  # what the method classes declare, without importing torch
 
-    rows = []
-    for name, cls in METHODS.items():
-        settings, defaults = cls.settings_cls, cls.settings_cls()
-        rows.append({"method": name, "summary": cls.summary,
-                     "settings": {k: {"default": getattr(defaults, field), "help": settings.help.get(k, "")}
-                                  for k, field in settings.keys.items()}})
+    rows = [info.listing() for info in CATALOG.values()]
     if json_out:
         print(json.dumps(rows, indent=2, default=str))
         return
@@ -165,8 +160,10 @@ def unlearn_cmd(
     from neuronscope.models.checkpoint import check_checkpoint
     from neuronscope.outdir import check_output
     from neuronscope.tracking import check_tracker
+    from neuronscope.unlearn.catalog import check_method
 
     check_tracker(track)
+    check_method(method)  # an unknown name: one line before torch is imported
     if not dry_run:  # a dry run writes nothing
         check_output(out, overwrite=overwrite, inputs=[ckpt, data])
     ds = load_dataset(data)

@@ -35,9 +35,9 @@ def _key(name: str) -> str:
 def registered_colors() -> dict[str, str]:
     """A spare colour for each registered unlearning method without a fixed one, in registration order, so a method
     added to the registry has the same colour in every figure without an edit here."""
-    from neuronscope.unlearn.registry import METHODS  # read when a name is not a fixed one
+    from neuronscope.unlearn.catalog import CATALOG  # read when a name is not a fixed one (no torch)
 
-    names = [n for n in METHODS if n.replace("-", "_") not in METHOD_COLORS]
+    names = [n for n in CATALOG if n.replace("-", "_") not in METHOD_COLORS]
     return {n.replace("-", "_"): _EXTRA[i % len(_EXTRA)] for i, n in enumerate(names)}
 
 

@@ -22,11 +22,10 @@ from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 from neuronscope.sparse_logits import answer_logits
 from neuronscope.training import answer_nll
+from neuronscope.unlearn.catalog import PAPER_REFUSAL  # noqa: F401  (re-exported: the refusal DPO defaults to)
 
 if TYPE_CHECKING:
     from neuronscope.plan import Shape
-
-PAPER_REFUSAL = "i can not answer the question"
 
 
 @dataclass(frozen=True)
@@ -154,11 +153,11 @@ UnlearnConfig.__init__ = _init  # type: ignore[method-assign]
 
 
 def setting_owners() -> dict[str, list[type[MethodSettings]]]:
-    """{public key: the settings classes declaring it}, in registration order (imported late: no cycle)."""
-    from neuronscope.unlearn.registry import METHODS
+    """{public key: the settings classes declaring it}, in the catalog's order (imported late: no cycle)."""
+    from neuronscope.unlearn.registry import all_methods
 
     out: dict[str, list[type[MethodSettings]]] = {}
-    for method in METHODS.values():
+    for method in all_methods().values():
         for key in method.settings_cls.keys:
             if method.settings_cls not in out.setdefault(key, []):
                 out[key].append(method.settings_cls)
@@ -326,10 +325,10 @@ def coerce_setting(key: str, value: Any, *, text: bool = False) -> Any:
 
 def settings_help() -> dict[str, str]:
     """{public key: 'help (methods)'} over every registered method, for the CLI."""
-    from neuronscope.unlearn.registry import METHODS
+    from neuronscope.unlearn.registry import all_methods
 
     out: dict[str, tuple[str, list[str]]] = {}
-    for name, cls in METHODS.items():
+    for name, cls in all_methods().items():
         for key in cls.settings_cls.keys:
             text, users = out.setdefault(key, (cls.settings_cls.help.get(key, ""), []))
             users.append(name)

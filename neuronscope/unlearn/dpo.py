@@ -22,7 +22,6 @@ from neuronscope.data.schema import QADataset
 from neuronscope.models.handle import Model
 from neuronscope.scoring import answer_logprobs
 from neuronscope.unlearn.base import (
-    PAPER_REFUSAL,
     Method,
     MethodSettings,
     StepBatch,
@@ -31,17 +30,19 @@ from neuronscope.unlearn.base import (
     frozen_copy,
     tokenises_cleanly,
 )
+from neuronscope.unlearn.catalog import CATALOG
 from neuronscope.unlearn.registry import register
+
+INFO = CATALOG["dpo"]  # summary, setting keys, defaults and help
 
 
 @dataclass(frozen=True)
 class DPOSettings(MethodSettings):
-    beta: float = 0.1  # inverse temperature
-    refusal: str = PAPER_REFUSAL  # the preferred answer; the eos token if it has unknown words
+    beta: float = INFO.default("beta")  # inverse temperature
+    refusal: str = INFO.default("refusal")  # the preferred answer; the eos token if it has unknown words
 
-    keys: ClassVar[dict[str, str]] = {"beta": "beta", "refusal": "refusal"}
-    help: ClassVar[dict[str, str]] = {"beta": "inverse temperature (0.1)",
-                                      "refusal": "the preferred answer (the eos token where a word is unknown)"}
+    keys: ClassVar[dict[str, str]] = INFO.keys()
+    help: ClassVar[dict[str, str]] = INFO.help()
 
     def check(self) -> None:
         positive(self.beta, "beta")
@@ -58,8 +59,8 @@ def resolve_refusal(model: Model, refusal: str) -> str:
 
 @register
 class DPO(Method):
-    name = "dpo"
-    summary = "DPO with a refusal preferred over the true answer"
+    name = INFO.name
+    summary = INFO.summary
     needs_reference = True
     sequences_per_step = 3  # refusal, true answer, retain
     settings_cls = DPOSettings

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from neuronscope.training import answer_nll
 from neuronscope.unlearn.base import Method, StepBatch
+from neuronscope.unlearn.catalog import CATALOG
 from neuronscope.unlearn.registry import register
+
+INFO = CATALOG["ga"]  # summary
 
 
 @register
 class GA(Method):
-    name = "ga"
-    summary = "gradient ascent on the forget answers"
+    name = INFO.name
+    summary = INFO.summary
     sequences_per_step = 1
     needs_retain = False
 

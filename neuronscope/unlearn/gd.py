@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from neuronscope.training import answer_nll
 from neuronscope.unlearn.base import Method, StepBatch
+from neuronscope.unlearn.catalog import CATALOG
 from neuronscope.unlearn.registry import register
+
+INFO = CATALOG["gd"]  # summary
 
 
 @register
 class GD(Method):
-    name = "gd"
-    summary = "gradient ascent on forget + NLL on retain"
+    name = INFO.name
+    summary = INFO.summary
 
     def loss(self, sb: StepBatch, step: int):
         nll_f = answer_nll(*self.answer_logits(sb.forget))

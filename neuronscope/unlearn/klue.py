@@ -34,21 +34,23 @@ from neuronscope.models.handle import Model
 from neuronscope.sparse_logits import answer_logits
 from neuronscope.training import answer_nll
 from neuronscope.unlearn.base import Method, MethodSettings, StepBatch, UnlearnConfig, encode_items
+from neuronscope.unlearn.catalog import CATALOG
 from neuronscope.unlearn.registry import register
 from neuronscope.unlearn.rmu import decoder_layers
 
 if TYPE_CHECKING:
     from neuronscope.plan import Shape
 
+INFO = CATALOG["klue"]  # summary, setting keys, defaults and help
+
 
 @dataclass(frozen=True)
 class KLUESettings(MethodSettings):
-    fraction: float = 0.1  # share of all FFN neurons updated
-    superficial: float = 1.0  # weight of the retain attribution subtracted from the forget attribution
+    fraction: float = INFO.default("klue_fraction")  # share of all FFN neurons updated
+    superficial: float = INFO.default("klue_superficial")  # weight of the retain attribution subtracted from forget's
 
-    keys: ClassVar[dict[str, str]] = {"klue_fraction": "fraction", "klue_superficial": "superficial"}
-    help: ClassVar[dict[str, str]] = {"klue_fraction": "share of FFN neurons updated (0.1)",
-                                      "klue_superficial": "weight of the retain attribution in the score (1)"}
+    keys: ClassVar[dict[str, str]] = INFO.keys()
+    help: ClassVar[dict[str, str]] = INFO.help()
 
     def check(self) -> None:
         fraction(self.fraction, "klue_fraction", open_low=True)
@@ -127,8 +129,8 @@ def neuron_masks(block: FFN, chosen: torch.Tensor) -> list[tuple[nn.Parameter, T
 
 @register
 class KLUE(Method):
-    name = "klue"
-    summary = "GD on the 10% of FFN neurons localised on the forget facts (retain-contrasted attribution)"
+    name = INFO.name
+    summary = INFO.summary
     settings_cls = KLUESettings
     settings: KLUESettings
 

@@ -18,15 +18,18 @@ from neuronscope.data.schema import QADataset
 from neuronscope.models.handle import Model
 from neuronscope.scoring import answer_logprobs
 from neuronscope.unlearn.base import Method, MethodSettings, StepBatch, UnlearnConfig, frozen_copy
+from neuronscope.unlearn.catalog import CATALOG
 from neuronscope.unlearn.registry import register
+
+INFO = CATALOG["npo"]  # summary, setting keys, defaults and help
 
 
 @dataclass(frozen=True)
 class NPOSettings(MethodSettings):
-    beta: float = 0.1  # inverse temperature
+    beta: float = INFO.default("beta")  # inverse temperature
 
-    keys: ClassVar[dict[str, str]] = {"beta": "beta"}
-    help: ClassVar[dict[str, str]] = {"beta": "inverse temperature (0.1)"}
+    keys: ClassVar[dict[str, str]] = INFO.keys()
+    help: ClassVar[dict[str, str]] = INFO.help()
 
     def check(self) -> None:
         positive(self.beta, "beta")
@@ -34,8 +37,8 @@ class NPOSettings(MethodSettings):
 
 @register
 class NPO(Method):
-    name = "npo"
-    summary = "negative preference optimisation against a frozen reference"
+    name = INFO.name
+    summary = INFO.summary
     needs_reference = True
     settings_cls = NPOSettings
     settings: NPOSettings

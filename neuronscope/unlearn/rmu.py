@@ -26,7 +26,10 @@ from neuronscope.models.families import spec_for
 from neuronscope.models.handle import Model
 from neuronscope.sparse_logits import sparse_ok
 from neuronscope.unlearn.base import Method, MethodSettings, StepBatch, UnlearnConfig, frozen_copy, seeded_generator
+from neuronscope.unlearn.catalog import CATALOG
 from neuronscope.unlearn.registry import register
+
+INFO = CATALOG["rmu"]  # summary, setting keys, defaults and help
 
 if TYPE_CHECKING:
     from neuronscope.plan import Shape
@@ -66,17 +69,13 @@ def masked_mse(h: Float[Tensor, "batch pos d"], target: Tensor, mask: Bool[Tenso
 
 @dataclass(frozen=True)
 class RMUSettings(MethodSettings):
-    layer: int | None = None  # None: n_layers // 2
-    c: float = 20.0  # norm of the random control vector
-    alpha: float = 100.0  # weight of the retain activation loss
-    trainable: int = 3  # MLPs of this many blocks up to and including `layer` are trained
+    layer: int | None = INFO.default("rmu_layer")  # None: n_layers // 2
+    c: float = INFO.default("rmu_c")  # norm of the random control vector
+    alpha: float = INFO.default("rmu_alpha")  # weight of the retain activation loss
+    trainable: int = INFO.default("rmu_trainable")  # MLPs of this many blocks up to and including `layer` are trained
 
-    keys: ClassVar[dict[str, str]] = {"rmu_layer": "layer", "rmu_c": "c", "rmu_alpha": "alpha",
-                                      "rmu_trainable": "trainable"}
-    help: ClassVar[dict[str, str]] = {"rmu_layer": "block whose output is steered (n_layers // 2)",
-                                      "rmu_c": "norm of the control vector (20)",
-                                      "rmu_alpha": "weight of the retain activation loss (100)",
-                                      "rmu_trainable": "blocks whose MLP is trained, ending at rmu_layer (3)"}
+    keys: ClassVar[dict[str, str]] = INFO.keys()
+    help: ClassVar[dict[str, str]] = INFO.help()
 
     def check(self) -> None:
         if self.layer is not None:
@@ -88,8 +87,8 @@ class RMUSettings(MethodSettings):
 
 @register
 class RMU(Method):
-    name = "rmu"
-    summary = "steer one block's output to a random vector on forget, hold it on retain"
+    name = INFO.name
+    summary = INFO.summary
     needs_reference = True
     settings_cls = RMUSettings
     settings: RMUSettings

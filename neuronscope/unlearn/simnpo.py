@@ -22,17 +22,19 @@ from neuronscope.batching import Batch
 from neuronscope.checks import SettingError, positive
 from neuronscope.scoring import answer_logprobs
 from neuronscope.unlearn.base import Method, MethodSettings, StepBatch
+from neuronscope.unlearn.catalog import CATALOG
 from neuronscope.unlearn.registry import register
+
+INFO = CATALOG["simnpo"]  # summary, setting keys, defaults and help
 
 
 @dataclass(frozen=True)
 class SimNPOSettings(MethodSettings):
-    beta: float = 0.5  # inverse temperature of the length-normalised log-likelihood
-    gamma: float = 0.0  # reward margin
+    beta: float = INFO.default("simnpo_beta")  # inverse temperature of the length-normalised log-likelihood
+    gamma: float = INFO.default("simnpo_gamma")  # reward margin
 
-    keys: ClassVar[dict[str, str]] = {"simnpo_beta": "beta", "simnpo_gamma": "gamma"}
-    help: ClassVar[dict[str, str]] = {"simnpo_beta": "inverse temperature (0.5)",
-                                      "simnpo_gamma": "reward margin (0)"}
+    keys: ClassVar[dict[str, str]] = INFO.keys()
+    help: ClassVar[dict[str, str]] = INFO.help()
 
     def check(self) -> None:
         positive(self.beta, "simnpo_beta")
@@ -52,8 +54,8 @@ def answer_lengths(batch: Batch) -> Float[Tensor, " batch"]:
 
 @register
 class SimNPO(Method):
-    name = "simnpo"
-    summary = "reference-free, length-normalised NPO"
+    name = INFO.name
+    summary = INFO.summary
     settings_cls = SimNPOSettings
     settings: SimNPOSettings
 

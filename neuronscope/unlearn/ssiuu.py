@@ -27,20 +27,22 @@ from neuronscope.data.schema import QADataset
 from neuronscope.models.handle import Model
 from neuronscope.training import answer_nll
 from neuronscope.unlearn.base import Method, MethodSettings, StepBatch, UnlearnConfig
+from neuronscope.unlearn.catalog import CATALOG
 from neuronscope.unlearn.registry import register
 
 if TYPE_CHECKING:
     from neuronscope.plan import Shape
 
+INFO = CATALOG["ssiuu"]  # summary, setting keys, defaults and help (the settings ssiuu-neuron shares)
+
 
 @dataclass(frozen=True)
 class SsiuuSettings(MethodSettings):
-    lambda_: float | None = None  # None: the variant's toy default (docs/unlearning.md)
-    lambda_relative: bool = False  # lambda_ / L_reg(first active step) instead of lambda_ (scale-free)
+    lambda_: float | None = INFO.default("lambda_")  # None: the variant's toy default (docs/unlearning.md)
+    lambda_relative: bool = INFO.default("lambda_relative")  # lambda_ / L_reg(first active step) (scale-free)
 
-    keys: ClassVar[dict[str, str]] = {"lambda_": "lambda_", "lambda_relative": "lambda_relative"}
-    help: ClassVar[dict[str, str]] = {"lambda_": "regulariser weight (the variant's default)",
-                                      "lambda_relative": "weight = lambda_ / L_reg at its first active step"}
+    keys: ClassVar[dict[str, str]] = INFO.keys()
+    help: ClassVar[dict[str, str]] = INFO.help()
 
     def check(self) -> None:
         if self.lambda_ is not None:
@@ -124,8 +126,8 @@ class RegularisedGD(Method):
 
 @register
 class Ssiuu(RegularisedGD):
-    name = "ssiuu"
-    summary = "GD + a regulariser on the parameters' negative attribution (vs the previous step)"
+    name = INFO.name
+    summary = INFO.summary
 
     @classmethod
     def extra_state(cls, shape: Shape, settings: MethodSettings, trainable: int, nbytes: int, max_steps: int

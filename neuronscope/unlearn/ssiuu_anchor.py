@@ -25,23 +25,23 @@ from neuronscope.checks import non_negative
 from neuronscope.data.schema import QADataset
 from neuronscope.models.handle import Model
 from neuronscope.unlearn.base import MethodSettings, StepBatch, UnlearnConfig
+from neuronscope.unlearn.catalog import CATALOG
 from neuronscope.unlearn.registry import register
 from neuronscope.unlearn.ssiuu import Ssiuu, SsiuuSettings
 
 if TYPE_CHECKING:
     from neuronscope.plan import Shape
 
+INFO = CATALOG["ssiuu-anchor"]  # summary, setting keys (Ssiuu's and its own), defaults and help
+
 
 @dataclass(frozen=True)
 class AnchorSettings(SsiuuSettings):
-    fixed_batches: bool = False  # every pass reuses the first pass's forget batches: the A_0 cache hits
-    cache_gib: float = 1.0  # memory for cached A_0 entries (one entry = one copy of the trainable parameters)
+    fixed_batches: bool = INFO.default("anchor_fixed_batches")  # every pass reuses the first pass's forget batches
+    cache_gib: float = INFO.default("anchor_cache_gib")  # for cached A_0 (an entry: a copy of the trainable params)
 
-    keys: ClassVar[dict[str, str]] = {**SsiuuSettings.keys, "anchor_fixed_batches": "fixed_batches",
-                                      "anchor_cache_gib": "cache_gib"}
-    help: ClassVar[dict[str, str]] = {**SsiuuSettings.help,
-                                      "anchor_fixed_batches": "reuse the first pass's forget batches (A_0 cache hits)",
-                                      "anchor_cache_gib": "memory for the cached A_0 per forget batch, GiB"}
+    keys: ClassVar[dict[str, str]] = INFO.keys()
+    help: ClassVar[dict[str, str]] = INFO.help()
 
     def check(self) -> None:
         super().check()
@@ -50,8 +50,8 @@ class AnchorSettings(SsiuuSettings):
 
 @register
 class SsiuuAnchor(Ssiuu):
-    name = "ssiuu-anchor"
-    summary = "Ssiuu with the attribution held to the original model's on the same batch"
+    name = INFO.name
+    summary = INFO.summary
     needs_reference = True  # an unfrozen copy: g_0 is a gradient w.r.t. its parameters
     default_lambda = 1e2  # from the sweep in docs/unlearning.md
     cache_size = 64  # at most this many forget batches, and at most `anchor_cache_gib` of cached attributions

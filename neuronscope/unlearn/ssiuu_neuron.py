@@ -23,6 +23,7 @@ from neuronscope.models.handle import Model
 from neuronscope.models.projections import projections
 from neuronscope.training import answer_nll
 from neuronscope.unlearn.base import StepBatch, UnlearnConfig
+from neuronscope.unlearn.catalog import CATALOG
 from neuronscope.unlearn.registry import register
 from neuronscope.unlearn.ssiuu import RegularisedGD
 
@@ -48,8 +49,8 @@ def neuron_regulariser(a_t: Float[Tensor, " n"], a_prev: Float[Tensor, " n"]) ->
 
 @register
 class SsiuuNeuron(RegularisedGD):
-    name = "ssiuu-neuron"
-    summary = "Ssiuu on hook-point neurons (the main-text form)"
+    name = CATALOG["ssiuu-neuron"].name
+    summary = CATALOG["ssiuu-neuron"].summary  # its settings: Ssiuu's (SsiuuSettings)
     default_lambda = 1e2  # from the sweep in docs/unlearning.md
 
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):

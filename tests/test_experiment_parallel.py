@@ -1,0 +1,59 @@
+"""The order the grid's chains are taken in on several processes: the oracle's first, then the methods' longest
+expected first (catalog cost x lr trials), the base's lens last. That each process's numbers equal the serial
+run's is test_experiment_grid.test_parallel_chains_equal_the_serial_run."""
+
+from __future__ import annotations
+
+import tomllib
+
+from neuronscope.experiment.config import parse_config, profile
+from neuronscope.experiment.distributed import grid_chains
+from neuronscope.experiment.parallel import chain_cost, chain_order
+from neuronscope.unlearn.catalog import CATALOG
+
+GRID = """
+[run]
+name = "order"
+[unlearn]
+methods = ["ga", "npo", "rmu", "gd"]
+[unlearn.method.gd]
+lr_grid = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3]
+[attribution]
+enabled = false
+[lens]
+enabled = true
+"""
+
+
+def _makespan(order: list[str], seconds: dict[str, float], base_s: float) -> float:
+    """When the last chain ends on 2 processes: the first trains the base (`base_s`) while the second takes the
+    first chain; then each chain of `order` goes to the first free process and, except the oracle's, starts no
+    earlier than the base is trained (what experiment.parallel does)."""
+    free = [base_s, 0.0]
+    for chain in order:
+        i = free.index(min(free))
+        free[i] = max(free[i], 0.0 if chain == "oracle" else base_s) + seconds[chain]
+    return max(free)
+
+
+def test_a_constructed_grid_is_taken_longest_first() -> None:
+    cfg = parse_config(tomllib.loads(GRID), "order")
+    assert grid_chains(cfg) == ["oracle", "ga", "npo", "rmu", "gd", "base"]  # the config's order
+    # GD searches 6 learning rates: 6 x its cost; RMU 4 x GD's; NPO and GA under GD's (the catalog's costs)
+    assert chain_cost(cfg, "gd") == 6 * CATALOG["gd"].cost and chain_cost(cfg, "ga") == CATALOG["ga"].cost
+    assert chain_order(cfg) == ["oracle", "gd", "rmu", "npo", "ga", "base"]
+
+
+def test_the_full_demo_takes_its_longest_chain_early() -> None:
+    cfg = profile("full")
+    order = chain_order(cfg)
+    assert sorted(order) == sorted(grid_chains(cfg)) and order[0] == "oracle" and order[-1] == "base"
+    costs = [chain_cost(cfg, m) for m in order[1:-1]]
+    assert costs == sorted(costs, reverse=True)
+    assert order[1:3] == ["rmu", "dpo"]
+    # the chains' seconds of a measured full demo on 2 processes (base 53 s; the oracle's chain includes its
+    # training): in this order the last chain ends sooner than in the config's, which took RMU's last
+    seconds = {"oracle": 82.4, "ga": 56.6, "gd": 56.7, "dpo": 119.0, "npo": 59.6, "rmu": 130.8, "ssiuu": 64.0,
+               "base": 0.5}
+    before, after = _makespan(grid_chains(cfg), seconds, 53.0), _makespan(order, seconds, 53.0)
+    assert round(before, 1) == 329.5 and round(after, 1) == 314.7  # the floor: (53 + 569.6) / 2 = 311.3 s
