@@ -22,6 +22,7 @@ def calibration_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(app, ["calibrate", "--size", "small", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "verdict for exact erasure (truth: erase)" in result.output
+    assert "calibrating: analysing floor" in result.output  # not a terminal: a line per stage, not a spinner
     return out
 
 

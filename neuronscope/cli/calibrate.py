@@ -80,8 +80,15 @@ def calibrate_cmd(
     if seeds is not None:
         cfg = replace(cfg, seeds=tuple(range(seeds)))
     torch.set_num_threads(threads)
-    with console.status("calibrating") as status:
-        result = calibrate(cfg, log=lambda msg: status.update(f"calibrating: {msg}"))
+    if console.is_terminal:
+        with console.status("calibrating") as status:
+            result = calibrate(cfg, log=lambda msg: status.update(f"calibrating: {msg}"))
+    else:  # a log file or a pipe: one timestamped line per stage (a spinner draws nothing there)
+        import time
+
+        start = time.perf_counter()
+        result = calibrate(cfg, log=lambda msg: console.print(f"[{time.perf_counter() - start:6.0f}s] calibrating: "
+                                                              f"{msg}", markup=False, highlight=False))
     open_output(out, "calibrate", replace=overwrite)
     json_path = write_json(out / "calibration.json", result.to_json())
     md_path = write_text(out / "confusion.md", confusion_markdown(result))
