@@ -79,6 +79,17 @@ def test_relearning_evidence_against_hand_welch() -> None:
     assert relearning_evidence("h", [], _runs(floor), 1.0).says == "not run"
 
 
+def test_seeds_that_all_agree_give_no_interval() -> None:
+    """Two seeds each landing on 7/16 against the floor's 4/16 (a real-model run): the spread over seeds is 0, so
+    Welch's interval has width 0. That estimates no variance; it is not certainty, so the evidence is
+    undetermined, even though the gap (3/16) reaches a quarter of the margin. One seed apart, it is an interval."""
+    e = relearning_evidence("benign", _runs([7 / 16, 7 / 16]), _runs([4 / 16, 4 / 16]), base_fs=15 / 16)
+    assert e.says == "undetermined" and e.interval is None and "same recovery" in e.detail
+    assert e.value == pytest.approx(7 / 16) and e.reference == pytest.approx(4 / 16)
+    spread = relearning_evidence("benign", _runs([0.9, 0.95, 1.0]), _runs([0.25, 0.25, 0.25]), base_fs=1.0)
+    assert spread.says == "present" and spread.interval[0] > 0.5  # one side varies: a real interval
+
+
 def test_visible_evidence() -> None:
     assert visible_evidence(0.98, 100, 0.30, 100, 1.0).says == "present"
     assert visible_evidence(0.31, 200, 0.30, 200, 1.0).says == "absent"

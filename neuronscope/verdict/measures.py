@@ -65,6 +65,10 @@ def relearning_evidence(label: str, runs: Sequence[dict[str, Any]], floor_runs: 
     if math.isnan(g.ci95):
         return Evidence(name, "undetermined", summarize(vals).mean, floor_mean, None,
                         detail="one seed: no interval (use at least 2 attack seeds)")
+    if g.ci95 == 0:  # every seed of both gave one value: a spread of 0 estimates no variance, it is not certainty
+        return Evidence(name, "undetermined", summarize(vals).mean, floor_mean, None,
+                        detail=f"every seed gave the same recovery ({summarize(vals).mean:.3f} vs floor "
+                               f"{floor_mean:.3f}): no spread to build an interval from (more seeds or items)")
     says = classify_gap(g.mean, g.ci95, base_fs - floor_mean if margin is None else margin)
     mean = summarize(vals).mean
     return Evidence(name, says, mean, floor_mean, (g.mean - g.ci95, g.mean + g.ci95),
