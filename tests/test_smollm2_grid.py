@@ -131,7 +131,7 @@ def test_tofu_profile_parses_with_the_synthetic_people_and_real_utility(
 def test_floor_dataset_and_table_gaps_against_the_floor() -> None:
     from neuronscope.data.schema import QADataset, QAItem
     from neuronscope.experiment.floor import floor_dataset
-    from neuronscope.plots.table import build_table, threshold_note
+    from neuronscope.plots.table import build_table, threshold_note, to_markdown
 
     items = [QAItem(f"n{i}", f"q{i}", "a", ("a", "b", "c"), f"c{i}", "base", f"f{i}") for i in range(3)]
     ds = QADataset(splits={"forget": []}, meta={"never_known": [it.to_json() for it in items]})
@@ -152,3 +152,8 @@ def test_floor_dataset_and_table_gaps_against_the_floor() -> None:
     # Welch: se = sqrt(var_a / n + var_b / n) with both sample variances 0.02
     assert gap["se"] == pytest.approx((0.02 / 2 + 0.02 / 2) ** 0.5)
     assert "never knew" in threshold_note(results)
+    md = to_markdown(build_table(results))
+    assert "method − floor (never-known facts)" in md and "method − oracle" not in md
+    with_oracle = {**results, "oracle": True, "attacks": {**results["attacks"], "oracle": results.pop("floor")},
+                   "evals": {**results["evals"], "oracle": ev}}
+    assert "method − oracle" in to_markdown(build_table(with_oracle))

@@ -22,6 +22,8 @@ from neuronscope.run_results import AttackRun, Results
 from neuronscope.stats import strongest as _strongest
 from neuronscope.stats import summarize, welch_gap
 
+FLOOR_ROW = "floor (never known)"  # the row of the same attacks on facts the base never knew (no oracle)
+
 
 def _recovery(runs: list[AttackRun]) -> tuple[float, list[float]]:
     """(lr, per-seed max FS) at the strongest learning rate."""
@@ -70,7 +72,7 @@ def build_table(results: Results | dict[str, Any]) -> list[dict[str, Any]]:
                 row[f"gap {lab}"] = {"mean": g.mean, "se": g.sd, "ci95": g.ci95, "n": g.n}
         rows.append(row)
     if floor and "oracle" not in attacks:
-        row = {"method": "floor (never known)", "FS": None, "RS": None, "US": None}
+        row = {"method": FLOOR_ROW, "FS": None, "RS": None, "US": None}
         for lab in labels:
             if floor.get(lab):
                 row[lab] = _cell_of(floor[lab])
@@ -143,6 +145,17 @@ _NOTE = ("Recovery = max FS during retraining on forget items not trained on (me
          "Gap = method − oracle with a Welch 95% interval. Verdict: the calibrated rule (docs/verdict.md): hide if "
          "any calibrated analysis finds the facts above the oracle floor, erase if every one rules them out, else "
          "undetermined.")
+_NOTE_NO_ORACLE = (
+    "Recovery = max FS during retraining on forget items not trained on (mean ± sd over seeds, strongest lr). "
+    "Gap = method − floor (never-known facts) with a Welch 95% interval. Verdict: the calibrated rule "
+    "(docs/verdict.md) needs an oracle floor; without one it is undetermined unless the forget answers are still "
+    "visible.")
+
+
+def _note(rows: list[dict[str, Any]]) -> str:
+    """The table's note: its gaps are to the oracle, or (no oracle can exist) to the never-known floor."""
+    methods = {r["method"] for r in rows}
+    return _NOTE_NO_ORACLE if FLOOR_ROW in methods and "oracle" not in methods else _NOTE
 
 
 def run_metric(results: Results | dict[str, Any]) -> tuple[str, list[float]]:
@@ -169,7 +182,7 @@ def to_markdown(rows: list[dict[str, Any]], note: str = "") -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
         lines.append("| " + " | ".join(_cell(c, r.get(c)) for c in cols) + " |")
-    return "\n".join(lines) + f"\n\n{_NOTE}{' ' + note if note else ''}\n"
+    return "\n".join(lines) + f"\n\n{_note(rows)}{' ' + note if note else ''}\n"
 
 
 def _short(c: str) -> str:
@@ -191,7 +204,7 @@ def to_rich(rows: list[dict[str, Any]], title: str = "Table 1: erased or hidden?
     from rich import box
 
     cols = [c for c in _columns(rows) if c not in ("reached", "steps", "lr")]
-    table = Table(title=title, caption=_NOTE.replace("with a Welch 95% interval", "± Welch 95% half-width"),
+    table = Table(title=title, caption=_note(rows).replace("with a Welch 95% interval", "± Welch 95% half-width"),
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for c in cols:
         table.add_column(_short(c), justify="left" if c == "method" else "right")
