@@ -54,6 +54,11 @@ def test_tiny_grid_runs_end_to_end_on_the_real_model(smollm2_ckpt: Path, tiny_fa
     assert set(res["analyses"]["lens"]["models"]) == {"base", "ga"}
     md = (tmp_path / "run" / "table.md").read_text()
     assert "| floor (never known) |" in md and "gap harmful p=0.5" in md and "never knew" in md
+    from neuronscope.plots.catalog import build_run_figures
+
+    captions = {k: f.caption for k, f in build_run_figures(tmp_path / "run").items()}
+    assert "no oracle can exist" in captions["figure2_recovery"] and "oracle never" not in captions["figure2_recovery"]
+    assert "no oracle can exist" in captions["figure2_trajectories"]
 
 
 @pytest.mark.parametrize("name", ["smollm2-faithun", "smollm2-tofu"])
