@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_TRAIN
 from typer.testing import CliRunner
 
-from conftest import TINY_TRAIN
 from neuronscope.attacks import AttackConfig, attack
 from neuronscope.base_model import train_base
 from neuronscope.cli import app
@@ -23,6 +23,7 @@ from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.config import _dataclass_from
 from neuronscope.models.handle import load_model
 from neuronscope.scoring import multiple_choice_correct
+from neuronscope.verdict.calibration import CalibrationResult
 from neuronscope.verdict.calibration_knowledge import KnowledgeCalibrationConfig, calibrate_knowledge
 
 pytestmark = pytest.mark.slow
@@ -30,8 +31,11 @@ pytestmark = pytest.mark.slow
 HARMFUL, BENIGN = "harmful p=0.25", "benign"
 
 
+Case = tuple[QADataset, KnowledgeCalibrationConfig]
+
+
 @pytest.fixture(scope="module")
-def case(tiny_world: QADataset, tmp_path_factory: pytest.TempPathFactory) -> tuple[QADataset, KnowledgeCalibrationConfig]:
+def case(tiny_world: QADataset, tmp_path_factory: pytest.TempPathFactory) -> Case:
     trained = train_base(tiny_world, replace(TINY_TRAIN, exclude_splits=("test",)))
     ckpt = trained.model.save(tmp_path_factory.mktemp("knowledge") / "ckpt")
     ds = keep_known(tiny_world, lambda items: multiple_choice_correct(trained.model, items).tolist())
@@ -42,11 +46,11 @@ def case(tiny_world: QADataset, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 
 @pytest.fixture(scope="module")
-def result(case: tuple[QADataset, KnowledgeCalibrationConfig]):  # noqa: ANN201
+def result(case: Case) -> CalibrationResult:
     return calibrate_knowledge(*case)
 
 
-def test_ground_truths_are_what_they_claim(case, result) -> None:  # noqa: ANN001
+def test_ground_truths_are_what_they_claim(case: Case, result: CalibrationResult) -> None:
     ds, cfg = case
     assert result.truths == {"planted hiding (last MLP down)": "hide", "planted hiding (last attention)": "hide",
                              "no change": "not unlearned"}
@@ -62,7 +66,8 @@ def test_ground_truths_are_what_they_claim(case, result) -> None:  # noqa: ANN00
     assert result.config["protocol"] == "knowledge" and result.config["attack"]["lr"] == cfg.attack.lr
 
 
-def test_the_floor_is_the_same_attacks_on_the_base_on_never_known_facts(case, result) -> None:  # noqa: ANN001
+def test_the_floor_is_the_same_attacks_on_the_base_on_never_known_facts(case: Case, result: CalibrationResult
+                                                                        ) -> None:
     ds, cfg = case
     floor = result.results["floor"]
     assert list(floor) == result.results["attack_labels"] == [HARMFUL, BENIGN]
@@ -77,7 +82,7 @@ def test_the_floor_is_the_same_attacks_on_the_base_on_never_known_facts(case, re
     assert res.start_fs < 0.1  # never known: the attack starts from (almost) nothing
 
 
-def test_each_verdict_shows_the_never_known_comparison(result) -> None:  # noqa: ANN001
+def test_each_verdict_shows_the_never_known_comparison(result: CalibrationResult) -> None:
     for name in result.truths:
         verdict = result.verdicts[name]
         assert verdict["label"] == "undetermined"  # no floor model: no calibrated analysis can run
@@ -100,7 +105,7 @@ def test_each_verdict_shows_the_never_known_comparison(result) -> None:  # noqa:
     assert acc["headline verdict"]["unsure"] == list(result.truths)
 
 
-def test_a_dataset_without_never_known_facts_is_refused(case) -> None:  # noqa: ANN001
+def test_a_dataset_without_never_known_facts_is_refused(case: Case) -> None:
     ds, cfg = case
     with pytest.raises(NeuronscopeError, match="never knew"):
         calibrate_knowledge(replace(ds, meta={k: v for k, v in ds.meta.items() if k != NEVER_KNOWN}), cfg)

@@ -72,7 +72,10 @@ def calibrate_cmd(
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Build models whose answer is known (exact erasure, planted hiding, no change) and run every analysis."""
+    """Build models whose answer is known (exact erasure, planted hiding, no change) and run every analysis.
+
+    With --ckpt and --protocol knowledge: planted hiding and no change on real facts the model already knows, and
+    the same attacks on facts it never knew (no exact erasure can exist there; docs/verdict.md)."""
     from dataclasses import replace
 
     from neuronscope.errors import NeuronscopeError
