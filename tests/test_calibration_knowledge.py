@@ -23,7 +23,7 @@ from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.config import _dataclass_from
 from neuronscope.models.handle import load_model
 from neuronscope.scoring import multiple_choice_correct
-from neuronscope.verdict.calibration import CalibrationResult
+from neuronscope.verdict.calibration import CalibrationResult, attribution_pair, base_attribution
 from neuronscope.verdict.calibration_knowledge import KnowledgeCalibrationConfig, calibrate_knowledge
 
 pytestmark = pytest.mark.slow
@@ -103,6 +103,13 @@ def test_each_verdict_shows_the_never_known_comparison(result: CalibrationResult
         assert acc[analysis]["right"] == sum(r[analysis] == "present" for r in rows.values())
         assert not acc[analysis]["calibrated"]
     assert acc["headline verdict"]["unsure"] == list(result.truths)
+
+
+def test_the_base_scores_computed_once_give_the_same_pair_summary(case: Case, tiny_ckpt: Path) -> None:
+    ds, cfg = case
+    base, other = load_model(cfg.ckpt), load_model(tiny_ckpt)
+    assert attribution_pair(base, other, ds, False, base_attribution(base, ds)) == attribution_pair(base, other, ds,
+                                                                                                    False)
 
 
 def test_a_dataset_without_never_known_facts_is_refused(case: Case) -> None:

@@ -321,16 +321,19 @@ def attack_set(attack: AttackConfig, benign_attack: bool) -> list[AttackConfig]:
     return [attack] + ([benign] if benign_attack else [])
 
 
-def attribution_pair(base: Model, model: Model, ds: QADataset, patching: bool) -> dict[str, Any]:
+def attribution_pair(base: Model, model: Model, ds: QADataset, patching: bool,
+                     base_scores: dict[str, Any] | None = None) -> dict[str, Any]:
     """The paper's attribution comparison of `model` with `base` on the forget items (both targets, optional
-    patching), as the grid's pair summary."""
+    patching), as the grid's pair summary. `base_scores` ({target: scores}, from `base_attribution`) spares
+    recomputing the base's side for every model."""
     from neuronscope.attribution.influence import TOP_M, influence_from_scores, influence_summary
     from neuronscope.attribution.neurons import attribution_scores
 
     items = ds.items("forget")
     out: dict[str, Any] = {"n_items": len(items)}
+    base_scores = base_scores if base_scores is not None else base_attribution(base, ds)
     for target in ("p", "logp"):
-        b = attribution_scores(base, items, keep_examples=False, target=target)
+        b = base_scores[target]
         m = attribution_scores(model, items, keep_examples=False, target=target)
         influence = influence_from_scores(b, m)
         out["influence" if target == "p" else "influence_logp"] = influence_summary(influence, TOP_M) | {
@@ -341,6 +344,14 @@ def attribution_pair(base: Model, model: Model, ds: QADataset, patching: bool) -
             pr = patching_curves(base, model, items, influence, ms=[TOP_M], seed=0)
             out["patching"] = pr.summary(TOP_M)
     return out
+
+
+def base_attribution(base: Model, ds: QADataset) -> dict[str, Any]:
+    """The base's attribution scores on the forget items for both targets (what `attribution_pair` compares with)."""
+    from neuronscope.attribution.neurons import attribution_scores
+
+    return {target: attribution_scores(base, ds.items("forget"), keep_examples=False, target=target)
+            for target in ("p", "logp")}
 
 
 def _dataset(cfg: CalibrationConfig) -> QADataset:

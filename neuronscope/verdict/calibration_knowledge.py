@@ -37,6 +37,7 @@ from neuronscope.verdict.calibration import (
     Log,
     attack_set,
     attribution_pair,
+    base_attribution,
     construction_checks,
     no_change,
     planted_hiding,
@@ -105,16 +106,18 @@ def calibrate_knowledge(ds: QADataset, cfg: KnowledgeCalibrationConfig, log: Log
     results: dict[str, Any] = {"methods": [gt.name for gt in truths], "evals": {}, "attacks": {},
                                "attack_labels": [], "analyses": {"attribution": {"pairs": {}}}}
     t = time.perf_counter()
+    base_scores = None
     for name, model in [("base", base)] + [(gt.name, gt.model) for gt in truths]:
         log(f"analysing {name}")
         report = evaluate(model, ds, kinds=cfg.eval_kinds)
         results["evals"][name] = {"fs": report.fs, "rs": report.rs, "us": report.us, "counts": report.counts}
         if name == "base":
+            base_scores = base_attribution(base, ds) if cfg.attribution else None
             continue
         results["attacks"][name] = attack_records(model, ds, attacks, cfg.seeds, log)
         if cfg.attribution:
             results["analyses"]["attribution"]["pairs"][f"base vs {name}"] = {
-                "summary": attribution_pair(base, model, ds, cfg.patching)}
+                "summary": attribution_pair(base, model, ds, cfg.patching, base_scores)}
     seconds["analyses"] = time.perf_counter() - t
     t = time.perf_counter()
     log("the never-known floor: the same attacks on the base, on facts it never knew")
