@@ -62,7 +62,7 @@ def test_ground_truths_are_what_they_claim(case: Case, result: CalibrationResult
     assert checks["no change"]["forget_accuracy"] > 0.8 and checks["base"]["forget_accuracy"] == 1.0
     # the never-known facts were kept out of the forget set because the base answers them wrongly
     assert checks["never-known floor"]["n_items"] == len(ds.meta[NEVER_KNOWN]) >= 10
-    assert checks["never-known floor"]["base_accuracy"] == 0.0
+    assert checks["never-known floor"]["base_accuracy"] == 0.0 and checks["not built"] == {}
     assert result.config["protocol"] == "knowledge" and result.config["attack"]["lr"] == cfg.attack.lr
 
 
@@ -110,6 +110,15 @@ def test_the_base_scores_computed_once_give_the_same_pair_summary(case: Case, ti
     base, other = load_model(cfg.ckpt), load_model(tiny_ckpt)
     assert attribution_pair(base, other, ds, False, base_attribution(base, ds)) == attribution_pair(base, other, ds,
                                                                                                     False)
+
+
+def test_a_planted_hiding_that_cannot_reach_the_threshold_is_recorded_and_left_out(case: Case) -> None:
+    ds, cfg = case
+    result = calibrate_knowledge(ds, replace(cfg, planted_lr=1e-9, planted_max_steps=5, attribution=False))
+    assert result.truths == {"no change": "not unlearned"}
+    failed = result.checks["not built"]
+    assert set(failed) == {"planted hiding (last MLP down)", "planted hiding (last attention)"}
+    assert all(not f["reached"] and f["steps"] == 5 and f["forget_fs"] > 1 / 3 for f in failed.values())
 
 
 def test_a_dataset_without_never_known_facts_is_refused(case: Case) -> None:

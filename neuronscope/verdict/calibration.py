@@ -194,9 +194,10 @@ def _last_layer_params(model: Model) -> dict[str, tuple[str, ...]]:
 
 
 def planted_hiding(base: Model, ds: QADataset, lr: float, max_steps: int, seed: int, log: Log,
-                   seconds: dict[str, float]) -> list[GroundTruth]:
+                   seconds: dict[str, float], failed: dict[str, Any] | None = None) -> list[GroundTruth]:
     """Truth "hide": per site of `_last_layer_params`, gradient ascent on the forget answers to the stop threshold
-    training only that site's tensors (everything else bit-identical to `base`)."""
+    training only that site's tensors (everything else bit-identical to `base`). A site that does not reach the
+    threshold is an error, or, given `failed`, recorded there ({label: what happened}) and left out."""
     truths = []
     for label, params in _last_layer_params(base).items():
         t = time.perf_counter()
@@ -206,12 +207,17 @@ def planted_hiding(base: Model, ds: QADataset, lr: float, max_steps: int, seed: 
         result = unlearn(planted, ds, _planted(params),
                          UnlearnConfig(lr=lr, max_steps=max_steps, seed=seed, check_every=5, rs_every=0,
                                        eval_kinds=("base",)))
+        seconds[f"planted {label}"] = time.perf_counter() - t
+        if not result.reached and failed is not None:
+            log(f"planted hiding in {param} did not reach the stop threshold in {max_steps} steps: left out")
+            failed[f"planted hiding ({label})"] = {"how": f"gradient ascent on {param} only", "lr": lr,
+                                                   "steps": result.steps, "reached": False, "forget_fs": result.fs}
+            continue
         if not result.reached:
             raise NeuronscopeError(f"calibration: planted hiding in {param} did not reach the stop threshold in "
                                    f"{max_steps} steps (FS {result.fs:.3f})")
         truths.append(GroundTruth(f"planted hiding ({label})", "hide", planted,
                                   {"how": f"gradient ascent on {param} only", "steps": result.steps, "lr": lr}))
-        seconds[f"planted {label}"] = time.perf_counter() - t
     return truths
 
 

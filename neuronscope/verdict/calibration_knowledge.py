@@ -8,7 +8,9 @@ pretrained checkpoint itself as the base:
 
 - **planted hiding** (truth: hide, two variants): gradient ascent on the forget facts to the stop threshold training
   only the last layer's MLP down projection, or only the last layer's attention q, k, v, o (calibration.py's
-  constructions; everything else bit-identical to the base, checked).
+  constructions; everything else bit-identical to the base, checked). A site that cannot bring the forget
+  answers to the stop threshold within `planted_max_steps` is recorded under checks["not built"] and left out
+  (on SmolLM2-135M's country facts the MLP down projection alone did not: docs/verdict.md).
 - **no change** (truth: not unlearned): a short fine-tune of the base on the benign corpus only.
 - **the never-known floor**: the same attacks on the base, measured on the facts it never knew (the real-facts
   filter's dropped facts), stored as results["floor"] {label: runs} like the grid's, so `model_verdict` applies
@@ -93,10 +95,12 @@ def calibrate_knowledge(ds: QADataset, cfg: KnowledgeCalibrationConfig, log: Log
         raise NeuronscopeError("the knowledge calibration needs forget base questions")
     base = load_model(cfg.ckpt)
     seconds: dict[str, float] = {}
+    failed: dict[str, Any] = {}
     truths: list[GroundTruth] = planted_hiding(base, ds, cfg.planted_lr, cfg.planted_max_steps, cfg.seed, log,
-                                               seconds)
+                                               seconds, failed)
     truths.append(no_change(base, ds, cfg.no_change_lr, cfg.no_change_steps, cfg.seed, log, seconds))
     checks = construction_checks(base, truths, forget)
+    checks["not built"] = failed  # a planted hiding that did not reach the stop threshold (no ground truth)
     checks["base"] = {"forget_accuracy": multiple_choice_accuracy(base, forget),
                       "retain_accuracy": multiple_choice_accuracy(base, ds.items("retain")), "n_forget": len(forget)}
     checks["never-known floor"] = {"n_items": len(floor_ds.items("forget")),
