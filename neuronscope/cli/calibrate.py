@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from neuronscope.cli.app import app, console, user_errors
 from neuronscope.cli.options import OverwriteOpt
+
+if TYPE_CHECKING:
+    from neuronscope.verdict.calibration import CalibrationResult
+
+PROTOCOLS = ("finetune", "knowledge")  # with --ckpt: TOFU-style (fictitious people) or FaithUn-style (real facts)
 
 
 def _check_ckpt(value: str) -> None:
@@ -30,6 +36,24 @@ def _resolve_ckpt(value: str) -> Path:
     return pretrained_checkpoint(value[len(PRETRAINED_PREFIX):]) if value.startswith(PRETRAINED_PREFIX) else Path(value)
 
 
+def _knowledge(ckpt: str, seeds: int | None) -> Callable[[Callable[[str], None]], CalibrationResult]:
+    """The knowledge protocol on `ckpt`: its real-facts dataset built (cached) as a grid config's
+    [data.real_facts] would be, then the ground truths and the never-known floor."""
+    from dataclasses import replace
+
+    from neuronscope.data.formats.registry import load_dataset
+    from neuronscope.experiment.builtin import built_dataset_dir
+    from neuronscope.experiment.config import _dataclass_from
+    from neuronscope.verdict.calibration_knowledge import KnowledgeCalibrationConfig, calibrate_knowledge
+
+    cfg = KnowledgeCalibrationConfig(ckpt=ckpt)
+    if seeds is not None:
+        cfg = replace(cfg, seeds=tuple(range(seeds)))
+    ds = load_dataset(built_dataset_dir("real_facts", Path(ckpt), cfg.data_table(), "calibrate: data.real_facts",
+                                        _dataclass_from))
+    return lambda log: calibrate_knowledge(ds, cfg, log)
+
+
 @app.command("calibrate")
 @user_errors
 def calibrate_cmd(
@@ -39,12 +63,19 @@ def calibrate_cmd(
     ckpt: Annotated[str | None, typer.Option(help="Calibrate on fine-tunes of this pretrained checkpoint instead "
                                                   "of toy models: a checkpoint directory or pretrained:NAME (e.g. "
                                                   "pretrained:smollm2-135m, ~30-60 min on one core).")] = None,
+    protocol: Annotated[str | None, typer.Option(help="With --ckpt: 'finetune' (the default: fine-tunes on "
+                                                      "fictitious people, TOFU-style) or 'knowledge' (ground truths "
+                                                      "on real facts the model already knows, FaithUn-style, with "
+                                                      "the never-known floor; docs/verdict.md).")] = None,
     seeds: Annotated[int | None, typer.Option(help="Relearning-attack seeds per model (default: 5 full, 3 "
                                                    "small).")] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Build models whose answer is known (exact erasure, planted hiding, no change) and run every analysis."""
+    """Build models whose answer is known (exact erasure, planted hiding, no change) and run every analysis.
+
+    With --ckpt and --protocol knowledge: planted hiding and no change on real facts the model already knows, and
+    the same attacks on facts it never knew (no exact erasure can exist there; docs/verdict.md)."""
     from dataclasses import replace
 
     from neuronscope.errors import NeuronscopeError
@@ -53,6 +84,10 @@ def calibrate_cmd(
         raise NeuronscopeError(f"--size must be 'full' or 'small', got {size!r}")
     if ckpt is not None and size is not None:
         raise NeuronscopeError("--size sets the toy world; with --ckpt the pretrained recipe is used: give one")
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise NeuronscopeError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if protocol is not None and ckpt is None:
+        raise NeuronscopeError("--protocol chooses the recipe on a pretrained checkpoint: give --ckpt")
     if ckpt is not None:
         _check_ckpt(ckpt)
     if seeds is not None and seeds < 2:
@@ -73,22 +108,29 @@ def calibrate_cmd(
         small_config,
     )
 
-    if ckpt is not None:
-        cfg = pretrained_config(str(_resolve_ckpt(ckpt)))
-    else:
-        cfg = small_config() if size == "small" else CalibrationConfig()
-    if seeds is not None:
-        cfg = replace(cfg, seeds=tuple(range(seeds)))
     torch.set_num_threads(threads)
+    if protocol == "knowledge" and ckpt is not None:
+        run = _knowledge(str(_resolve_ckpt(ckpt)), seeds)
+    else:
+        if ckpt is not None:
+            cfg = pretrained_config(str(_resolve_ckpt(ckpt)))
+        else:
+            cfg = small_config() if size == "small" else CalibrationConfig()
+        if seeds is not None:
+            cfg = replace(cfg, seeds=tuple(range(seeds)))
+
+        def run(log: Callable[[str], None]) -> CalibrationResult:
+            return calibrate(cfg, log=log)
+
     if console.is_terminal:
         with console.status("calibrating") as status:
-            result = calibrate(cfg, log=lambda msg: status.update(f"calibrating: {msg}"))
+            result = run(lambda msg: status.update(f"calibrating: {msg}"))
     else:  # a log file or a pipe: one timestamped line per stage (a spinner draws nothing there)
         import time
 
         start = time.perf_counter()
-        result = calibrate(cfg, log=lambda msg: console.print(f"[{time.perf_counter() - start:6.0f}s] calibrating: "
-                                                              f"{msg}", markup=False, highlight=False))
+        result = run(lambda msg: console.print(f"[{time.perf_counter() - start:6.0f}s] calibrating: {msg}",
+                                               markup=False, highlight=False))
     open_output(out, "calibrate", replace=overwrite)
     json_path = write_json(out / "calibration.json", result.to_json())
     md_path = write_text(out / "confusion.md", confusion_markdown(result))

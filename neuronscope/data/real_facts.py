@@ -244,6 +244,15 @@ def never_known_items(ds: QADataset) -> list[QAItem]:
     return [QAItem.from_json(row, f"meta {NEVER_KNOWN} item {i}") for i, row in enumerate(ds.meta.get(NEVER_KNOWN, []))]
 
 
+def never_known_dataset(ds: QADataset) -> QADataset | None:
+    """The never-known facts as a forget split (with the data's benign corpus), or None if there are fewer than 2:
+    what a relearning attack is measured on when no oracle can exist (the never-known floor)."""
+    items = never_known_items(ds)
+    if len(items) < 2:
+        return None
+    return QADataset(splits={"forget": items}, benign=list(ds.benign), meta={"name": "never-known", "chance": 1 / 3})
+
+
 def build_real_facts(model: Any, cfg: RealFactsConfig = RealFactsConfig()) -> QADataset:
     """The candidate facts filtered to what `model` (a neuronscope Model) answers correctly."""
     from neuronscope.scoring import multiple_choice_correct
@@ -290,5 +299,5 @@ def _sources() -> dict[str, str]:
 
 
 __all__ = ["ATTRIBUTES", "NEVER_KNOWN", "RealFactsConfig", "benign_items", "build_real_facts", "candidate_facts",
-           "country_table", "keep_known", "never_known_items", "synthetic_people",
+           "country_table", "keep_known", "never_known_dataset", "never_known_items", "synthetic_people",
            "utility_items"]

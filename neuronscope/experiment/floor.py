@@ -15,20 +15,13 @@ from pathlib import Path
 import torch
 
 from neuronscope.attacks import AttackConfig, AttackResult, attack
-from neuronscope.data.real_facts import never_known_items
-from neuronscope.data.schema import QADataset
+from neuronscope.data.real_facts import never_known_dataset
 from neuronscope.experiment.runstate import GridRun
 from neuronscope.experiment.stages import Models, attack_label, attack_run
 from neuronscope.io import read_json, write_json
 from neuronscope.run_results import AttacksByLabel
 
-
-def floor_dataset(ds: QADataset) -> QADataset | None:
-    """The never-known facts as a forget split (with the data's benign corpus), or None if there are none."""
-    items = never_known_items(ds)
-    if len(items) < 2:
-        return None
-    return QADataset(splits={"forget": items}, benign=list(ds.benign), meta={"name": "never-known", "chance": 1 / 3})
+floor_dataset = never_known_dataset  # the never-known facts as a forget split (neuronscope.data.real_facts)
 
 
 def floor_stage(run: GridRun, m: Models, attack_cfgs: list[AttackConfig]) -> AttacksByLabel | None:

@@ -29,7 +29,7 @@ import torch
 
 from neuronscope.attacks import AttackConfig
 from neuronscope.base_model import BaseTrainConfig, finetune_items, train_base
-from neuronscope.data.schema import QADataset
+from neuronscope.data.schema import QADataset, QAItem
 from neuronscope.data.world import WorldConfig, build_world
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
@@ -193,6 +193,62 @@ def _last_layer_params(model: Model) -> dict[str, tuple[str, ...]]:
     return {"last MLP down": mlp, "last attention": attn}
 
 
+def planted_hiding(base: Model, ds: QADataset, lr: float, max_steps: int, seed: int, log: Log,
+                   seconds: dict[str, float], failed: dict[str, Any] | None = None) -> list[GroundTruth]:
+    """Truth "hide": per site of `_last_layer_params`, gradient ascent on the forget answers to the stop threshold
+    training only that site's tensors (everything else bit-identical to `base`). A site that does not reach the
+    threshold is an error, or, given `failed`, recorded there ({label: what happened}) and left out."""
+    truths = []
+    for label, params in _last_layer_params(base).items():
+        t = time.perf_counter()
+        param = ", ".join(params)
+        log(f"planting hiding: gradient ascent on {param} only")
+        planted = base.clone()
+        result = unlearn(planted, ds, _planted(params),
+                         UnlearnConfig(lr=lr, max_steps=max_steps, seed=seed, check_every=5, rs_every=0,
+                                       eval_kinds=("base",)))
+        seconds[f"planted {label}"] = time.perf_counter() - t
+        if not result.reached and failed is not None:
+            log(f"planted hiding in {param} did not reach the stop threshold in {max_steps} steps: left out")
+            failed[f"planted hiding ({label})"] = {"how": f"gradient ascent on {param} only", "lr": lr,
+                                                   "steps": result.steps, "reached": False, "forget_fs": result.fs}
+            continue
+        if not result.reached:
+            raise NeuronscopeError(f"calibration: planted hiding in {param} did not reach the stop threshold in "
+                                   f"{max_steps} steps (FS {result.fs:.3f})")
+        truths.append(GroundTruth(f"planted hiding ({label})", "hide", planted,
+                                  {"how": f"gradient ascent on {param} only", "steps": result.steps, "lr": lr}))
+    return truths
+
+
+def no_change(base: Model, ds: QADataset, lr: float, steps: int, seed: int, log: Log,
+              seconds: dict[str, float]) -> GroundTruth:
+    """Truth "not unlearned": `base` fine-tuned `steps` AdamW steps on the benign corpus only."""
+    t = time.perf_counter()
+    log("no change: a benign fine-tune of the calibration base")
+    unchanged = base.clone()
+    benign = list(ds.benign)
+    if not benign:
+        raise NeuronscopeError("calibration needs the world's benign corpus")
+    fit(unchanged, [b.prompt for b in benign], [b.output for b in benign], lr=lr, batch_size=16,
+        max_epochs=steps, max_steps=steps, seed=seed)
+    unchanged.hf.eval()
+    seconds["no change"] = time.perf_counter() - t
+    return GroundTruth("no change", "not unlearned", unchanged,
+                       {"how": f"{steps} AdamW steps on the benign corpus only"})
+
+
+def construction_checks(base: Model, truths: list[GroundTruth], forget: list[QAItem]) -> dict[str, Any]:
+    """Per ground truth: which tensors differ from `base`, its forget accuracy and how it was built."""
+    checks: dict[str, Any] = {}
+    for gt in truths:
+        changed = changed_tensors(base, gt.model)
+        checks[gt.name] = {"changed_tensors": len(changed), "of": len(base.hf.state_dict()),
+                           "changed": changed if len(changed) <= 4 else changed[:4] + ["..."],
+                           "forget_accuracy": multiple_choice_accuracy(gt.model, forget), **gt.construction}
+    return checks
+
+
 def _training_items(ds: QADataset, cfg: CalibrationConfig, exclude: tuple[str, ...]) -> list:
     """What the models are trained on: every base question outside `exclude`; a fine-tune of a pretrained model
     leaves the utility questions out (real knowledge it already has, the measure of what unlearning spares)."""
@@ -253,71 +309,55 @@ def build_ground_truths(ds: QADataset, cfg: CalibrationConfig, log: Log = lambda
 
     truths = [GroundTruth("exact erasure", "erase", oracle,
                           {"how": "the oracle the calibration base was continued from"})]
-    for label, params in _last_layer_params(base).items():
-        t = time.perf_counter()
-        param = ", ".join(params)
-        log(f"planting hiding: gradient ascent on {param} only")
-        planted = base.clone()
-        result = unlearn(planted, ds, _planted(params),
-                         UnlearnConfig(lr=cfg.planted_lr, max_steps=cfg.planted_max_steps, seed=cfg.base.seed,
-                                       check_every=5, rs_every=0, eval_kinds=("base",)))
-        if not result.reached:
-            raise NeuronscopeError(f"calibration: planted hiding in {param} did not reach the stop threshold in "
-                                   f"{cfg.planted_max_steps} steps (FS {result.fs:.3f})")
-        truths.append(GroundTruth(f"planted hiding ({label})", "hide", planted,
-                                  {"how": f"gradient ascent on {param} only", "steps": result.steps,
-                                   "lr": cfg.planted_lr}))
-        seconds[f"planted {label}"] = time.perf_counter() - t
-    t = time.perf_counter()
-    log("no change: a benign fine-tune of the calibration base")
-    unchanged = base.clone()
-    benign = list(ds.benign)
-    if not benign:
-        raise NeuronscopeError("calibration needs the world's benign corpus")
-    fit(unchanged, [b.prompt for b in benign], [b.output for b in benign], lr=cfg.no_change_lr, batch_size=16,
-        max_epochs=cfg.no_change_steps, max_steps=cfg.no_change_steps, seed=cfg.base.seed)
-    unchanged.hf.eval()
-    truths.append(GroundTruth("no change", "not unlearned", unchanged,
-                              {"how": f"{cfg.no_change_steps} AdamW steps on the benign corpus only"}))
-    seconds["no change"] = time.perf_counter() - t
+    truths += planted_hiding(base, ds, cfg.planted_lr, cfg.planted_max_steps, cfg.base.seed, log, seconds)
+    truths.append(no_change(base, ds, cfg.no_change_lr, cfg.no_change_steps, cfg.base.seed, log, seconds))
 
-    checks: dict[str, Any] = {}
-    base_fs = multiple_choice_accuracy(base, forget)
-    for gt in truths:
-        changed = changed_tensors(base, gt.model)
-        checks[gt.name] = {"changed_tensors": len(changed), "of": len(base.hf.state_dict()),
-                           "changed": changed if len(changed) <= 4 else changed[:4] + ["..."],
-                           "forget_accuracy": multiple_choice_accuracy(gt.model, forget), **gt.construction}
-    checks["calibration base"] = {"forget_accuracy": base_fs, "retain_accuracy": multiple_choice_accuracy(base, retain),
+    checks = construction_checks(base, truths, forget)
+    checks["calibration base"] = {"forget_accuracy": multiple_choice_accuracy(base, forget),
+                                  "retain_accuracy": multiple_choice_accuracy(base, retain),
                                   "epochs_continued": fitted.epochs}
     checks["floor"] = {"forget_accuracy": multiple_choice_accuracy(floor, forget)}
     return base, floor, truths, checks, seconds
 
 
-def _attacks(cfg: CalibrationConfig) -> list[AttackConfig]:
-    benign = AttackConfig(kind="benign", lr=cfg.attack.lr, steps=cfg.attack.steps, eval_every=cfg.attack.eval_every,
-                          batch_size=cfg.attack.batch_size)
-    return [cfg.attack] + ([benign] if cfg.benign_attack else [])
+def attack_set(attack: AttackConfig, benign_attack: bool) -> list[AttackConfig]:
+    """The calibration's attacks: `attack` and, if asked, a benign one with the same rate, steps and batch."""
+    benign = AttackConfig(kind="benign", lr=attack.lr, steps=attack.steps, eval_every=attack.eval_every,
+                          batch_size=attack.batch_size)
+    return [attack] + ([benign] if benign_attack else [])
 
 
-def _attribution(base: Model, model: Model, ds: QADataset, cfg: CalibrationConfig) -> dict[str, Any]:
+def attribution_pair(base: Model, model: Model, ds: QADataset, patching: bool,
+                     base_scores: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The paper's attribution comparison of `model` with `base` on the forget items (both targets, optional
+    patching), as the grid's pair summary. `base_scores` ({target: scores}, from `base_attribution`) spares
+    recomputing the base's side for every model."""
     from neuronscope.attribution.influence import TOP_M, influence_from_scores, influence_summary
     from neuronscope.attribution.neurons import attribution_scores
 
     items = ds.items("forget")
     out: dict[str, Any] = {"n_items": len(items)}
+    base_scores = base_scores if base_scores is not None else base_attribution(base, ds)
     for target in ("p", "logp"):
-        b = attribution_scores(base, items, keep_examples=False, target=target)
+        b = base_scores[target]
         m = attribution_scores(model, items, keep_examples=False, target=target)
         influence = influence_from_scores(b, m)
         out["influence" if target == "p" else "influence_logp"] = influence_summary(influence, TOP_M) | {
             "target": target}
-        if target == "p" and cfg.patching:
+        if target == "p" and patching:
             from neuronscope.attribution.patching import patching_curves
 
             pr = patching_curves(base, model, items, influence, ms=[TOP_M], seed=0)
             out["patching"] = pr.summary(TOP_M)
     return out
+
+
+def base_attribution(base: Model, ds: QADataset) -> dict[str, Any]:
+    """The base's attribution scores on the forget items for both targets (what `attribution_pair` compares with)."""
+    from neuronscope.attribution.neurons import attribution_scores
+
+    return {target: attribution_scores(base, ds.items("forget"), keep_examples=False, target=target)
+            for target in ("p", "logp")}
 
 
 def _dataset(cfg: CalibrationConfig) -> QADataset:
@@ -347,10 +387,11 @@ def calibrate(cfg: CalibrationConfig = CalibrationConfig(), log: Log = lambda s:
             model, ds)
         if name == "base":
             continue
-        results["attacks"][name] = attack_records(model, ds, _attacks(cfg), cfg.seeds, log)
+        results["attacks"][name] = attack_records(model, ds, attack_set(cfg.attack, cfg.benign_attack), cfg.seeds,
+                                                   log)
         if name != "floor" and cfg.attribution:
             results["analyses"]["attribution"]["pairs"][f"base vs {name}"] = {
-                "summary": _attribution(base, model, ds, cfg)}
+                "summary": attribution_pair(base, model, ds, cfg.patching)}
     results["attack_labels"] = list(results["attacks"]["floor"])
     seconds["analyses"] = time.perf_counter() - t
     verdicts = {gt.name: model_verdict(gt.name, results, floor="floor").to_json() for gt in truths}
