@@ -135,8 +135,8 @@ def table1_html(results: Results | Mapping[str, Any]) -> str:
         note = (f"{threshold_note(res)} Base: the model before unlearning. No oracle can exist for this model "
                 f"(it was pretrained on the facts). {recovered}Gap to floor: method minus floor, Welch 95% "
                 "interval. Without a model whose answer is known the floor is not calibrated: it is shown for "
-                "information, and the verdict stays undetermined unless the forget answers themselves are still "
-                "visible (docs/verdict.md).")
+                "information, and the verdict is undetermined: no calibrated analysis, not even the forget "
+                "answers, can run without a floor model (docs/verdict.md).")
     return (f"<div class='wrap'><table>{head1}{head2}{''.join(body)}</table></div>"
             f"<p class='caption'>{_e(note)}</p>")
 

@@ -148,8 +148,7 @@ _NOTE = ("Recovery = max FS during retraining on forget items not trained on (me
 _NOTE_NO_ORACLE = (
     "Recovery = max FS during retraining on forget items not trained on (mean ± sd over seeds, strongest lr). "
     "Gap = method − floor (never-known facts) with a Welch 95% interval. Verdict: the calibrated rule "
-    "(docs/verdict.md) needs an oracle floor; without one it is undetermined unless the forget answers are still "
-    "visible.")
+    "(docs/verdict.md) needs an oracle floor; without one it is undetermined.")
 
 
 def _note(rows: list[dict[str, Any]]) -> str:
