@@ -360,6 +360,12 @@ def base_attribution(base: Model, ds: QADataset) -> dict[str, Any]:
             for target in ("p", "logp")}
 
 
+def eval_record(model: Model, ds: QADataset, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """What the verdict reads of a model's scores (the grid's evals entry): FS, RS, US and the item counts."""
+    report = evaluate(model, ds, kinds=kinds)
+    return {"fs": report.fs, "rs": report.rs, "us": report.us, "counts": report.counts}
+
+
 def _dataset(cfg: CalibrationConfig) -> QADataset:
     if cfg.ckpt is None:
         return build_world(cfg.world)
@@ -379,19 +385,20 @@ def calibrate(cfg: CalibrationConfig = CalibrationConfig(), log: Log = lambda s:
                                "attack_labels": [], "analyses": {"lens": {"models": {}, "items": {}},
                                                                  "attribution": {"pairs": {}}}}
     t = time.perf_counter()
+    base_scores = None
     for name, model in [("base", base), ("floor", floor)] + [(gt.name, gt.model) for gt in truths]:
         log(f"analysing {name}")
-        report = evaluate(model, ds, kinds=cfg.eval_kinds)
-        results["evals"][name] = {"fs": report.fs, "rs": report.rs, "us": report.us, "counts": report.counts}
+        results["evals"][name] = eval_record(model, ds, cfg.eval_kinds)
         results["analyses"]["lens"]["models"][name], results["analyses"]["lens"]["items"][name] = lens_record(
             model, ds)
         if name == "base":
+            base_scores = base_attribution(base, ds) if cfg.attribution else None
             continue
         results["attacks"][name] = attack_records(model, ds, attack_set(cfg.attack, cfg.benign_attack), cfg.seeds,
                                                    log)
         if name != "floor" and cfg.attribution:
             results["analyses"]["attribution"]["pairs"][f"base vs {name}"] = {
-                "summary": attribution_pair(base, model, ds, cfg.patching)}
+                "summary": attribution_pair(base, model, ds, cfg.patching, base_scores)}
     results["attack_labels"] = list(results["attacks"]["floor"])
     seconds["analyses"] = time.perf_counter() - t
     verdicts = {gt.name: model_verdict(gt.name, results, floor="floor").to_json() for gt in truths}

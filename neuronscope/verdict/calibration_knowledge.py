@@ -31,7 +31,7 @@ from neuronscope.attacks import AttackConfig
 from neuronscope.data.real_facts import RealFactsConfig, never_known_dataset
 from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
-from neuronscope.scoring import evaluate, multiple_choice_accuracy
+from neuronscope.scoring import multiple_choice_accuracy
 from neuronscope.verdict.assemble import model_verdict
 from neuronscope.verdict.calibration import (
     CalibrationResult,
@@ -41,6 +41,7 @@ from neuronscope.verdict.calibration import (
     attribution_pair,
     base_attribution,
     construction_checks,
+    eval_record,
     no_change,
     planted_hiding,
 )
@@ -113,8 +114,7 @@ def calibrate_knowledge(ds: QADataset, cfg: KnowledgeCalibrationConfig, log: Log
     base_scores = None
     for name, model in [("base", base)] + [(gt.name, gt.model) for gt in truths]:
         log(f"analysing {name}")
-        report = evaluate(model, ds, kinds=cfg.eval_kinds)
-        results["evals"][name] = {"fs": report.fs, "rs": report.rs, "us": report.us, "counts": report.counts}
+        results["evals"][name] = eval_record(model, ds, cfg.eval_kinds)
         if name == "base":
             base_scores = base_attribution(base, ds) if cfg.attribution else None
             continue
