@@ -62,3 +62,25 @@ def test_pretrained_recipe_and_bad_input(tmp_path: Path) -> None:
         r = CliRunner().invoke(app, ["calibrate", "--out", str(tmp_path / "out"), *args])
         assert r.exit_code == 2 and message in r.output, r.output
         assert not (tmp_path / "out").exists()
+
+
+def test_the_attack_flags_reach_the_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--attack-lr / --attack-steps set the attack every ground truth and the floor are attacked with (both kinds);
+    the rest of the recipe is untouched."""
+    from neuronscope.verdict import calibration
+
+    seen = []
+
+    def stop(cfg, log):  # noqa: ANN001, ANN202  (the CLI's call, captured before any training)
+        seen.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(calibration, "calibrate", stop)
+    r = CliRunner().invoke(app, ["calibrate", "--size", "small", "--attack-lr", "3e-4", "--attack-steps", "30",
+                                 "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    (cfg,) = seen
+    assert (cfg.attack.lr, cfg.attack.steps) == (3e-4, 30)
+    assert replace(cfg, attack=small_config().attack) == small_config()
+    benign = calibration.attack_set(cfg.attack, cfg.benign_attack)[1]
+    assert (benign.kind, benign.lr, benign.steps) == ("benign", 3e-4, 30)

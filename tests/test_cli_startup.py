@@ -59,6 +59,8 @@ CASES: list[tuple[list[str], str]] = [
     (["real-facts", "--ckpt", "{tmp}/nope", "--out", "{tmp}/out"], "nope: checkpoint directory not found"),
     (["pull", "nope", "--out", "{tmp}/out"], "unknown pretrained model 'nope' (known: smollm2-135m)"),
     (["calibrate", "--ckpt", "pretrained:nope", "--out", "{tmp}/out"], "unknown pretrained model 'nope'"),
+    (["calibrate", "--attack-lr", "0", "--out", "{tmp}/out"], "--attack-lr must be positive, got 0.0"),
+    (["calibrate", "--attack-steps", "0", "--out", "{tmp}/out"], "--attack-steps must be at least 1, got 0"),
     (["calibrate", "--ckpt", "{tmp}/empty", "--out", "{tmp}/out"], "empty: not an HF checkpoint (no config.json)"),
     (["calibrate", "--protocol", "knowledge", "--out", "{tmp}/out"],
      "--protocol chooses the recipe on a pretrained checkpoint: give --ckpt"),

@@ -57,3 +57,30 @@ def test_the_full_demo_takes_its_longest_chain_early() -> None:
                "base": 0.5}
     before, after = _makespan(grid_chains(cfg), seconds, 53.0), _makespan(order, seconds, 53.0)
     assert round(before, 1) == 329.5 and round(after, 1) == 314.7  # the floor: (53 + 569.6) / 2 = 311.3 s
+
+
+def _cpu_line(busy: int, idle: int, iowait: int) -> str:
+    """A /proc/stat whose first line is `cpu user nice system idle iowait irq softirq` in clock ticks."""
+    return f"cpu  {busy} 0 0 {idle} {iowait} 0 0\ncpu0 0 0 0 0 0 0 0\n"
+
+
+def test_busy_cores_is_the_non_idle_share_of_the_window(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from neuronscope.experiment import parallel
+
+    stat = tmp_path / "stat"
+    stat.write_text(_cpu_line(1000, 5000, 100))
+    # between the two samples: 60 ticks busy, 30 idle, 10 iowait (waiting is not work) -> 60% of the cores busy
+    monkeypatch.setattr(parallel.time, "sleep", lambda s: stat.write_text(_cpu_line(1060, 5030, 110)))
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    assert abs(parallel.busy_cores(stat=stat) - 2 * 0.6) < 1e-12
+
+
+def test_two_workers_only_where_two_cores_are_free_now(monkeypatch) -> None:  # noqa: ANN001
+    from neuronscope.experiment import parallel
+
+    cfg = profile("small")
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel, "busy_cores", lambda: 0.1)  # e.g. just after an install: load average ~1
+    assert parallel.default_workers(cfg) == 2
+    monkeypatch.setattr(parallel, "busy_cores", lambda: 0.9)  # another process holds a core
+    assert parallel.default_workers(cfg) == 1

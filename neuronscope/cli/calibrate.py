@@ -36,7 +36,8 @@ def _resolve_ckpt(value: str) -> Path:
     return pretrained_checkpoint(value[len(PRETRAINED_PREFIX):]) if value.startswith(PRETRAINED_PREFIX) else Path(value)
 
 
-def _knowledge(ckpt: str, seeds: int | None) -> Callable[[Callable[[str], None]], CalibrationResult]:
+def _knowledge(ckpt: str, seeds: int | None, attack: dict[str, float | int]
+               ) -> Callable[[Callable[[str], None]], CalibrationResult]:
     """The knowledge protocol on `ckpt`: its real-facts dataset built (cached) as a grid config's
     [data.real_facts] would be, then the ground truths and the never-known floor."""
     from dataclasses import replace
@@ -49,6 +50,7 @@ def _knowledge(ckpt: str, seeds: int | None) -> Callable[[Callable[[str], None]]
     cfg = KnowledgeCalibrationConfig(ckpt=ckpt)
     if seeds is not None:
         cfg = replace(cfg, seeds=tuple(range(seeds)))
+    cfg = replace(cfg, attack=replace(cfg.attack, **attack))
     ds = load_dataset(built_dataset_dir("real_facts", Path(ckpt), cfg.data_table(), "calibrate: data.real_facts",
                                         _dataclass_from))
     return lambda log: calibrate_knowledge(ds, cfg, log)
@@ -69,6 +71,12 @@ def calibrate_cmd(
                                                       "the never-known floor; docs/verdict.md).")] = None,
     seeds: Annotated[int | None, typer.Option(help="Relearning-attack seeds per model (default: 5 full, 3 "
                                                    "small).")] = None,
+    attack_lr: Annotated[float | None, typer.Option(
+        "--attack-lr", help="The relearning attacks' learning rate, harmful and benign alike (default: the "
+                            "recipe's). Calibrate the attack you will run: a verdict read from an attack is only as "
+                            "good as that attack's calibration.")] = None,
+    attack_steps: Annotated[int | None, typer.Option(
+        "--attack-steps", help="The relearning attacks' optimiser steps (default: the recipe's).")] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -94,6 +102,11 @@ def calibrate_cmd(
         raise NeuronscopeError(f"--seeds must be at least 2 (the relearning interval needs two), got {seeds}")
     if threads < 1:
         raise NeuronscopeError(f"--threads must be at least 1, got {threads}")
+    if attack_lr is not None and not attack_lr > 0:
+        raise NeuronscopeError(f"--attack-lr must be positive, got {attack_lr}")
+    if attack_steps is not None and attack_steps < 1:
+        raise NeuronscopeError(f"--attack-steps must be at least 1, got {attack_steps}")
+    attack = {k: v for k, v in (("lr", attack_lr), ("steps", attack_steps)) if v is not None}
     from neuronscope.outdir import check_output, open_output
 
     check_output(out, overwrite=overwrite)  # before minutes of work
@@ -110,7 +123,7 @@ def calibrate_cmd(
 
     torch.set_num_threads(threads)
     if protocol == "knowledge" and ckpt is not None:
-        run = _knowledge(str(_resolve_ckpt(ckpt)), seeds)
+        run = _knowledge(str(_resolve_ckpt(ckpt)), seeds, attack)
     else:
         if ckpt is not None:
             cfg = pretrained_config(str(_resolve_ckpt(ckpt)))
@@ -118,6 +131,7 @@ def calibrate_cmd(
             cfg = small_config() if size == "small" else CalibrationConfig()
         if seeds is not None:
             cfg = replace(cfg, seeds=tuple(range(seeds)))
+        cfg = replace(cfg, attack=replace(cfg.attack, **attack))
 
         def run(log: Callable[[str], None]) -> CalibrationResult:
             return calibrate(cfg, log=log)

@@ -33,20 +33,40 @@ from neuronscope.experiment.runstate import log_line
 from neuronscope.unlearn.catalog import CATALOG
 
 
+def busy_cores(window: float = 0.3, stat: Path = Path("/proc/stat")) -> float:
+    """How many cores are busy now: the non-idle share of /proc/stat's cpu time over `window` seconds, times the
+    core count. The 1-minute load average lags: right after `make demo`'s install step it still reads about 1 on
+    an idle machine, which halved the demo's workers. Where /proc/stat is absent, the load average."""
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)  # total, idle + iowait
+
+    cores = os.cpu_count() or 1
+    try:
+        total0, idle0 = sample()
+        time.sleep(window)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:  # no load average on this platform
+            return 0.0
+    elapsed = total1 - total0
+    return cores * (1 - (idle1 - idle0) / elapsed) if elapsed > 0 else 0.0
+
+
 def default_workers(cfg: ExperimentConfig) -> int:
     """2 processes where the grid computes on the cpu, has at least 2 chains and 2 cores are free (the cores less
-    the 1-minute load average), else 1: on a busy machine a second process only competes for the same core (the
+    those busy now, `busy_cores`), else 1: on a busy machine a second process only competes for the same core (the
     small demo under a load of 10 on 2 cores: 110 s with 2 processes, 81 s with 1), a GPU (or a device map) is
     shared by every process on it, and a launched run spreads over GPUs (experiment.distributed). The numbers are
     the same either way; only the wall time differs."""
     if cfg.device != "cpu" or cfg.device_map:
         return 1
     cores = os.cpu_count() or 1
-    try:
-        free = cores - os.getloadavg()[0]
-    except OSError:  # no load average on this platform
-        free = float(cores)
-    return 2 if len(grid_chains(cfg)) >= 2 and cores >= 2 and free >= 1.5 else 1
+    if len(grid_chains(cfg)) < 2 or cores < 2:
+        return 1
+    return 2 if cores - busy_cores() >= 1.5 else 1
 
 
 def chain_cost(cfg: ExperimentConfig, method: str) -> float:
@@ -169,4 +189,4 @@ def run_grid_parallel(cfg: ExperimentConfig, out: str | Path, console: Console |
         return run_grid(cfg, out, console, api, chains=None, earlier=earlier, started=t0, claimed=True)
 
 
-__all__ = ["chain_cost", "chain_order", "default_workers", "run_grid_parallel"]
+__all__ = ["busy_cores", "chain_cost", "chain_order", "default_workers", "run_grid_parallel"]
