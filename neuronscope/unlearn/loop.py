@@ -271,6 +271,7 @@ def lr_search(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig, grid
     trials: list[dict[str, Any]] = []
     result: UnlearnResult | None = None
     for lr in sorted(set(grid)):  # a trial needs only FS and RS ("base"): the other kinds are scored once, below
+        result = None  # the last trial's model goes before the next clone: one model less at the peak
         result = unlearn(model.clone(), ds, method, replace(cfg, lr=lr), progress, stride, final_kinds=("base",))
         trials.append({"lr": lr, "reached": result.reached, "steps": result.steps, "fs": result.fs,
                        "rs": result.rs, "seconds": round(result.seconds, 2)})
