@@ -94,3 +94,34 @@ def test_confusion_table_lists_every_analysis(calibration: CalibrationResult) ->
     acc = calibration.analysis_accuracy()
     assert acc["headline verdict"]["right"] == len(calibration.truths)
     assert acc["top-100 D+ vs D- (P target)"]["calibrated"] is False
+
+
+def test_models_are_analysed_one_at_a_time_and_unchanged(tmp_path: Path) -> None:
+    """`one_at_a_time` keeps only the model being analysed in memory, and what it hands back scores exactly as the
+    model it saved (the calibration's numbers are the in-memory models')."""
+    import gc
+    import weakref
+
+    import torch
+
+    from neuronscope.base_model import new_toy_model
+    from neuronscope.data.world import build_world
+    from neuronscope.models.toy import ToyConfig
+    from neuronscope.scoring import option_scores
+    from neuronscope.verdict.calibration import one_at_a_time
+
+    ds = build_world(small_config().world)
+    models = [new_toy_model(ds, ToyConfig(d_model=32, n_layers=2, n_heads=2, d_mlp=64), seed=s) for s in (1, 2)]
+    items = ds.items("forget")[:8]
+    expected = [torch.cat(option_scores(m, items)) for m in models]
+    originals = [weakref.ref(m) for m in models]
+    named = [("a", models[0]), ("b", models[1])]
+    del models
+    seen = []
+    for name, model in one_at_a_time(named, str(tmp_path)):
+        gc.collect()
+        assert not named and all(ref() is None for ref in originals)  # on disk only, the one being analysed aside
+        assert torch.equal(torch.cat(option_scores(model, items)), expected[len(seen)])
+        seen.append(name)
+        del model
+    assert seen == ["a", "b"]

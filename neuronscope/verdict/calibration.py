@@ -1,6 +1,7 @@
 """Ground-truth models whose answer is known, and every analysis measured on them.
 
-Built from the synthetic world (everything in memory; the CLI writes the result), either with toy models trained
+Built from the synthetic world (the CLI writes the result; while they are analysed the ground-truth models wait
+in a temporary directory, one in memory at a time), either with toy models trained
 from scratch or, given a pretrained checkpoint (`CalibrationConfig.ckpt`), with fine-tunes of that checkpoint on the
 world's fictitious people (the TOFU-style protocol: "training" below is then fine-tuning the checkpoint):
 
@@ -20,8 +21,9 @@ facts) and the checks are part of the result.
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -32,7 +34,7 @@ from neuronscope.base_model import BaseTrainConfig, finetune_items, train_base
 from neuronscope.data.schema import QADataset, QAItem
 from neuronscope.data.world import WorldConfig, build_world
 from neuronscope.errors import NeuronscopeError
-from neuronscope.models.handle import Model
+from neuronscope.models.handle import Model, load_model
 from neuronscope.models.toy import ToyConfig
 from neuronscope.scoring import KINDS, evaluate, multiple_choice_accuracy
 from neuronscope.training import fit
@@ -375,35 +377,56 @@ def _dataset(cfg: CalibrationConfig) -> QADataset:
     return synthetic_people(load_model(cfg.ckpt), cfg.world)
 
 
+def one_at_a_time(named: list[tuple[str, Model]], directory: str) -> Iterator[tuple[str, Model]]:
+    """Each (name, model) of `named`, loaded back from `directory` as it is reached; `named` is emptied as the
+    models are saved, so only the one being analysed (and what the caller keeps) stays in memory. On SmolLM2-135M
+    each is 0.5 GB and a calibration has five, beside an attack's optimiser. float32 safetensors round-trip
+    exactly, so every number is the in-memory model's."""
+    saved = []
+    while named:
+        name, model = named.pop(0)
+        saved.append((name, model.save(f"{directory}/{len(saved)}"), model.device,
+                      next(model.hf.parameters()).dtype))
+        del model
+    for name, path, device, dtype in saved:
+        yield name, load_model(path, device=device, dtype=dtype)
+
+
 def calibrate(cfg: CalibrationConfig = CalibrationConfig(), log: Log = lambda s: None,
               ds: QADataset | None = None) -> CalibrationResult:
     """Build the ground-truth models and run every analysis on each; the verdicts and the confusion table."""
     t0 = time.perf_counter()
     ds = ds if ds is not None else _dataset(cfg)
     base, floor, truths, checks, seconds = build_ground_truths(ds, cfg, log)
-    results: dict[str, Any] = {"methods": [gt.name for gt in truths], "evals": {}, "attacks": {},
+    labels = {gt.name: gt.truth for gt in truths}
+    named = [("floor", floor)] + [(gt.name, gt.model) for gt in truths]
+    del floor, truths  # `named` holds the only references: one_at_a_time lets each go once it is on disk
+    results: dict[str, Any] = {"methods": list(labels), "evals": {}, "attacks": {},
                                "attack_labels": [], "analyses": {"lens": {"models": {}, "items": {}},
                                                                  "attribution": {"pairs": {}}}}
     t = time.perf_counter()
-    base_scores = None
-    for name, model in [("base", base), ("floor", floor)] + [(gt.name, gt.model) for gt in truths]:
-        log(f"analysing {name}")
-        results["evals"][name] = eval_record(model, ds, cfg.eval_kinds)
-        results["analyses"]["lens"]["models"][name], results["analyses"]["lens"]["items"][name] = lens_record(
-            model, ds)
-        if name == "base":
-            base_scores = base_attribution(base, ds) if cfg.attribution else None
-            continue
-        results["attacks"][name] = attack_records(model, ds, attack_set(cfg.attack, cfg.benign_attack), cfg.seeds,
-                                                   log)
-        if name != "floor" and cfg.attribution:
-            results["analyses"]["attribution"]["pairs"][f"base vs {name}"] = {
-                "summary": attribution_pair(base, model, ds, cfg.patching, base_scores)}
+    log("analysing base")
+    results["evals"]["base"] = eval_record(base, ds, cfg.eval_kinds)
+    results["analyses"]["lens"]["models"]["base"], results["analyses"]["lens"]["items"]["base"] = lens_record(
+        base, ds)
+    base_scores = base_attribution(base, ds) if cfg.attribution else None
+    with tempfile.TemporaryDirectory(prefix="neuronscope-calibration-") as directory:
+        for name, model in one_at_a_time(named, directory):
+            log(f"analysing {name}")
+            results["evals"][name] = eval_record(model, ds, cfg.eval_kinds)
+            results["analyses"]["lens"]["models"][name], results["analyses"]["lens"]["items"][name] = \
+                lens_record(model, ds)
+            results["attacks"][name] = attack_records(model, ds, attack_set(cfg.attack, cfg.benign_attack),
+                                                       cfg.seeds, log)
+            if name != "floor" and cfg.attribution:
+                results["analyses"]["attribution"]["pairs"][f"base vs {name}"] = {
+                    "summary": attribution_pair(base, model, ds, cfg.patching, base_scores)}
+            del model
     results["attack_labels"] = list(results["attacks"]["floor"])
     seconds["analyses"] = time.perf_counter() - t
-    verdicts = {gt.name: model_verdict(gt.name, results, floor="floor").to_json() for gt in truths}
+    verdicts = {name: model_verdict(name, results, floor="floor").to_json() for name in labels}
     seconds["total"] = time.perf_counter() - t0
-    return CalibrationResult(cfg.to_json(), checks, results, {gt.name: gt.truth for gt in truths}, verdicts,
+    return CalibrationResult(cfg.to_json(), checks, results, labels, verdicts,
                              {k: round(v, 1) for k, v in seconds.items()})
 
 
