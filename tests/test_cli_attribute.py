@@ -137,9 +137,9 @@ def oracle_ckpt(tiny_world: QADataset, tmp_path_factory: pytest.TempPathFactory)
     return result.model.save(tmp_path_factory.mktemp("oracle") / "oracle")
 
 
-def _verdict_run(ckpt: Path, base: Path, oracle: Path, data: Path, out: Path) -> tuple[dict, str]:
+def _verdict_run(ckpt: Path, base: Path, oracle: Path, data: Path, out: Path, *extra: str) -> tuple[dict, str]:
     result, text = _run("--ckpt", ckpt, "--base", base, "--oracle", oracle, "--data", data, "--out", out,
-                        "--no-patching")
+                        "--no-patching", *extra)
     assert result.exit_code == 0, text
     return json.loads((out / "summary.json").read_text()), text
 
@@ -158,6 +158,16 @@ def test_verdict_on_models_whose_answer_is_known(tiny_ckpt: Path, oracle_ckpt: P
     summary, _ = _verdict_run(tiny_ckpt, tiny_ckpt, oracle_ckpt, tiny_world_dir, tmp_path / "unchanged")
     assert summary["verdict"] == "not unlearned", summary["verdict_detail"]
     assert summary["paper_verdict"] == "none"  # the paper's rule sees no change at all
+    # a calibration of this model that measured the lens wrong: the lens is shown only, the attacks still decide
+    record = {"truths": {"planted": "hide"}, "analysis_accuracy": {
+        "logit lens (intermediate layers)": {"right": 3, "wrong": ["planted"], "unsure": [], "calibrated": True}}}
+    (tmp_path / "calibration.json").write_text(json.dumps(record))
+    summary, _ = _verdict_run(oracle_ckpt, tiny_ckpt, oracle_ckpt, tiny_world_dir, tmp_path / "calibrated",
+                              "--calibration", str(tmp_path / "calibration.json"))
+    evidence = {e["analysis"]: e for e in summary["verdict_detail"]["evidence"]}
+    lens = evidence["logit lens (intermediate layers)"]
+    assert not lens["calibrated"] and "measured wrong on planted (truth: hide)" in lens["detail"]
+    assert evidence["relearning (harmful p=0.1)"]["calibrated"] and summary["verdict"] == "erase"
 
 
 def test_oracle_needs_base(tiny_ckpt: Path, tiny_world_dir: Path, tmp_path: Path) -> None:

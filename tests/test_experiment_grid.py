@@ -369,3 +369,31 @@ def test_stride_reaches_the_loop_and_keys_the_artifact(monkeypatch: pytest.Monke
     assert done["inputs"]["stride"] == 3
     run_grid(tiny_config(**{"attacks.seeds": [0]}), tmp_path / "p", api=api)
     assert seen[-1] == {}
+
+
+def test_a_calibration_file_demotes_what_it_measured_wrong(reference_run, fake_api, tmp_path: Path) -> None:  # noqa: ANN001
+    """[calibration] file: a calibration of the run's model that measured harmful relearning wrong; rerun on the
+    cached run, nothing is recomputed, every number is the same, and that attack is shown only in every verdict."""
+    import json
+    import shutil
+
+    out, results = reference_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    record = {"truths": {"planted": "hide"}, "analysis_accuracy": {
+        "relearning (harmful p=0.25)": {"right": 3, "wrong": ["planted"], "unsure": [], "calibrated": True}}}
+    (tmp_path / "calibration.json").write_text(json.dumps(record))
+    again = run_grid(tiny_config(**{"calibration.file": str(tmp_path / "calibration.json")}), copy, api=fake_api)
+    assert again.computed == []
+    assert {k: v for k, v in _numbers(again.results).items() if k not in ("verdicts", "config")} == \
+        {k: v for k, v in _numbers(results).items() if k not in ("verdicts", "config")}
+    for name, verdict in again.results["verdicts"].items():
+        before = {e["analysis"]: e for e in results["verdicts"][name]["evidence"]}
+        for e in verdict["evidence"]:
+            if e["analysis"].startswith("relearning (harmful"):
+                assert before[e["analysis"]]["calibrated"] and not e["calibrated"]
+                assert "measured wrong on planted (truth: hide)" in e["detail"]
+            else:
+                assert e == before[e["analysis"]]
+    assert again.results["config"]["verdict_calibration"] == str((tmp_path / "calibration.json").resolve())
+    assert "verdict_calibration" not in results["config"]  # a run without one keeps its record as it was

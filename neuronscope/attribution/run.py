@@ -43,6 +43,8 @@ class AttributeSettings:
 
     `relearn`: the verdict's relearning attacks (None: a harmful attack with p = 0.1 and, when the data has a
     benign corpus, a benign one), each over `relearn_seeds`; an empty list skips them.
+    `calibration`: a calibration of this model (a calibration.json path or shipped:NAME, `verdict.trust`) whose
+    analyses measured wrong there are shown only in the verdict.
     """
 
     positions: str = "prompt"
@@ -55,6 +57,7 @@ class AttributeSettings:
     also_targets: Sequence[str] = ()
     relearn: Sequence[AttackConfig] | None = None
     relearn_seeds: Sequence[int] = (0, 1, 2)
+    calibration: str = ""
 
     def check(self) -> None:
         if self.positions not in POSITIONS:
@@ -220,8 +223,10 @@ def _verdict(unlearned: Model, base: Model, oracle: Model | None, ds: QADataset 
     relearn = s.relearn
     if relearn is None:
         relearn = [AttackConfig(kind="harmful", p=0.1)] + ([AttackConfig(kind="benign")] if ds.benign else [])
+    from neuronscope.verdict.trust import distrusted_by
+
     return checkpoint_verdict(unlearned, base, oracle, ds, attribution=summary, attacks=relearn,
-                              seeds=s.relearn_seeds, progress=progress)
+                              seeds=s.relearn_seeds, progress=progress, distrusted=distrusted_by(s.calibration))
 
 
 def _attribution_summary(scores: NeuronScores) -> dict:

@@ -47,6 +47,10 @@ def attribute_cmd(
                                                                  "score, logit lens, relearning attacks).")] = None,
     relearn_seeds: Annotated[int, typer.Option(help="Seeds of each relearning attack of the verdict (0: no "
                                                     "attacks).")] = 3,
+    calibration: Annotated[str | None, typer.Option(
+        "--calibration", help="With --oracle: a calibration of this model (the calibration.json of `neuronscope "
+                              "calibrate --ckpt ...`, or shipped:NAME); analyses it measured wrong are shown "
+                              "only in the verdict.")] = None,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "auto",
     device_map: DeviceMapOpt = None,
@@ -76,6 +80,13 @@ def attribute_cmd(
         raise NeuronscopeError(f"--relearn-seeds must be >= 0, got {relearn_seeds}")
     if oracle is not None and base is None:
         raise NeuronscopeError("--oracle needs --base (the verdict compares the checkpoint with its base)")
+    if calibration is not None:
+        if oracle is None:
+            raise NeuronscopeError("--calibration changes what the verdict reads: it needs --oracle")
+        from neuronscope.verdict.trust import SHIPPED_PREFIX, calibration_path
+
+        path = calibration_path(calibration)  # a missing or wrong file: one line, before torch
+        calibration = calibration if calibration.startswith(SHIPPED_PREFIX) else str(path.resolve())
 
     if dry_run:
         from neuronscope.data.schema import load_dataset
@@ -122,7 +133,8 @@ def attribute_cmd(
                             per_example=per_example,
                             patching=patching, patch_ms=ms, seed=seed, progress=progress, target=target,
                             also_targets=("logp" if target == "p" else "p",), oracle=oracle,
-                            relearn=[] if relearn_seeds == 0 else None, relearn_seeds=tuple(range(relearn_seeds)))
+                            relearn=[] if relearn_seeds == 0 else None, relearn_seeds=tuple(range(relearn_seeds)),
+                            calibration=calibration or "")
     s = run.summary
     console.print(metrics_table("attribution", {s["ckpt"]: {"items": s["n_items"], "neurons": s["n_neurons"],
                                                             "positions": s["positions"]}}))

@@ -25,7 +25,9 @@ configs/small.toml. Reading the file or a profile's text (torch-free, for a fast
     [attribution]  enabled, attack ("benign" or "harmful"): which attacked model is compared with its unlearned one,
                    patching (also run the causal patching test)
     [lens]         enabled
-    [calibration]  enabled, size ("small" | "full"): ground-truth erase / hide models and every analysis on them
+    [calibration]  enabled, size ("small" | "full"): ground-truth erase / hide models and every analysis on them;
+                   file: a calibration of the run's model (a calibration.json, or shipped:NAME) whose analyses
+                   measured wrong there are shown only in the verdict (neuronscope.verdict.trust)
     [utility]      lm_eval = ["paper"] or task names, limit, include, defaults: US through lm-evaluation-harness
 """
 
@@ -131,12 +133,15 @@ class ExperimentConfig:
     lens: bool = True
     utility: UtilitySection = UtilitySection()
     calibration: str = ""  # "" (off), "small" or "full": ground-truth erase/hide models (neuronscope.verdict)
+    verdict_calibration: str = ""  # [calibration] file: a calibration.json path or shipped:NAME (verdict.trust)
     source: str = ""  # where the config came from (for messages only; not part of any cache key)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("source")
         d.pop("threads")  # keys carry it through grid.numerics, only where the cpu computes
+        if not d["verdict_calibration"]:  # read only when the verdict is assembled; runs without one keep their record
+            d.pop("verdict_calibration")
         return d
 
 
@@ -204,6 +209,7 @@ class AttributionTable(_Table):
 class CalibrationTable(_Table):
     enabled: bool = False
     size: str = "full"
+    file: str = ""  # a calibration of the run's model whose wrong analyses the verdict shows only (verdict.trust)
 
 
 def _unlearn_api() -> Any:
@@ -457,6 +463,16 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
         calibration = d.calibration.size
         if calibration not in ("small", "full"):
             raise _fail(f"{source}: calibration.size", f"must be 'small' or 'full', got {calibration!r}")
+    verdict_calibration = d.calibration.file
+    if verdict_calibration:
+        from neuronscope.verdict.trust import SHIPPED_PREFIX, calibration_path
+
+        try:
+            path = calibration_path(verdict_calibration, base_dir)
+        except NeuronscopeError as e:
+            raise _fail(f"{source}: calibration.file", str(e)) from None
+        if not verdict_calibration.startswith(SHIPPED_PREFIX):
+            verdict_calibration = str(path.resolve())
     utility = UtilitySection(**_given(d.utility))
     if utility.lm_eval:
         from neuronscope.lm_eval_utility import PAPER_TASKS
@@ -475,7 +491,7 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
                             base_ckpt=base_ckpt, finetune=finetune, base=train, oracle=oracle, unlearn=unlearn,
                             attacks=attacks, attribution=attr.enabled, attribution_attack=attr.attack,
                             patching=attr.patching, lens=d.lens.enabled, utility=utility, calibration=calibration,
-                            source=source)
+                            verdict_calibration=verdict_calibration, source=source)
 
 
 def _parse_unlearn(table: BaseModel, order: list[str], source: str, api: Any) -> UnlearnSection:

@@ -155,8 +155,9 @@ def _run_grid(cfg: ExperimentConfig, out: Path, console: Console | None, api: Un
                 f"computed, {len(run.skipped)} skipped (cached), {time.perf_counter() - t0:.1f}s")
         return GridResult(out, None, run.computed, run.skipped, run.stage_seconds, run.stage_peak_gib)
     from neuronscope.verdict import run_verdicts
+    from neuronscope.verdict.trust import distrusted_by
 
-    results.verdicts = run_verdicts(results.to_json())
+    results.verdicts = run_verdicts(results.to_json(), distrusted_by(cfg.verdict_calibration))
     results.seconds = round(time.perf_counter() - t0, 1)
     computed = [name for part in earlier for name in part.computed] + run.computed
     skipped = [name for name in run.skipped if name not in set(computed)]

@@ -125,13 +125,15 @@ def run_attribute(
     oracle: str | Path | Model | None = None,
     relearn: Sequence[AttackConfig] | None = None,
     relearn_seeds: Sequence[int] = (0, 1, 2),
+    calibration: str = "",
 ) -> AttributeRun:
     """`neuronscope attribute` on paths: check every input before any work, load the models, run
     `attribute_checkpoint` and write its files into `out` (`write_attribution`). Errors name the CLI's flags."""
     t0 = time.perf_counter()
     settings = AttributeSettings(positions=positions, batch_size=batch_size, per_example=per_example,
                                  patching=patching, patch_ms=patch_ms, seed=seed, target=target,
-                                 also_targets=tuple(also_targets), relearn=relearn, relearn_seeds=relearn_seeds)
+                                 also_targets=tuple(also_targets), relearn=relearn, relearn_seeds=relearn_seeds,
+                                 calibration=calibration)
     try:
         settings.check()
     except SettingError as e:

@@ -19,14 +19,19 @@ from neuronscope.verdict.measures import (
     relearning_evidence,
     visible_evidence,
 )
+from neuronscope.verdict.trust import analysis_family
 
 
 def _n_forget(ev: dict[str, Any]) -> int:
     return int(ev.get("counts", {}).get("forget", {}).get("base", 0))
 
 
-def model_verdict(name: str, results: dict[str, Any], floor: str = "oracle") -> Verdict:
-    """Evidence for one model of a run and the headline verdict (see neuronscope.verdict.evidence)."""
+def model_verdict(name: str, results: dict[str, Any], floor: str = "oracle",
+                  distrusted: dict[str, str] | None = None) -> Verdict:
+    """Evidence for one model of a run and the headline verdict (see neuronscope.verdict.evidence).
+
+    `distrusted` ({analysis family: why}, `neuronscope.verdict.trust`): analyses a calibration of this model
+    measured wrong; they are shown but do not decide."""
     evals, attacks = results["evals"], results.get("attacks", {})
     analyses = results.get("analyses", {})
     has_floor = floor in evals
@@ -56,7 +61,14 @@ def model_verdict(name: str, results: dict[str, Any], floor: str = "oracle") -> 
     if pair.get("influence_logp"):
         evidence.append(paper_rule_evidence(pair["influence_logp"], "logp"))
     evidence.append(patching_evidence(pair.get("patching"), int(pair.get("n_items", 0) or 0)))
+    if distrusted:
+        evidence = [_shown_only(e, distrusted[analysis_family(e.analysis)])
+                    if e.calibrated and analysis_family(e.analysis) in distrusted else e for e in evidence]
     return decide(evidence, visible, paper_rule(influence))
+
+
+def _shown_only(e: Evidence, why: str) -> Evidence:
+    return replace(e, calibrated=False, detail=f"{e.detail}; {why}".lstrip("; "))
 
 
 def _never_known(label: str, runs: list[dict[str, Any]], floor_runs: list[dict[str, Any]], base_fs: float
@@ -87,7 +99,7 @@ def _wins(table: dict[str, list[float]] | None) -> dict[int, list[float]] | None
     return None if table is None else {int(k): v for k, v in table.items()}
 
 
-def run_verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def run_verdicts(results: dict[str, Any], distrusted: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """{model: verdict JSON} for every unlearned model of a run (the oracle is the floor itself)."""
-    return {name: model_verdict(name, results).to_json() for name in results.get("methods", [])
+    return {name: model_verdict(name, results, distrusted=distrusted).to_json() for name in results.get("methods", [])
             if name in results.get("evals", {})}

@@ -63,9 +63,11 @@ def forget_eval(model: Model, ds: QADataset) -> dict[str, Any]:
 def checkpoint_verdict(model: Model, base: Model, floor: Model, ds: QADataset,
                        attribution: dict[str, Any] | None = None, attacks: Sequence[AttackConfig] = (),
                        seeds: Sequence[int] = (0, 1, 2), log: Log = lambda s: None,
-                       progress: Callable[[int, int], None] | None = None) -> Verdict:
+                       progress: Callable[[int, int], None] | None = None,
+                       distrusted: dict[str, str] | None = None) -> Verdict:
     """The calibrated verdict of `model` (unlearned from `base`), with `floor` a model that never saw the forget
-    facts. `attribution` is attribute_checkpoint's summary (the paper's rule and patching, shown for information)."""
+    facts. `attribution` is attribute_checkpoint's summary (the paper's rule and patching, shown for information).
+    `distrusted`: analyses a calibration of this model measured wrong (`verdict.trust`), shown only."""
     if not ds.items("forget"):
         raise NeuronscopeError("the verdict needs forget base questions")
     results: dict[str, Any] = {"methods": ["checkpoint"], "evals": {}, "attacks": {},
@@ -91,4 +93,4 @@ def checkpoint_verdict(model: Model, base: Model, floor: Model, ds: QADataset,
     results["attack_labels"] = list(results["attacks"].get("floor", {}))
     if attribution:
         results["analyses"]["attribution"]["pairs"]["base vs checkpoint"] = {"summary": attribution}
-    return model_verdict("checkpoint", results, floor="floor")
+    return model_verdict("checkpoint", results, floor="floor", distrusted=distrusted)

@@ -1,0 +1,83 @@
+"""Which analyses a measured calibration lets speak in a run's verdict.
+
+The headline rule reads the analyses marked calibrated, because they were right on the toy's ground truths. On
+another model that is an assumption until that model's own calibration (`neuronscope calibrate --ckpt ...`) has
+been read: an analysis that said "absent" on a model that hides by construction, or "present" on an exact
+erasure, has been measured wrong there, so in runs on that model it is shown only. A run names the calibration it
+trusts (`[calibration] file`: a calibration.json, or `shipped:NAME` for one measured by the project and kept in
+the package); nothing is tuned to it, an analysis either was wrong on a ground truth or it was not.
+
+Analyses are matched by family: "relearning (harmful p=0.3)" in a run and "relearning (harmful p=0.25)" in the
+calibration are the same attack at different leak fractions (the calibration's record says which it measured).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from neuronscope.errors import NeuronscopeError
+
+SHIPPED_PREFIX = "shipped:"
+MEASURED_DIR = Path(__file__).parent / "measured"  # calibrations the project measured: NAME.json
+HEADLINE = "headline verdict"
+
+
+def analysis_family(name: str) -> str:
+    """The analysis without its parameters: 'relearning (harmful p=0.3)' -> 'relearning (harmful)'."""
+    return re.sub(r" p=[^)\s]*", "", name)
+
+
+def shipped_names() -> list[str]:
+    return sorted(p.stem for p in MEASURED_DIR.glob("*.json"))
+
+
+def calibration_path(value: str, base_dir: Path | None = None) -> Path:
+    """The calibration.json a config's `[calibration] file` names (checked: it exists and is one)."""
+    if value.startswith(SHIPPED_PREFIX):
+        name = value[len(SHIPPED_PREFIX):]
+        if name not in shipped_names():
+            raise NeuronscopeError(f"unknown shipped calibration {name!r}; known: {', '.join(shipped_names())}")
+        path = MEASURED_DIR / f"{name}.json"
+    else:
+        path = Path(value) if base_dir is None or Path(value).is_absolute() else base_dir / value
+        if not path.is_file():
+            raise NeuronscopeError(f"{path}: calibration file not found (a calibration.json that `neuronscope "
+                                   "calibrate` wrote)")
+    read_record(path)
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise NeuronscopeError(f"{path}: cannot read the calibration ({e})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("analysis_accuracy"), dict):
+        raise NeuronscopeError(f"{path}: not a calibration.json (no analysis_accuracy)")
+    return record
+
+
+def distrusted(record: dict[str, Any], source: str) -> dict[str, str]:
+    """{analysis family: why it is shown only} for every calibrated analysis the record measured wrong."""
+    truths = record.get("truths", {})
+    out: dict[str, str] = {}
+    for name, acc in record["analysis_accuracy"].items():
+        if name == HEADLINE or not acc.get("calibrated") or not acc.get("wrong"):
+            continue
+        wrong = ", ".join(f"{m} (truth: {truths.get(m, '?')})" for m in acc["wrong"])
+        out[analysis_family(name)] = f"shown only: measured wrong on {wrong} in the calibration {source}"
+    return out
+
+
+def distrusted_by(value: str, base_dir: Path | None = None) -> dict[str, str]:
+    """`distrusted` of the calibration a config names (empty when it names none)."""
+    if not value:
+        return {}
+    return distrusted(read_record(calibration_path(value, base_dir)), value)
+
+
+__all__ = ["SHIPPED_PREFIX", "analysis_family", "calibration_path", "distrusted", "distrusted_by", "read_record",
+           "shipped_names"]

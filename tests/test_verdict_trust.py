@@ -1,0 +1,102 @@
+"""A model's own calibration decides which analyses speak in its verdicts: one measured wrong on a ground truth
+there is shown only. Constructed records and runs whose answer is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from neuronscope.errors import NeuronscopeError
+from neuronscope.verdict import model_verdict
+from neuronscope.verdict.trust import (
+    analysis_family,
+    calibration_path,
+    distrusted,
+    distrusted_by,
+    read_record,
+    shipped_names,
+)
+
+
+def _record(wrong_benign: list[str]) -> dict:
+    """A calibration record: benign relearning wrong on `wrong_benign`, the paper's rule wrong (never calibrated),
+    harmful relearning and the lens never wrong."""
+    acc = {"relearning (harmful p=0.25)": {"right": 4, "wrong": [], "unsure": [], "calibrated": True},
+           "relearning (benign)": {"right": 3, "wrong": wrong_benign, "unsure": [], "calibrated": True},
+           "logit lens (intermediate layers)": {"right": 3, "wrong": [], "unsure": ["exact erasure"],
+                                                "calibrated": True},
+           "top-100 D+ vs D- (P target)": {"right": 2, "wrong": ["planted"], "unsure": [], "calibrated": False},
+           "headline verdict": {"right": 3, "wrong": ["planted"], "unsure": [], "calibrated": True}}
+    return {"truths": {"planted": "hide", "exact erasure": "erase"}, "analysis_accuracy": acc}
+
+
+def test_families_and_what_is_distrusted() -> None:
+    assert analysis_family("relearning (harmful p=0.3)") == analysis_family("relearning (harmful p=0.25)") == \
+        "relearning (harmful)"
+    assert analysis_family("relearning (benign)") == "relearning (benign)"
+    assert analysis_family("logit lens (intermediate layers)") == "logit lens (intermediate layers)"
+    out = distrusted(_record(["planted"]), "cal.json")
+    # only a calibrated analysis that was wrong: not the paper's rule (never decides), not the headline itself
+    assert list(out) == ["relearning (benign)"]
+    assert "planted (truth: hide)" in out["relearning (benign)"] and "cal.json" in out["relearning (benign)"]
+    assert distrusted(_record([]), "cal.json") == {}
+
+
+def _results(benign: list[float], floor: list[float]) -> dict:
+    """A run with an oracle, a benign attack (max FS per seed) and nothing else measured."""
+    runs = lambda vs: [{"lr": 1e-3, "seed": i, "max_fs": v} for i, v in enumerate(vs)]  # noqa: E731
+    return {"evals": {"base": {"fs": 1.0, "counts": {"forget": {"base": 200}}},
+                      "oracle": {"fs": 0.33, "counts": {"forget": {"base": 200}}},
+                      "ga": {"fs": 0.33, "counts": {"forget": {"base": 200}}}},
+            "attack_labels": ["benign"], "attacks": {"ga": {"benign": runs(benign)}, "oracle": {"benign": runs(floor)}},
+            "analyses": {}}
+
+
+def test_a_distrusted_analysis_is_shown_and_no_longer_decides() -> None:
+    floor = [0.33, 0.35, 0.34]
+    why = distrusted(_record(["planted"]), "cal.json")
+    # alone and "absent", benign relearning makes the verdict "erase"; distrusted, nothing calibrated is left
+    absent = _results([0.34, 0.33, 0.35], floor)
+    assert model_verdict("ga", absent).label == "erase"
+    v = model_verdict("ga", absent, distrusted=why)
+    (benign,) = [e for e in v.evidence if e.analysis == "relearning (benign)"]
+    assert v.label == "undetermined" and benign.says == "absent" and not benign.calibrated
+    assert "measured wrong on planted (truth: hide)" in benign.detail
+    # "present" from a distrusted analysis cannot make it "hide" either
+    present = _results([0.90, 0.95, 0.92], floor)
+    assert model_verdict("ga", present).label == "hide"
+    assert model_verdict("ga", present, distrusted=why).label == "undetermined"
+    # an analysis the calibration found right keeps its vote
+    assert model_verdict("ga", absent, distrusted={"relearning (harmful)": "x"}).label == "erase"
+
+
+def test_calibration_files_and_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(_record(["planted"])))
+    assert calibration_path("calibration.json", tmp_path) == path
+    assert list(distrusted_by("calibration.json", tmp_path)) == ["relearning (benign)"]
+    assert distrusted_by("") == {}
+    with pytest.raises(NeuronscopeError, match="calibration file not found"):
+        calibration_path("nope.json", tmp_path)
+    (tmp_path / "other.json").write_text('{"results": {}}')
+    with pytest.raises(NeuronscopeError, match="not a calibration.json"):
+        calibration_path("other.json", tmp_path)
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(NeuronscopeError, match="cannot read the calibration"):
+        calibration_path("broken.json", tmp_path)
+    with pytest.raises(NeuronscopeError, match="unknown shipped calibration 'nope'"):
+        calibration_path("shipped:nope")
+
+
+def test_every_shipped_calibration_is_a_calibration_record() -> None:
+    """The measured calibrations in the package read as records, say how they were measured, and distrust
+    only analyses they record as calibrated and wrong."""
+    assert "smollm2-135m-finetune" in shipped_names()
+    for name in shipped_names():
+        record = read_record(calibration_path(f"shipped:{name}"))
+        assert record["provenance"]["command"].startswith("neuronscope calibrate")
+        for family in distrusted(record, name):
+            (acc,) = [a for n, a in record["analysis_accuracy"].items() if analysis_family(n) == family]
+            assert acc["calibrated"] and acc["wrong"]
