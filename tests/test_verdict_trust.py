@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from neuronscope.errors import NeuronscopeError
+from neuronscope.experiment.config import parse_config
 from neuronscope.verdict import model_verdict
 from neuronscope.verdict.trust import (
     analysis_family,
     calibration_path,
+    calibration_ref,
     distrusted,
     distrusted_by,
     read_record,
@@ -75,17 +77,23 @@ def test_a_distrusted_analysis_is_shown_and_no_longer_decides() -> None:
 def test_calibration_files_and_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps(_record(["planted"])))
-    assert calibration_path("calibration.json", tmp_path) == path
-    assert list(distrusted_by("calibration.json", tmp_path)) == ["relearning (benign)"]
+    assert calibration_path(str(path)) == path
+    assert list(distrusted_by(str(path))) == ["relearning (benign)"]
     assert distrusted_by("") == {}
+    # a config's file resolves against the config's folder, and the run records it absolute
+    doc = {"run": {"name": "t"}, "calibration": {"file": "calibration.json"}}
+    assert parse_config(doc, "t", tmp_path).verdict_calibration == str(path.resolve())
+    assert calibration_ref("shipped:smollm2-135m-finetune") == "shipped:smollm2-135m-finetune"
     with pytest.raises(NeuronscopeError, match="calibration file not found"):
-        calibration_path("nope.json", tmp_path)
+        calibration_path(str(tmp_path / "nope.json"))
+    with pytest.raises(NeuronscopeError, match="calibration.file: .*nope.json: calibration file not found"):
+        parse_config({**doc, "calibration": {"file": "nope.json"}}, "t", tmp_path)
     (tmp_path / "other.json").write_text('{"results": {}}')
     with pytest.raises(NeuronscopeError, match="not a calibration.json"):
-        calibration_path("other.json", tmp_path)
+        calibration_path(str(tmp_path / "other.json"))
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(NeuronscopeError, match="cannot read the calibration"):
-        calibration_path("broken.json", tmp_path)
+        calibration_path(str(tmp_path / "broken.json"))
     with pytest.raises(NeuronscopeError, match="unknown shipped calibration 'nope'"):
         calibration_path("shipped:nope")
 

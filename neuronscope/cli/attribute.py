@@ -83,10 +83,9 @@ def attribute_cmd(
     if calibration is not None:
         if oracle is None:
             raise NeuronscopeError("--calibration changes what the verdict reads: it needs --oracle")
-        from neuronscope.verdict.trust import SHIPPED_PREFIX, calibration_path
+        from neuronscope.verdict.trust import calibration_ref
 
-        path = calibration_path(calibration)  # a missing or wrong file: one line, before torch
-        calibration = calibration if calibration.startswith(SHIPPED_PREFIX) else str(path.resolve())
+        calibration = calibration_ref(calibration)  # a missing or wrong file: one line, before torch
 
     if dry_run:
         from neuronscope.data.schema import load_dataset

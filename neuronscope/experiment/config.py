@@ -465,14 +465,14 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
             raise _fail(f"{source}: calibration.size", f"must be 'small' or 'full', got {calibration!r}")
     verdict_calibration = d.calibration.file
     if verdict_calibration:
-        from neuronscope.verdict.trust import SHIPPED_PREFIX, calibration_path
+        from neuronscope.verdict.trust import SHIPPED_PREFIX, calibration_ref
 
+        if not verdict_calibration.startswith(SHIPPED_PREFIX):
+            verdict_calibration = str(_resolve(verdict_calibration, base_dir))
         try:
-            path = calibration_path(verdict_calibration, base_dir)
+            verdict_calibration = calibration_ref(verdict_calibration)
         except NeuronscopeError as e:
             raise _fail(f"{source}: calibration.file", str(e)) from None
-        if not verdict_calibration.startswith(SHIPPED_PREFIX):
-            verdict_calibration = str(path.resolve())
     utility = UtilitySection(**_given(d.utility))
     if utility.lm_eval:
         from neuronscope.lm_eval_utility import PAPER_TASKS

@@ -61,14 +61,13 @@ def model_verdict(name: str, results: dict[str, Any], floor: str = "oracle",
     if pair.get("influence_logp"):
         evidence.append(paper_rule_evidence(pair["influence_logp"], "logp"))
     evidence.append(patching_evidence(pair.get("patching"), int(pair.get("n_items", 0) or 0)))
-    if distrusted:
-        evidence = [_shown_only(e, distrusted[analysis_family(e.analysis)])
-                    if e.calibrated and analysis_family(e.analysis) in distrusted else e for e in evidence]
-    return decide(evidence, visible, paper_rule(influence))
+    return decide([_trusted(e, distrusted or {}) for e in evidence], visible, paper_rule(influence))
 
 
-def _shown_only(e: Evidence, why: str) -> Evidence:
-    return replace(e, calibrated=False, detail=f"{e.detail}; {why}".lstrip("; "))
+def _trusted(e: Evidence, distrusted: dict[str, str]) -> Evidence:
+    """`e`, or shown only (with why) where a calibration of this model measured its analysis wrong."""
+    why = distrusted.get(analysis_family(e.analysis)) if e.calibrated else None
+    return e if why is None else replace(e, calibrated=False, detail=f"{e.detail}; {why}".lstrip("; "))
 
 
 def _never_known(label: str, runs: list[dict[str, Any]], floor_runs: list[dict[str, Any]], base_fs: float

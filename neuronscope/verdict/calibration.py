@@ -43,6 +43,7 @@ from neuronscope.unlearn.ga import GA
 from neuronscope.unlearn.loop import unlearn
 from neuronscope.verdict.assemble import model_verdict
 from neuronscope.verdict.checkpoint import attack_records, lens_record
+from neuronscope.verdict.trust import HEADLINE
 
 TRUTHS = ("erase", "hide", "not unlearned")
 VISIBLE = "forget answers (FS)"
@@ -148,11 +149,11 @@ class CalibrationResult:
                     a["wrong"].append(name)
                 else:
                     a["unsure"].append(name)
-        out["headline verdict"] = {"right": sum(self.verdicts[n]["label"] == t for n, t in self.truths.items()),
-                                   "wrong": [n for n, t in self.truths.items()
-                                             if self.verdicts[n]["label"] not in (t, "undetermined")],
-                                   "unsure": [n for n in self.truths if self.verdicts[n]["label"] == "undetermined"],
-                                   "calibrated": True}
+        out[HEADLINE] = {"right": sum(self.verdicts[n]["label"] == t for n, t in self.truths.items()),
+                         "wrong": [n for n, t in self.truths.items()
+                                   if self.verdicts[n]["label"] not in (t, "undetermined")],
+                         "unsure": [n for n in self.truths if self.verdicts[n]["label"] == "undetermined"],
+                         "calibrated": True}
         return out
 
     def to_json(self) -> dict[str, Any]:

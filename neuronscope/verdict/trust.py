@@ -22,7 +22,7 @@ from neuronscope.errors import NeuronscopeError
 
 SHIPPED_PREFIX = "shipped:"
 MEASURED_DIR = Path(__file__).parent / "measured"  # calibrations the project measured: NAME.json
-HEADLINE = "headline verdict"
+HEADLINE = "headline verdict"  # the analysis_accuracy row of the verdict itself (CalibrationResult), never an analysis
 
 
 def analysis_family(name: str) -> str:
@@ -34,20 +34,33 @@ def shipped_names() -> list[str]:
     return sorted(p.stem for p in MEASURED_DIR.glob("*.json"))
 
 
-def calibration_path(value: str, base_dir: Path | None = None) -> Path:
-    """The calibration.json a config's `[calibration] file` names (checked: it exists and is one)."""
+def _located(value: str) -> Path:
+    """The file `value` names: shipped:NAME in the package, else a path (resolved by the caller: a config
+    resolves it against its own folder)."""
     if value.startswith(SHIPPED_PREFIX):
         name = value[len(SHIPPED_PREFIX):]
         if name not in shipped_names():
             raise NeuronscopeError(f"unknown shipped calibration {name!r}; known: {', '.join(shipped_names())}")
-        path = MEASURED_DIR / f"{name}.json"
-    else:
-        path = Path(value) if base_dir is None or Path(value).is_absolute() else base_dir / value
-        if not path.is_file():
-            raise NeuronscopeError(f"{path}: calibration file not found (a calibration.json that `neuronscope "
-                                   "calibrate` wrote)")
+        return MEASURED_DIR / f"{name}.json"
+    path = Path(value)
+    if not path.is_file():
+        raise NeuronscopeError(f"{path}: calibration file not found (a calibration.json that `neuronscope "
+                               "calibrate` wrote)")
+    return path
+
+
+def calibration_path(value: str) -> Path:
+    """The calibration.json `value` names (a path or shipped:NAME), checked: it exists and is one."""
+    path = _located(value)
     read_record(path)
     return path
+
+
+def calibration_ref(value: str) -> str:
+    """`value` checked and made independent of the working directory: shipped:NAME as given, a path absolute
+    (what a run records and reads back when its verdict is assembled)."""
+    path = calibration_path(value)
+    return value if value.startswith(SHIPPED_PREFIX) else str(path.resolve())
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -72,12 +85,12 @@ def distrusted(record: dict[str, Any], source: str) -> dict[str, str]:
     return out
 
 
-def distrusted_by(value: str, base_dir: Path | None = None) -> dict[str, str]:
-    """`distrusted` of the calibration a config names (empty when it names none)."""
+def distrusted_by(value: str) -> dict[str, str]:
+    """`distrusted` of the calibration `value` names (a path or shipped:NAME; empty when it names none)."""
     if not value:
         return {}
-    return distrusted(read_record(calibration_path(value, base_dir)), value)
+    return distrusted(read_record(_located(value)), value)
 
 
-__all__ = ["SHIPPED_PREFIX", "analysis_family", "calibration_path", "distrusted", "distrusted_by", "read_record",
-           "shipped_names"]
+__all__ = ["HEADLINE", "SHIPPED_PREFIX", "analysis_family", "calibration_path", "calibration_ref", "distrusted",
+           "distrusted_by", "read_record", "shipped_names"]
