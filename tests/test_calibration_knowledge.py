@@ -23,6 +23,7 @@ from neuronscope.errors import NeuronscopeError
 from neuronscope.experiment.config import _dataclass_from
 from neuronscope.models.handle import load_model
 from neuronscope.scoring import multiple_choice_correct
+from neuronscope.unlearn.base import UnlearnConfig
 from neuronscope.verdict.calibration import CalibrationResult, attribution_pair, base_attribution
 from neuronscope.verdict.calibration_knowledge import KnowledgeCalibrationConfig, calibrate_knowledge
 
@@ -59,6 +60,7 @@ def test_ground_truths_are_what_they_claim(case: Case, result: CalibrationResult
     assert checks["planted hiding (last attention)"]["changed_tensors"] == 4
     for name in ("planted hiding (last MLP down)", "planted hiding (last attention)"):
         assert checks[name]["forget_accuracy"] <= 1 / 3 + 1e-6 < checks["base"]["forget_accuracy"]
+        assert "option_suppression" in checks[name]["how"]  # the knowledge protocol's objective
     assert checks["no change"]["forget_accuracy"] > 0.8 and checks["base"]["forget_accuracy"] == 1.0
     # the never-known facts were kept out of the forget set because the base answers them wrongly
     assert checks["never-known floor"]["n_items"] == len(ds.meta[NEVER_KNOWN]) >= 10
@@ -140,3 +142,27 @@ def test_the_recipe_and_bad_input(tmp_path: Path) -> None:
         r = CliRunner().invoke(app, ["calibrate", "--out", str(tmp_path / "out"), *args])
         assert r.exit_code == 2 and message in r.output, r.output
         assert not (tmp_path / "out").exists()
+
+
+def test_option_suppression_is_the_gold_options_share_scoring_computes(tiny_world: QADataset, tiny_ckpt: Path
+                                                                        ) -> None:
+    """The planted hiding's options objective against the no-grad scoring path: -log(1 - softmax(option scores)[gold])
+    averaged by hand; the planted method optimises the named site only and the objective's gradient reaches it."""
+    from neuronscope.scoring import option_scores
+    from neuronscope.verdict.calibration import _planted, option_suppression
+
+    model = load_model(tiny_ckpt)
+    items = tiny_world.items("forget")[:6]
+    by_hand = []
+    for it, scores in zip(items, option_scores(model, items), strict=True):
+        p_gold = torch.softmax(scores.double(), 0)[it.options.index(it.answer)]
+        by_hand.append(-torch.log1p(-p_gold))
+    value = option_suppression(model, items)
+    assert value.item() == pytest.approx(torch.stack(by_hand).mean().item(), rel=1e-5)
+    site = next(name for name, _ in model.hf.named_parameters() if name.endswith("mlp.down_proj.weight"))
+    method = _planted((site,), "options")(model, tiny_world, UnlearnConfig())
+    assert [p.data_ptr() for p in method.parameters()] == [dict(model.hf.named_parameters())[site].data_ptr()]
+    value.backward()
+    assert dict(model.hf.named_parameters())[site].grad.abs().sum() > 0
+    with pytest.raises(NeuronscopeError, match="objective must be one of"):
+        _planted((site,), "nope")

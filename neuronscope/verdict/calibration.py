@@ -12,7 +12,10 @@ world's fictitious people (the TOFU-style protocol: "training" below is then fin
 - **planted hiding** (truth: hide): from the calibration base, gradient ascent on the forget answers to the stop
   threshold while training only one late tensor (the last layer's MLP down projection; a second variant: the last
   layer's attention output projection). Everything else is bit-identical to the base, so the facts are still in
-  the earlier layers by construction.
+  the earlier layers by construction. The objective is the answers' NLL (`objective="answer"`) or, where that
+  cannot reach the threshold from one late site (SmolLM2's real facts: docs/verdict.md), the gold option's share
+  among the item's options (`objective="options"`, `option_suppression`): the site is what makes the truth
+  "hide", not the loss that trains it.
 - **no change** (truth: not unlearned): the calibration base fine-tuned a few steps on the benign corpus only.
 
 Each construction is checked (which tensors differ, the forget accuracy, the oracle below the base on the forget
@@ -28,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 from neuronscope.attacks import AttackConfig
 from neuronscope.base_model import BaseTrainConfig, finetune_items, train_base
@@ -36,9 +41,10 @@ from neuronscope.data.world import WorldConfig, build_world
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model, load_model
 from neuronscope.models.toy import ToyConfig
-from neuronscope.scoring import KINDS, evaluate, multiple_choice_accuracy
+from neuronscope.scoring import KINDS, answer_logprobs, evaluate, multiple_choice_accuracy
+from neuronscope.sparse_logits import answer_logits
 from neuronscope.training import fit
-from neuronscope.unlearn.base import UnlearnConfig
+from neuronscope.unlearn.base import StepBatch, UnlearnConfig, encode_items
 from neuronscope.unlearn.ga import GA
 from neuronscope.unlearn.loop import unlearn
 from neuronscope.verdict.assemble import model_verdict
@@ -162,8 +168,34 @@ class CalibrationResult:
                 "seconds": self.seconds, "results": self.results}
 
 
-def _planted(params: tuple[str, ...]) -> type[GA]:
-    """Gradient ascent restricted to the named parameters (not registered: a calibration device only)."""
+OBJECTIVES = ("answer", "options")
+
+
+def option_suppression(model: Model, items: list[QAItem]) -> Float[Tensor, ""]:
+    """Mean over `items` of -log(1 - p_gold), p_gold the softmax over the item's option log-likelihoods (summed over
+    tokens, as multiple-choice accuracy scores them) at the gold option. Minimising it moves gold below the other
+    options, which is what the forget accuracy reads; it is bounded below by 0 (the answers' NLL is not: on
+    SmolLM2's real facts it rose from 2.6 to 73.6 in 30 steps of one late tensor while the accuracy only fell to
+    0.60, every option of a question pushed down together)."""
+    for it in items:
+        if len(it.options) < 2 or it.answer not in it.options:
+            raise NeuronscopeError(f"item {it.id!r}: the options objective needs >= 2 options, gold among them")
+    rows = [it for it in items for _ in it.options]
+    batch = encode_items(model, rows, [o for it in items for o in it.options])
+    logp = answer_logprobs(*answer_logits(model.hf, batch))
+    terms, start = [], 0
+    for it in items:
+        p_gold = torch.softmax(logp[start:start + len(it.options)], 0)[it.options.index(it.answer)]
+        terms.append(-torch.log1p(-p_gold.clamp(max=1 - 1e-6)))  # p_gold = 1 exactly would give +inf
+        start += len(it.options)
+    return torch.stack(terms).mean()
+
+
+def _planted(params: tuple[str, ...], objective: str = "answer") -> type[GA]:
+    """Gradient ascent restricted to the named parameters (not registered: a calibration device only), on the
+    answers' NLL or, with objective "options", descent on `option_suppression`."""
+    if objective not in OBJECTIVES:
+        raise NeuronscopeError(f"planted hiding: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
 
     class PlantedGA(GA):
         name: ClassVar[str] = "planted-ga"
@@ -175,6 +207,12 @@ def _planted(params: tuple[str, ...]) -> type[GA]:
             if missing:
                 raise NeuronscopeError(f"planted hiding: the model has no parameter {missing[0]}")
             return [named[p] for p in self.trainable]
+
+        def loss(self, sb: StepBatch, step: int) -> tuple[Float[Tensor, ""], dict[str, float]]:
+            if objective == "answer":
+                return super().loss(sb, step)
+            value = option_suppression(self.model, sb.forget_items)
+            return value, {"loss": value.item()}
 
     return PlantedGA
 
@@ -197,31 +235,39 @@ def _last_layer_params(model: Model) -> dict[str, tuple[str, ...]]:
 
 
 def planted_hiding(base: Model, ds: QADataset, lr: float, max_steps: int, seed: int, log: Log,
-                   seconds: dict[str, float], failed: dict[str, Any] | None = None) -> list[GroundTruth]:
-    """Truth "hide": per site of `_last_layer_params`, gradient ascent on the forget answers to the stop threshold
-    training only that site's tensors (everything else bit-identical to `base`). A site that does not reach the
+                   seconds: dict[str, float], failed: dict[str, Any] | None = None, objective: str = "answer"
+                   ) -> list[GroundTruth]:
+    """Truth "hide": per site of `_last_layer_params`, training only that site's tensors to the stop threshold
+    (everything else bit-identical to `base`) on `objective` (`_planted`). A site that does not reach the
     threshold is an error, or, given `failed`, recorded there ({label: what happened}) and left out."""
     truths = []
+    what = "gradient ascent on the forget answers" if objective == "answer" else \
+        "descent on the gold option's share among the options (option_suppression)"
     for label, params in _last_layer_params(base).items():
         t = time.perf_counter()
         param = ", ".join(params)
-        log(f"planting hiding: gradient ascent on {param} only")
+        log(f"planting hiding: {what}, training {param} only")
         planted = base.clone()
-        result = unlearn(planted, ds, _planted(params),
+        result = unlearn(planted, ds, _planted(params, objective),
                          UnlearnConfig(lr=lr, max_steps=max_steps, seed=seed, check_every=5, rs_every=0,
                                        eval_kinds=("base",)))
         seconds[f"planted {label}"] = time.perf_counter() - t
         if not result.reached and failed is not None:
             log(f"planted hiding in {param} did not reach the stop threshold in {max_steps} steps: left out")
-            failed[f"planted hiding ({label})"] = {"how": f"gradient ascent on {param} only", "lr": lr,
+            failed[f"planted hiding ({label})"] = {"how": _how(what, param, objective), "lr": lr,
                                                    "steps": result.steps, "reached": False, "forget_fs": result.fs}
             continue
         if not result.reached:
             raise NeuronscopeError(f"calibration: planted hiding in {param} did not reach the stop threshold in "
                                    f"{max_steps} steps (FS {result.fs:.3f})")
         truths.append(GroundTruth(f"planted hiding ({label})", "hide", planted,
-                                  {"how": f"gradient ascent on {param} only", "steps": result.steps, "lr": lr}))
+                                  {"how": _how(what, param, objective), "steps": result.steps, "lr": lr}))
     return truths
+
+
+def _how(what: str, param: str, objective: str) -> str:
+    """A construction's description; the answer objective keeps the words earlier calibrations recorded."""
+    return f"gradient ascent on {param} only" if objective == "answer" else f"{what}, training {param} only"
 
 
 def no_change(base: Model, ds: QADataset, lr: float, steps: int, seed: int, log: Log,

@@ -6,9 +6,10 @@ each attack's gain against the same attack's gain on facts the base never knew (
 module measures what that never-known comparison says on models whose answer is known, all built from the
 pretrained checkpoint itself as the base:
 
-- **planted hiding** (truth: hide, two variants): gradient ascent on the forget facts to the stop threshold training
-  only the last layer's MLP down projection, or only the last layer's attention q, k, v, o (calibration.py's
-  constructions; everything else bit-identical to the base, checked). A site that cannot bring the forget
+- **planted hiding** (truth: hide, two variants): training only the last layer's MLP down projection, or only
+  the last layer's attention q, k, v, o, to the stop threshold on the forget facts (calibration.py's
+  constructions; everything else bit-identical to the base, checked), on the gold option's share among the
+  options (`planted_objective`; the answers' NLL could not get there on real facts). A site that cannot bring the forget
   answers to the stop threshold within `planted_max_steps` is recorded under checks["not built"] and left out
   (on SmolLM2-135M's country facts the MLP down projection alone did not: docs/verdict.md).
 - **no change** (truth: not unlearned): a short fine-tune of the base on the benign corpus only.
@@ -60,6 +61,12 @@ class KnowledgeCalibrationConfig:
     data: RealFactsConfig = RealFactsConfig(countries=40, seed=0, forget=0.3, retain=0.2, test=0.5)
     planted_lr: float = 1e-3
     planted_max_steps: int = 300
+    # What the planted hiding trains its one site on (calibration._planted). "answer" (gradient ascent on the
+    # answers' NLL, the fine-tune protocol's) did not reach the threshold on SmolLM2's real facts at either site
+    # (FS 0.45 after 300 steps on the MLP down projection: every option pushed down together), so the knowledge
+    # protocol trains the gold option's share among the options instead. Chosen on the constructions' forget
+    # accuracy alone, before any analysis ran on them (docs/verdict.md).
+    planted_objective: str = "options"
     no_change_lr: float = 1e-4
     no_change_steps: int = 30
     attack: AttackConfig = AttackConfig(kind="harmful", p=0.25, lr=1e-4, steps=15, eval_every=5, batch_size=8)
@@ -98,7 +105,7 @@ def calibrate_knowledge(ds: QADataset, cfg: KnowledgeCalibrationConfig, log: Log
     seconds: dict[str, float] = {}
     failed: dict[str, Any] = {}
     truths: list[GroundTruth] = planted_hiding(base, ds, cfg.planted_lr, cfg.planted_max_steps, cfg.seed, log,
-                                               seconds, failed)
+                                               seconds, failed, cfg.planted_objective)
     truths.append(no_change(base, ds, cfg.no_change_lr, cfg.no_change_steps, cfg.seed, log, seconds))
     checks = construction_checks(base, truths, forget)
     checks["not built"] = failed  # a planted hiding that did not reach the stop threshold (no ground truth)
