@@ -82,9 +82,9 @@ def test_large_vocabulary_head_only_from_the_first_answer_position(tiny_world: Q
     rows: list[tuple[int, int]] = []  # (positions into the head's hook, positions the head computes)
     original = neurons._Pass._from_first
 
-    def spy(self, module, args, x):  # noqa: ANN001, ANN202
-        out = original(self, module, args, x)
-        rows.append((x.shape[1], out.shape[1]))
+    def spy(self, module, args):  # noqa: ANN001, ANN202
+        out = original(self, module, args)
+        rows.append((args[0].shape[1], out[0].shape[1]))
         return out
 
     monkeypatch.setattr(neurons._Pass, "_from_first", spy)
@@ -98,3 +98,47 @@ def test_large_vocabulary_head_only_from_the_first_answer_position(tiny_world: Q
         assert full.max[hook].abs().max() > 0
         torch.testing.assert_close(sliced.max[hook], full.max[hook], rtol=1e-5, atol=1e-9)
         torch.testing.assert_close(sliced.min[hook], full.min[hook], rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("vocab", ["toy", "large"])
+def test_hf_modules_and_bridge_hook_points_give_the_same_attributions(vocab: str, tiny_ckpt: Path,
+                                                                      tiny_world: QADataset, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pass hooks the HF model's own projection modules where the family names them; the bridge's hook points
+    see the same tensors, so every attribution is the same bit for bit (toy vocabulary: full logits; a large one:
+    the head cut to the answer-predicting positions, on the HF lm_head or on the bridge's unembedding input)."""
+    import functools
+
+    from family_helpers import build_family_checkpoint
+
+    from neuronscope import sparse_logits
+    from neuronscope.models.tokenizer import build_word_tokenizer
+
+    if vocab == "toy":
+        model = load_model(tiny_ckpt)
+    else:
+        tok = build_word_tokenizer(tiny_world.all_text())
+        model = load_model(build_family_checkpoint("llama", tok, tmp_path / "big",
+                                                   vocab_size=sparse_logits.SPARSE_MIN_VOCAB))
+    projs = neurons.projections(model.bridge)
+    hf_sites, bridge_sites = neurons.pass_sites(model, projs), neurons.pass_sites(model, projs, tree="bridge")
+    assert (hf_sites.on, bridge_sites.on) == ("hf", "bridge")
+    assert (hf_sites.head is None) == (bridge_sites.head is None) == (vocab == "toy")
+    items = tiny_world.forget[:7]
+    via_hf = attribution_scores(model, items, batch_size=3)
+    monkeypatch.setattr(neurons, "pass_sites", functools.partial(neurons.pass_sites, tree="bridge"))
+    via_bridge = attribution_scores(model, items, batch_size=3)
+    for hook in via_bridge.max:
+        assert via_bridge.max[hook].abs().max() > 0
+        assert torch.equal(via_hf.max[hook], via_bridge.max[hook]) and torch.equal(via_hf.min[hook],
+                                                                                   via_bridge.min[hook])
+        assert torch.equal(via_hf.sum_max[hook], via_bridge.sum_max[hook])
+
+
+def test_a_fused_qkv_family_attributes_through_the_bridge(tiny_world: QADataset, tmp_path: Path) -> None:
+    from family_helpers import build_family_checkpoint
+
+    from neuronscope.models.tokenizer import build_word_tokenizer
+
+    model = load_model(build_family_checkpoint("gpt2", build_word_tokenizer(tiny_world.all_text()), tmp_path / "g"))
+    assert neurons.pass_sites(model, neurons.projections(model.bridge)).on == "bridge"

@@ -1,7 +1,9 @@
-"""Neuron attribution A = h * dP(y|x)/dh through TransformerBridge hook points (docs/method.md section 2).
+"""Neuron attribution A = h * dP(y|x)/dh at TransformerBridge's projection hook points (docs/method.md section 2).
 
 A neuron is one scalar coordinate of a hooked projection output (attention q, k, v, o; MLP gate, up, down, or in,
-out without a gate; see `neuronscope.models.projections`). Per batch there is exactly one forward pass (with hooks
+out without a gate; see `neuronscope.models.projections`), named by its bridge hook; the hooks sit on the HF modules
+behind those hook points where the family spec names one module per projection (`pass_sites`: the same tensors,
+without the bridge's wrappers). Per batch there is exactly one forward pass (with hooks
 that keep a reference to each projection output and register a gradient hook on it) and one backward pass. Each
 gradient hook forms A = h * dP/dh for its projection and immediately reduces it over the chosen token positions to
 the per-example max (positive influence) and min (negative influence), so what survives the pass is O(batch x
@@ -236,13 +238,7 @@ def attribution_scores(
     mins: dict[str, list[Tensor]] = {p.hook: [] for p in projs}
     sums: dict[torch.device, Tensor] = {}  # per device (a device map spreads layers): [max, max_pos, min] x neuron
     layout: dict[torch.device, list[tuple[str, int]]] = {}  # which hook's neurons each device's columns hold
-    spec = spec_for(model)
-    # The head only from the first answer-predicting position on, for a large vocabulary (where the head is a
-    # large share of the pass). Below it the full logits are kept: with fewer rows the head's matrix products
-    # may round differently (measured on the toy at batches of 1-3: up to 6e-8), and toy numbers stay bit-exact.
-    large = getattr(model.hf.config, "vocab_size", 0) >= SPARSE_MIN_VOCAB
-    unembed = spec.unembed_hook if large and spec.unembed_hook in bridge.hook_dict else None
-    pass_ = _Pass(bridge, projs, spec.embed_hook_name(bridge), unembed)
+    pass_ = _Pass(pass_sites(model, projs))
     with eval_mode(model), frozen_parameters(model), torch.enable_grad(), pass_:
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
@@ -299,18 +295,58 @@ def _split_sums(sums: dict[torch.device, Tensor], widths: dict[torch.device, lis
     return out
 
 
+@dataclass(frozen=True)
+class PassSites:
+    """Where one attribution pass hooks, and how it runs the model: `outputs` maps each projection's bridge hook
+    name to the module whose output it is; the token embedding's output is swapped for a leaf (where the backward
+    pass stops); `head` (a large vocabulary only) is the module whose input is the final hidden state, cut to the
+    answer-predicting positions; `forward` maps input ids to logits."""
+
+    outputs: dict[str, torch.nn.Module]
+    embed: torch.nn.Module
+    head: torch.nn.Module | None
+    forward: Callable[[Tensor], Tensor]
+    on: str  # "hf" or "bridge": which tree the modules belong to
+
+
+def pass_sites(model: Model, projs: Sequence[Projection], tree: str | None = None) -> PassSites:
+    """The HF model's own linear modules where the family spec names one module per projection, else the
+    bridge's hook points (a fused q/k/v, which the bridge splits; a family without a spec).
+
+    A bridge hook point returns its input unchanged, and the input is the HF module's output, so both see the
+    same tensors and give the same attributions bit for bit (tests/test_attribution_stream.py); the HF modules
+    skip the bridge's per-module wrappers, which on the toy cost ~15% of the pass (benchmarks/bench_attribution.py).
+    The head only from the first answer-predicting position on, for a large vocabulary (where the head is a
+    large share of the pass). Below it the full logits are kept: with fewer rows the head's matrix products may
+    round differently (measured on the toy at batches of 1-3: up to 6e-8), and toy numbers stay bit-exact.
+    `tree="bridge"` forces the bridge's hook points (the tests compare the two)."""
+    spec = spec_for(model)
+    large = getattr(model.hf.config, "vocab_size", 0) >= SPARSE_MIN_VOCAB
+    unfused = spec.hf_projections and not spec.fused_qkv and all(p.module in spec.hf_projections for p in projs)
+    if unfused and tree != "bridge":
+        hf = model.hf
+        blocks = spec.decoder_blocks(hf)
+        outputs = {p.hook: blocks[p.layer].get_submodule(spec.hf_projections[p.module]) for p in projs}
+        return PassSites(outputs, hf.get_input_embeddings(), hf.get_output_embeddings() if large else None,
+                         lambda ids: hf(input_ids=ids, use_cache=False).logits, "hf")
+    bridge = model.bridge
+    points = bridge.hook_dict
+    head = points[spec.unembed_hook] if large and spec.unembed_hook in points else None
+    return PassSites({p.hook: points[p.hook] for p in projs}, points[spec.embed_hook_name(bridge)], head,
+                     bridge, "bridge")
+
+
 class _Pass:
-    """One forward + one backward per batch, with torch hooks straight on the bridge's hook-point modules.
+    """One forward + one backward per batch, with torch hooks straight on the modules of `PassSites`.
 
     The hooks are registered once per `attribution_scores` call (not per batch through `run_with_hooks`, whose
-    bookkeeping costs more than the toy model's whole pass). A hook-point module returns its input unchanged, so
-    what the hooks see is exactly what TransformerBridge's own hooks see, before its per-head reshape (flattened
-    back anyway: a neuron is one coordinate). The token-embedding hook swaps in a fresh leaf, where the backward
-    pass stops: no parameter gradient is computed.
+    bookkeeping costs more than the toy model's whole pass). What the output hooks see is the projection's output
+    (TransformerBridge's hook before its per-head reshape, flattened back anyway: a neuron is one coordinate). The
+    token-embedding hook swaps in a fresh leaf, where the backward pass stops: no parameter gradient is computed.
     """
 
-    def __init__(self, bridge: object, projs: list[Projection], embed: str, unembed: str | None = None):
-        self.bridge, self.projs, self.embed, self.unembed = bridge, projs, embed, unembed
+    def __init__(self, sites: PassSites):
+        self.sites = sites
         self.first = 0  # the first answer-predicting position of this batch
         self.out: dict[str, tuple[Tensor, Tensor]] = {}
         self.leaf: list[Tensor] = []
@@ -320,16 +356,16 @@ class _Pass:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def __enter__(self) -> _Pass:
-        points = self.bridge.hook_dict  # type: ignore[attr-defined]
-        self._handles = [points[self.embed].register_forward_hook(self._make_leaf)]
-        self._handles += [points[p.hook].register_forward_hook(self._capture(p.hook)) for p in self.projs]
-        if self.unembed is not None:
-            self._handles.append(points[self.unembed].register_forward_hook(self._from_first))
+        sites = self.sites
+        self._handles = [sites.embed.register_forward_hook(self._make_leaf)]
+        self._handles += [module.register_forward_hook(self._capture(hook)) for hook, module in sites.outputs.items()]
+        if sites.head is not None:
+            self._handles.append(sites.head.register_forward_pre_hook(self._from_first))
         return self
 
-    def _from_first(self, module: object, args: object, x: Tensor) -> Tensor:
+    def _from_first(self, module: object, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         # the head only where an answer token is predicted: the other positions' logits never reach P(y|x)
-        return x[:, self.first:-1].contiguous()
+        return (args[0][:, self.first:-1].contiguous(), *args[1:])
 
     def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
@@ -381,15 +417,16 @@ class _Pass:
         self.out.clear()
         self.leaf.clear()
         self.first = first_answer_position(batch)
-        logits = self.bridge(batch.input_ids)  # type: ignore[operator]
+        logits = self.sites.forward(batch.input_ids)
         on = batch.to(logits.device)  # logits sit on the last layer's device
-        logp = answer_logprobs(logits, on) if self.unembed is None else answer_logprobs_after(logits, on, self.first)
+        logp = (answer_logprobs(logits, on) if self.sites.head is None
+                else answer_logprobs_after(logits, on, self.first))
         total = logp.sum() if target == "logp" else logp.exp().sum()
         torch.autograd.grad(total, self.leaf)
-        missing = [p.hook for p in self.projs if p.hook not in self.out]
+        missing = [hook for hook in self.sites.outputs if hook not in self.out]
         if missing:  # a projection with no path to the answer (never expected in a causal LM)
             raise RuntimeError(f"no gradient reached {', '.join(missing)}")
-        result = {p.hook: self.out[p.hook] for p in self.projs}
+        result = {hook: self.out[hook] for hook in self.sites.outputs}
         self.out.clear()
         return result
 
