@@ -142,3 +142,16 @@ def test_a_fused_qkv_family_attributes_through_the_bridge(tiny_world: QADataset,
 
     model = load_model(build_family_checkpoint("gpt2", build_word_tokenizer(tiny_world.all_text()), tmp_path / "g"))
     assert neurons.pass_sites(model, neurons.projections(model.bridge)).on == "bridge"
+
+
+def test_a_pass_on_the_hf_modules_switches_their_dropout_off(tiny_ckpt: Path, tiny_world: QADataset) -> None:
+    model = load_model(tiny_ckpt)
+    items = tiny_world.forget[:4]
+    want = attribution_scores(model, items)
+    for block in model.hf.model.layers:
+        block.self_attn.attention_dropout = 0.5  # Llama's attention dropout, live in train mode only
+    model.hf.train()
+    got = attribution_scores(model, items)
+    assert model.hf.training  # the flag is put back
+    for hook in want.max:
+        assert torch.equal(got.max[hook], want.max[hook]) and torch.equal(got.min[hook], want.min[hook])
