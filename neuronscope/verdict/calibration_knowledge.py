@@ -17,6 +17,9 @@ pretrained checkpoint itself as the base:
   filter's dropped facts), stored as results["floor"] {label: runs} like the grid's, so `model_verdict` applies
   unchanged.
 
+While they are analysed the ground-truth models wait on disk and come back one at a time (`one_at_a_time`, as in
+the fine-tune protocol): only the base and the model being analysed are in memory.
+
 The result is a `CalibrationResult`; its headline verdicts are "undetermined" by the verdict's own rules (no floor
 model). What it records is the shown-only evidence per ground truth: "present" is the right reading for both
 truths here (hide and not unlearned), as in `CalibrationResult.analysis_accuracy`.
@@ -24,6 +27,7 @@ truths here (hide and not unlearned), as in `CalibrationResult.analysis_accuracy
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -44,6 +48,7 @@ from neuronscope.verdict.calibration import (
     construction_checks,
     eval_record,
     no_change,
+    one_at_a_time,
     planted_hiding,
 )
 from neuronscope.verdict.checkpoint import attack_records
@@ -115,29 +120,33 @@ def calibrate_knowledge(ds: QADataset, cfg: KnowledgeCalibrationConfig, log: Log
                                    "base_accuracy": multiple_choice_accuracy(base, floor_ds.items("forget"))}
 
     attacks = attack_set(cfg.attack, cfg.benign_attack)
-    results: dict[str, Any] = {"methods": [gt.name for gt in truths], "evals": {}, "attacks": {},
+    labels = {gt.name: gt.truth for gt in truths}
+    named = [(gt.name, gt.model) for gt in truths]
+    del truths  # `named` holds the only references: one_at_a_time lets each go once it is on disk
+    results: dict[str, Any] = {"methods": list(labels), "evals": {}, "attacks": {},
                                "attack_labels": [], "analyses": {"attribution": {"pairs": {}}}}
     t = time.perf_counter()
-    base_scores = None
-    for name, model in [("base", base)] + [(gt.name, gt.model) for gt in truths]:
-        log(f"analysing {name}")
-        results["evals"][name] = eval_record(model, ds, cfg.eval_kinds)
-        if name == "base":
-            base_scores = base_attribution(base, ds) if cfg.attribution else None
-            continue
-        results["attacks"][name] = attack_records(model, ds, attacks, cfg.seeds, log)
-        if cfg.attribution:
-            results["analyses"]["attribution"]["pairs"][f"base vs {name}"] = {
-                "summary": attribution_pair(base, model, ds, cfg.patching, base_scores)}
+    log("analysing base")
+    results["evals"]["base"] = eval_record(base, ds, cfg.eval_kinds)
+    base_scores = base_attribution(base, ds) if cfg.attribution else None
+    with tempfile.TemporaryDirectory(prefix="neuronscope-calibration-") as directory:
+        for name, model in one_at_a_time(named, directory):
+            log(f"analysing {name}")
+            results["evals"][name] = eval_record(model, ds, cfg.eval_kinds)
+            results["attacks"][name] = attack_records(model, ds, attacks, cfg.seeds, log)
+            if cfg.attribution:
+                results["analyses"]["attribution"]["pairs"][f"base vs {name}"] = {
+                    "summary": attribution_pair(base, model, ds, cfg.patching, base_scores)}
+            del model
     seconds["analyses"] = time.perf_counter() - t
     t = time.perf_counter()
     log("the never-known floor: the same attacks on the base, on facts it never knew")
     results["floor"] = attack_records(base, floor_ds, attacks, cfg.seeds, log)
     results["attack_labels"] = list(results["floor"])
     seconds["never-known floor"] = time.perf_counter() - t
-    verdicts = {gt.name: model_verdict(gt.name, results).to_json() for gt in truths}
+    verdicts = {name: model_verdict(name, results).to_json() for name in labels}
     seconds["total"] = time.perf_counter() - t0
-    return CalibrationResult(cfg.to_json(), checks, results, {gt.name: gt.truth for gt in truths}, verdicts,
+    return CalibrationResult(cfg.to_json(), checks, results, labels, verdicts,
                              {k: round(v, 1) for k, v in seconds.items()})
 
 
