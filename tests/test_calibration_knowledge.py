@@ -20,7 +20,7 @@ from neuronscope.cli import app
 from neuronscope.data.real_facts import NEVER_KNOWN, RealFactsConfig, keep_known, never_known_dataset
 from neuronscope.data.schema import QADataset
 from neuronscope.errors import NeuronscopeError
-from neuronscope.experiment.config import _dataclass_from
+from neuronscope.experiment.config import dataclass_from
 from neuronscope.models.handle import load_model
 from neuronscope.scoring import multiple_choice_correct
 from neuronscope.unlearn.base import UnlearnConfig
@@ -132,7 +132,7 @@ def test_a_dataset_without_never_known_facts_is_refused(case: Case) -> None:
 def test_the_recipe_and_bad_input(tmp_path: Path) -> None:
     cfg = KnowledgeCalibrationConfig(ckpt="x")
     # the table the CLI builds the dataset from is the dataset the config records
-    assert _dataclass_from(RealFactsConfig, cfg.data_table(), "t") == cfg.data
+    assert dataclass_from(RealFactsConfig, cfg.data_table(), "t") == cfg.data
     assert (cfg.attack.lr, cfg.attack.steps, cfg.attack.p, cfg.seeds) == (1e-4, 15, 0.25, (0, 1, 2))
     for args, message in ((["--protocol", "knowledge"], "give --ckpt"),
                           (["--ckpt", "pretrained:smollm2-135m", "--protocol", "nope"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -36,23 +36,27 @@ def _resolve_ckpt(value: str) -> Path:
     return pretrained_checkpoint(value[len(PRETRAINED_PREFIX):]) if value.startswith(PRETRAINED_PREFIX) else Path(value)
 
 
+def _recipe(cfg: Any, seeds: int | None, attack: dict[str, float | int]) -> Any:
+    """A calibration recipe (either protocol's config) with the command line's seeds and attack settings."""
+    from dataclasses import replace
+
+    if seeds is not None:
+        cfg = replace(cfg, seeds=tuple(range(seeds)))
+    return replace(cfg, attack=replace(cfg.attack, **attack))
+
+
 def _knowledge(ckpt: str, seeds: int | None, attack: dict[str, float | int]
                ) -> Callable[[Callable[[str], None]], CalibrationResult]:
     """The knowledge protocol on `ckpt`: its real-facts dataset built (cached) as a grid config's
     [data.real_facts] would be, then the ground truths and the never-known floor."""
-    from dataclasses import replace
-
     from neuronscope.data.formats.registry import load_dataset
     from neuronscope.experiment.builtin import built_dataset_dir
-    from neuronscope.experiment.config import _dataclass_from
+    from neuronscope.experiment.config import dataclass_from
     from neuronscope.verdict.calibration_knowledge import KnowledgeCalibrationConfig, calibrate_knowledge
 
-    cfg = KnowledgeCalibrationConfig(ckpt=ckpt)
-    if seeds is not None:
-        cfg = replace(cfg, seeds=tuple(range(seeds)))
-    cfg = replace(cfg, attack=replace(cfg.attack, **attack))
+    cfg = _recipe(KnowledgeCalibrationConfig(ckpt=ckpt), seeds, attack)
     ds = load_dataset(built_dataset_dir("real_facts", Path(ckpt), cfg.data_table(), "calibrate: data.real_facts",
-                                        _dataclass_from))
+                                        dataclass_from))
     return lambda log: calibrate_knowledge(ds, cfg, log)
 
 
@@ -84,8 +88,6 @@ def calibrate_cmd(
 
     With --ckpt and --protocol knowledge: planted hiding and no change on real facts the model already knows, and
     the same attacks on facts it never knew (no exact erasure can exist there; docs/verdict.md)."""
-    from dataclasses import replace
-
     from neuronscope.errors import NeuronscopeError
 
     if size not in (None, "full", "small"):
@@ -126,12 +128,10 @@ def calibrate_cmd(
         run = _knowledge(str(_resolve_ckpt(ckpt)), seeds, attack)
     else:
         if ckpt is not None:
-            cfg = pretrained_config(str(_resolve_ckpt(ckpt)))
+            recipe = pretrained_config(str(_resolve_ckpt(ckpt)))
         else:
-            cfg = small_config() if size == "small" else CalibrationConfig()
-        if seeds is not None:
-            cfg = replace(cfg, seeds=tuple(range(seeds)))
-        cfg = replace(cfg, attack=replace(cfg.attack, **attack))
+            recipe = small_config() if size == "small" else CalibrationConfig()
+        cfg = _recipe(recipe, seeds, attack)
 
         def run(log: Callable[[str], None]) -> CalibrationResult:
             return calibrate(cfg, log=log)

@@ -321,7 +321,7 @@ def _fail(where: str, msg: str) -> NeuronscopeError:
     return NeuronscopeError(f"{where}: {msg}")
 
 
-def _dataclass_from(cls: type, table: dict[str, Any], where: str, skip: set[str] = frozenset()) -> Any:
+def dataclass_from(cls: type, table: dict[str, Any], where: str, skip: set[str] = frozenset()) -> Any:
     """Dataclass `cls` from a TOML table: every key checked against its fields and typed, named under `where`."""
     if not isinstance(table, dict):
         raise _fail(where, f"must be a table, got {table!r}")
@@ -348,7 +348,7 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
         raise _fail(source, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                             f"(allowed: {', '.join(sorted(model.model_fields))})")
     # pretrained:NAME and [data.real_facts] -> paths (cached)
-    doc = resolve_builtins(doc, source, base_dir, _dataclass_from)
+    doc = resolve_builtins(doc, source, base_dir, dataclass_from)
     d = _validate(model, doc, source)  # every key and type of every table
 
     run = d.run
