@@ -65,8 +65,8 @@ def test_pretrained_recipe_and_bad_input(tmp_path: Path) -> None:
 
 
 def test_the_attack_flags_reach_the_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """--attack-lr / --attack-steps set the attack every ground truth and the floor are attacked with (both kinds);
-    the rest of the recipe is untouched."""
+    """--attack-lr / --attack-steps set the attack every ground truth and the floor are attacked with (both kinds),
+    --attack-p the harmful attack's leaked fraction; the rest of the recipe is untouched."""
     from neuronscope.verdict import calibration
 
     seen = []
@@ -77,10 +77,10 @@ def test_the_attack_flags_reach_the_recipe(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(calibration, "calibrate", stop)
     r = CliRunner().invoke(app, ["calibrate", "--size", "small", "--attack-lr", "3e-4", "--attack-steps", "30",
-                                 "--out", str(tmp_path / "out")])
+                                 "--attack-p", "0.3", "--out", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
     (cfg,) = seen
-    assert (cfg.attack.lr, cfg.attack.steps) == (3e-4, 30)
+    assert (cfg.attack.lr, cfg.attack.steps, cfg.attack.p) == (3e-4, 30, 0.3)
     assert replace(cfg, attack=small_config().attack) == small_config()
     benign = calibration.attack_set(cfg.attack, cfg.benign_attack)[1]
     assert (benign.kind, benign.lr, benign.steps) == ("benign", 3e-4, 30)

@@ -67,6 +67,7 @@ CASES: list[tuple[list[str], str]] = [
     (["calibrate", "--ckpt", "pretrained:nope", "--out", "{tmp}/out"], "unknown pretrained model 'nope'"),
     (["calibrate", "--attack-lr", "0", "--out", "{tmp}/out"], "--attack-lr must be positive, got 0.0"),
     (["calibrate", "--attack-steps", "0", "--out", "{tmp}/out"], "--attack-steps must be at least 1, got 0"),
+    (["calibrate", "--attack-p", "1", "--out", "{tmp}/out"], "--attack-p must be between 0 and 1 (exclusive), got 1.0"),
     (["calibrate", "--ckpt", "{tmp}/empty", "--out", "{tmp}/out"], "empty: not an HF checkpoint (no config.json)"),
     (["calibrate", "--protocol", "knowledge", "--out", "{tmp}/out"],
      "--protocol chooses the recipe on a pretrained checkpoint: give --ckpt"),

@@ -81,6 +81,9 @@ def calibrate_cmd(
                             "good as that attack's calibration.")] = None,
     attack_steps: Annotated[int | None, typer.Option(
         "--attack-steps", help="The relearning attacks' optimiser steps (default: the recipe's).")] = None,
+    attack_p: Annotated[float | None, typer.Option(
+        "--attack-p", help="The harmful attack's leaked fraction of the forget facts, in (0, 1) (default: the "
+                           "recipe's): calibrate at the p your grid attacks with.")] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -108,7 +111,9 @@ def calibrate_cmd(
         raise NeuronscopeError(f"--attack-lr must be positive, got {attack_lr}")
     if attack_steps is not None and attack_steps < 1:
         raise NeuronscopeError(f"--attack-steps must be at least 1, got {attack_steps}")
-    attack = {k: v for k, v in (("lr", attack_lr), ("steps", attack_steps)) if v is not None}
+    if attack_p is not None and not 0 < attack_p < 1:
+        raise NeuronscopeError(f"--attack-p must be between 0 and 1 (exclusive), got {attack_p}")
+    attack = {k: v for k, v in (("lr", attack_lr), ("steps", attack_steps), ("p", attack_p)) if v is not None}
     from neuronscope.outdir import check_output, open_output
 
     check_output(out, overwrite=overwrite)  # before minutes of work
