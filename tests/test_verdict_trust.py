@@ -40,10 +40,10 @@ def test_families_and_what_is_distrusted() -> None:
     assert analysis_family("relearning (benign)") == "relearning (benign)"
     assert analysis_family("logit lens (intermediate layers)") == "logit lens (intermediate layers)"
     out = distrusted(_record(["planted"]), "cal.json")
-    # only a calibrated analysis that was wrong: not the paper's rule (never decides), not the headline itself
-    assert list(out) == ["relearning (benign)"]
+    # every analysis that was wrong (the paper's rule too: shown only, it gets the note), not the headline itself
+    assert list(out) == ["relearning (benign)", "top-100 D+ vs D- (P target)"]
     assert "planted (truth: hide)" in out["relearning (benign)"] and "cal.json" in out["relearning (benign)"]
-    assert distrusted(_record([]), "cal.json") == {}
+    assert list(distrusted(_record([]), "cal.json")) == ["top-100 D+ vs D- (P target)"]
 
 
 def _results(benign: list[float], floor: list[float]) -> dict:
@@ -78,7 +78,7 @@ def test_calibration_files_and_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps(_record(["planted"])))
     assert calibration_path(str(path)) == path
-    assert list(distrusted_by(str(path))) == ["relearning (benign)"]
+    assert list(distrusted_by(str(path))) == ["relearning (benign)", "top-100 D+ vs D- (P target)"]
     assert distrusted_by("") == {}
     # a config's file resolves against the config's folder, and the run records it absolute
     doc = {"run": {"name": "t"}, "calibration": {"file": "calibration.json"}}
@@ -100,11 +100,36 @@ def test_calibration_files_and_bad_input(tmp_path: Path) -> None:
 
 def test_every_shipped_calibration_is_a_calibration_record() -> None:
     """The measured calibrations in the package read as records, say how they were measured, and distrust
-    only analyses they record as calibrated and wrong."""
+    only analyses they record as wrong."""
     assert "smollm2-135m-finetune" in shipped_names()
     for name in shipped_names():
         record = read_record(calibration_path(f"shipped:{name}"))
         assert record["provenance"]["command"].startswith("neuronscope calibrate")
         for family in distrusted(record, name):
             (acc,) = [a for n, a in record["analysis_accuracy"].items() if analysis_family(n) == family]
-            assert acc["calibrated"] and acc["wrong"]
+            assert acc["wrong"]
+
+
+def test_a_shown_only_analysis_measured_wrong_keeps_its_place_and_gains_the_note() -> None:
+    """No oracle (a FaithUn-style run): the never-known comparison is shown only; a knowledge-protocol record that
+    measured it wrong on a planted hiding annotates it and changes nothing else."""
+    runs = lambda vs: [{"lr": 1e-4, "seed": i, "start_fs": 0.4, "max_fs": v} for i, v in enumerate(vs)]  # noqa: E731
+    floor = [{"lr": 1e-4, "seed": i, "start_fs": 0.0, "max_fs": v} for i, v in enumerate([0.5, 0.52, 0.49])]
+    results = {"evals": {"base": {"fs": 1.0, "counts": {"forget": {"base": 70}}},
+                         "ga": {"fs": 0.4, "counts": {"forget": {"base": 70}}}},
+               "attack_labels": ["harmful p=0.3"], "attacks": {"ga": {"harmful p=0.3": runs([0.8, 0.85, 0.82])}},
+               "floor": {"harmful p=0.3": floor}, "analyses": {}}
+    record = {"truths": {"planted": "hide"}, "analysis_accuracy": {
+        "relearning (harmful p=0.25) vs never-known facts": {"right": 0, "wrong": ["planted"], "unsure": [],
+                                                             "calibrated": False}}}
+    plain = model_verdict("ga", results)
+    noted = model_verdict("ga", results, distrusted=distrusted(record, "shipped:k"))
+    assert noted.label == plain.label == "undetermined"
+    before = {e.analysis: e for e in plain.evidence}
+    for e in noted.evidence:
+        b = before[e.analysis]
+        assert (e.says, e.calibrated, e.value) == (b.says, b.calibrated, b.value)
+        if e.analysis == "relearning (harmful p=0.3) vs never-known facts":
+            assert e.detail == f"{b.detail}; measured wrong on planted (truth: hide) in the calibration shipped:k"
+        else:
+            assert e.detail == b.detail

@@ -31,7 +31,7 @@ def model_verdict(name: str, results: dict[str, Any], floor: str = "oracle",
     """Evidence for one model of a run and the headline verdict (see neuronscope.verdict.evidence).
 
     `distrusted` ({analysis family: why}, `neuronscope.verdict.trust`): analyses a calibration of this model
-    measured wrong; they are shown but do not decide."""
+    measured wrong; they are shown, with why, but do not decide."""
     evals, attacks = results["evals"], results.get("attacks", {})
     analyses = results.get("analyses", {})
     has_floor = floor in evals
@@ -65,9 +65,14 @@ def model_verdict(name: str, results: dict[str, Any], floor: str = "oracle",
 
 
 def _trusted(e: Evidence, distrusted: dict[str, str]) -> Evidence:
-    """`e`, or shown only (with why) where a calibration of this model measured its analysis wrong."""
-    why = distrusted.get(analysis_family(e.analysis)) if e.calibrated else None
-    return e if why is None else replace(e, calibrated=False, detail=f"{e.detail}; {why}".lstrip("; "))
+    """`e`, or, where a calibration of this model measured its analysis wrong, shown only with why (a calibrated
+    analysis loses its vote; a shown-only one keeps its place and gains the note)."""
+    why = distrusted.get(analysis_family(e.analysis))
+    if why is None:
+        return e
+    if e.calibrated:
+        return replace(e, calibrated=False, detail=f"{e.detail}; shown only: {why}".lstrip("; "))
+    return replace(e, detail=f"{e.detail}; {why}".lstrip("; "))
 
 
 def _never_known(label: str, runs: list[dict[str, Any]], floor_runs: list[dict[str, Any]], base_fs: float

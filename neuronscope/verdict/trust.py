@@ -74,14 +74,17 @@ def read_record(path: Path) -> dict[str, Any]:
 
 
 def distrusted(record: dict[str, Any], source: str) -> dict[str, str]:
-    """{analysis family: why it is shown only} for every calibrated analysis the record measured wrong."""
+    """{analysis family: where it was measured wrong} for every analysis the record measured wrong on one of its
+    ground truths (not the headline itself). In a verdict a calibrated analysis among them is demoted to shown
+    only; one that is shown only anyway (the paper's rule, the never-known comparison) carries the note, so a
+    reader sees that its reading has been measured wrong on this model (`assemble._trusted`)."""
     truths = record.get("truths", {})
     out: dict[str, str] = {}
     for name, acc in record["analysis_accuracy"].items():
-        if name == HEADLINE or not acc.get("calibrated") or not acc.get("wrong"):
+        if name == HEADLINE or not acc.get("wrong"):
             continue
         wrong = ", ".join(f"{m} (truth: {truths.get(m, '?')})" for m in acc["wrong"])
-        out[analysis_family(name)] = f"shown only: measured wrong on {wrong} in the calibration {source}"
+        out[analysis_family(name)] = f"measured wrong on {wrong} in the calibration {source}"
     return out
 
 
