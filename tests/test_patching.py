@@ -70,3 +70,24 @@ def test_outside_blocks_and_bad_inputs(pair: tuple[Model, Model], tiny_ckpt: Pat
         patching_curves(base, unlearned, [], influence)
     with pytest.raises(NeuronscopeError):
         patching_curves(base, unlearned, tiny_world.forget[:2], influence.iloc[:10])
+
+
+def test_hf_modules_and_bridge_hook_points_patch_alike(pair: tuple[Model, Model], tiny_world: QADataset,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Patching hooks the HF modules behind the bridge's hook points (attribution's `pass_sites`); forced onto
+    the hook points themselves it gives the same curves, bit for bit."""
+    import functools
+
+    from neuronscope.attribution import patching
+
+    base, unlearned = pair
+    items = tiny_world.items("forget")[:12]
+    influence = influence_variation(attribute_neurons(base, items), attribute_neurons(unlearned, items))
+    n = len(influence)
+    via_hf = patching_curves(base, unlearned, items, influence, ms=[0, 5, 100, n], batch_size=16)
+    monkeypatch.setattr(patching, "pass_sites", functools.partial(patching.pass_sites, tree="bridge"))
+    via_bridge = patching_curves(base, unlearned, items, influence, ms=[0, 5, 100, n], batch_size=16)
+    assert via_hf.curves.equals(via_bridge.curves)
+    assert (via_hf.base_accuracy, via_hf.all_neurons_accuracy) == (via_bridge.base_accuracy,
+                                                                   via_bridge.all_neurons_accuracy)
+    assert via_hf.curves["forget_accuracy"].nunique() > 1  # the patched sets changed something

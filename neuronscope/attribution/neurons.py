@@ -312,7 +312,8 @@ class PassSites:
     on: str  # "hf" or "bridge": which tree the modules belong to
 
 
-def pass_sites(model: Model, projs: Sequence[Projection], tree: str | None = None) -> PassSites:
+def pass_sites(model: Model, projs: Sequence[Projection], tree: str | None = None, full_logits: bool = False
+               ) -> PassSites:
     """The HF model's own linear modules where the family spec names one module per projection, else the
     bridge's hook points (a fused q/k/v, which the bridge splits; a family without a spec).
 
@@ -322,9 +323,10 @@ def pass_sites(model: Model, projs: Sequence[Projection], tree: str | None = Non
     The head only from the first answer-predicting position on, for a large vocabulary (where the head is a
     large share of the pass). Below it the full logits are kept: with fewer rows the head's matrix products may
     round differently (measured on the toy at batches of 1-3: up to 6e-8), and toy numbers stay bit-exact.
-    `tree="bridge"` forces the bridge's hook points (the tests compare the two)."""
+    `tree="bridge"` forces the bridge's hook points (the tests compare the two); `full_logits` leaves the head
+    whole (patching scores every position it compares)."""
     spec = spec_for(model)
-    large = getattr(model.hf.config, "vocab_size", 0) >= SPARSE_MIN_VOCAB
+    large = not full_logits and getattr(model.hf.config, "vocab_size", 0) >= SPARSE_MIN_VOCAB
     unfused = spec.hf_projections and not spec.fused_qkv and all(p.module in spec.hf_projections for p in projs)
     if unfused and tree != "bridge":
         hf = model.hf

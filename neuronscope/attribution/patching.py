@@ -7,7 +7,8 @@ knowledge, restoring them should not. The top-m by D+ (neurons that lost positiv
 `neuronscope.scoring.multiple_choice_correct`: sum of answer-token log-probabilities, ties count as wrong) as m
 grows.
 
-Patching goes through the same TransformerBridge hook points attribution reads. Base activations are taken on the
+Patching hooks the same projection outputs attribution reads (`pass_sites`: the HF modules behind the
+TransformerBridge hook points where the family names them, else the hook points). Base activations are taken on the
 very sequences scored (question + each option, batch by batch), at every token position. Patching *all* neurons
 of every projection reproduces the base model exactly when the parameters outside the blocks (token and position
 embeddings, final norm, unembedding) are equal: the residual stream is the embedding plus the attention o and MLP
@@ -16,8 +17,9 @@ down outputs, all of which are then the base's. `PatchingResult.outside_blocks_e
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +27,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from neuronscope.attribution.neurons import eval_mode, neuron_index
+from neuronscope.attribution.neurons import eval_mode, neuron_index, pass_sites
 from neuronscope.batching import encode
 from neuronscope.data.schema import QAItem
 from neuronscope.errors import NeuronscopeError
@@ -98,6 +100,19 @@ def _split(global_idx: np.ndarray, projs: list[Projection], widths: dict[str, in
     return out
 
 
+@contextlib.contextmanager
+def _hooked(modules: dict[str, torch.nn.Module], fn: Callable[[str, Tensor], Tensor | None]) -> Iterator[None]:
+    """Forward hooks calling fn(hook name, output) on each module for the duration; a returned tensor replaces
+    the output."""
+    handles = [module.register_forward_hook(lambda _m, _a, x, name=name: fn(name, x))
+               for name, module in modules.items()]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @torch.no_grad()
 def patching_curves(
     base: Model,
@@ -140,6 +155,10 @@ def patching_curves(
     if ("none", 0) not in distinct:
         distinct.insert(0, ("none", 0))
 
+    # the projections' own modules (the HF model's where the family names them, else the bridge's hook points:
+    # attribution's `pass_sites`), hooked with plain torch hooks per forward pass
+    base_sites, unlearned_sites = pass_sites(base, projs, full_logits=True), pass_sites(unlearned, projs,
+                                                                                      full_logits=True)
     prompts = [it.question for it in items for _ in it.options]
     answers = [o for it in items for o in it.options]
     base_logp: list[Tensor] = []
@@ -153,12 +172,11 @@ def patching_curves(
                            answers[start:start + batch_size]).to(device)
             cache: dict[str, Tensor] = {}
 
-            def keep(x: Tensor, hook: object, cache: dict[str, Tensor] = cache) -> Tensor:
-                cache[hook.name] = x.reshape(x.shape[0], x.shape[1], -1).to(device)  # type: ignore[attr-defined]
-                return x
+            def keep(name: str, x: Tensor, cache: dict[str, Tensor] = cache) -> None:
+                cache[name] = x.reshape(x.shape[0], x.shape[1], -1).to(device)
 
-            logits = base.bridge.run_with_hooks(batch.input_ids.to(base.device),
-                                                fwd_hooks=[(p.hook, keep) for p in projs])
+            with _hooked(base_sites.outputs, keep):
+                logits = base_sites.forward(batch.input_ids.to(base.device))
             base_logp.append(answer_logprobs(logits.to(device), batch).cpu())
             if widths is None:
                 widths = {p.hook: cache[p.hook].shape[-1] for p in projs}
@@ -172,15 +190,15 @@ def patching_curves(
             for key in distinct:
                 sets = index_sets[key]
 
-                def patch(x: Tensor, hook: object, sets: dict[str, Tensor] = sets,
+                def patch(name: str, x: Tensor, sets: dict[str, Tensor] = sets,
                           cache: dict[str, Tensor] = cache) -> Tensor:
-                    name = hook.name  # type: ignore[attr-defined]
                     idx = sets[name]
                     flat = x.reshape(x.shape[0], x.shape[1], -1).clone()
                     flat[..., idx] = cache[name][..., idx].to(flat.dtype)
                     return flat.view(x.shape)
 
-                logits = unlearned.bridge.run_with_hooks(batch.input_ids, fwd_hooks=[(h, patch) for h in sets])
+                with _hooked({h: unlearned_sites.outputs[h] for h in sets}, patch):
+                    logits = unlearned_sites.forward(batch.input_ids)
                 patched_logp[key].append(answer_logprobs(logits, batch).cpu())
             if progress is not None:
                 progress(min(start + batch_size, len(prompts)), len(prompts))
