@@ -166,7 +166,7 @@ def patching_curves(
     widths: dict[str, int] | None = None
     index_sets: dict[tuple[str, int], dict[str, Tensor]] = {}
 
-    with eval_mode(base), eval_mode(unlearned):
+    with eval_mode(base, bridge=base_sites.on == "bridge"), eval_mode(unlearned, bridge=unlearned_sites.on == "bridge"):
         for start in range(0, len(prompts), batch_size):
             batch = encode(unlearned.tokenizer, prompts[start:start + batch_size],
                            answers[start:start + batch_size]).to(device)

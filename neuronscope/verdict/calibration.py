@@ -241,12 +241,11 @@ def planted_hiding(base: Model, ds: QADataset, lr: float, max_steps: int, seed: 
     (everything else bit-identical to `base`) on `objective` (`_planted`). A site that does not reach the
     threshold is an error, or, given `failed`, recorded there ({label: what happened}) and left out."""
     truths = []
-    what = "gradient ascent on the forget answers" if objective == "answer" else \
-        "descent on the gold option's share among the options (option_suppression)"
     for label, params in _last_layer_params(base).items():
         t = time.perf_counter()
         param = ", ".join(params)
-        log(f"planting hiding: {what}, training {param} only")
+        how = _how(param, objective)
+        log(f"planting hiding: {how}")
         planted = base.clone()
         result = unlearn(planted, ds, _planted(params, objective),
                          UnlearnConfig(lr=lr, max_steps=max_steps, seed=seed, check_every=5, rs_every=0,
@@ -254,20 +253,22 @@ def planted_hiding(base: Model, ds: QADataset, lr: float, max_steps: int, seed: 
         seconds[f"planted {label}"] = time.perf_counter() - t
         if not result.reached and failed is not None:
             log(f"planted hiding in {param} did not reach the stop threshold in {max_steps} steps: left out")
-            failed[f"planted hiding ({label})"] = {"how": _how(what, param, objective), "lr": lr,
+            failed[f"planted hiding ({label})"] = {"how": how, "lr": lr,
                                                    "steps": result.steps, "reached": False, "forget_fs": result.fs}
             continue
         if not result.reached:
             raise NeuronscopeError(f"calibration: planted hiding in {param} did not reach the stop threshold in "
                                    f"{max_steps} steps (FS {result.fs:.3f})")
         truths.append(GroundTruth(f"planted hiding ({label})", "hide", planted,
-                                  {"how": _how(what, param, objective), "steps": result.steps, "lr": lr}))
+                                  {"how": how, "steps": result.steps, "lr": lr}))
     return truths
 
 
-def _how(what: str, param: str, objective: str) -> str:
+def _how(param: str, objective: str) -> str:
     """A construction's description; the answer objective keeps the words earlier calibrations recorded."""
-    return f"gradient ascent on {param} only" if objective == "answer" else f"{what}, training {param} only"
+    if objective == "answer":
+        return f"gradient ascent on {param} only"
+    return f"descent on the gold option's share among the options (option_suppression), training {param} only"
 
 
 def no_change(base: Model, ds: QADataset, lr: float, steps: int, seed: int, log: Log,
