@@ -37,7 +37,8 @@ from transformers import PreTrainedModel
 from neuronscope.batching import Batch
 
 SPARSE_MIN_VOCAB = 8192
-_LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "output_multiplier_scale", "logits_scaling")
+_LOGIT_SCALES = ("logit_scale", "output_multiplier_scale", "logits_scaling")  # 1 leaves the logits as they are
+_LOGIT_CAPS = ("final_logit_softcapping",)  # any value caps them (cap * tanh(logits / cap)); only None does not
 
 
 def plain_head(hf: PreTrainedModel) -> bool:
@@ -45,7 +46,9 @@ def plain_head(hf: PreTrainedModel) -> bool:
     cfg = hf.config
     if hf.get_output_embeddings() is None:
         return False
-    if any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _LOGIT_POSTPROCESSING):
+    if any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _LOGIT_SCALES):
+        return False
+    if any(getattr(cfg, k, None) is not None for k in _LOGIT_CAPS):
         return False
     return getattr(hf, "base_model", None) is not None and hf.base_model is not hf
 

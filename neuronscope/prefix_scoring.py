@@ -1,0 +1,119 @@
+"""Multiple-choice option scores with each question run once: its key/value cache is shared by its options.
+
+Scoring a 3-option question as three (question + option) sequences runs the question's tokens three times. On the
+real facts the questions are ~8 tokens and the options ~2, so two thirds of the work repeats the same prefix. Here a
+question runs once, with its cache kept; the first option token's log-probability is read off the question's last
+position, and the rest of each option runs on a copy of that cache.
+
+Questions are grouped by token count, so a group has no padding to mask: every position is where it would be alone,
+and the options, right-padded, need no mask either (padding only follows the tokens that are read). The result
+equals the one-sequence-per-option path up to float rounding (different matrix shapes), not bit for bit, so it is
+used only where `sparse_logits` already departs from the full-logits path (`shared_prefix_ok`): the toy models
+keep every number they had.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformers import PreTrainedModel
+
+from neuronscope.batching import encode_rows
+from neuronscope.budget import Sizes, forward_bytes, memory_budget
+from neuronscope.errors import NeuronscopeError
+from neuronscope.sparse_logits import sparse_ok
+
+
+def shared_prefix_ok(hf: PreTrainedModel) -> bool:
+    """Whether option scores may share the question's cache: the large-vocabulary path of `sparse_ok`, on a model
+    whose cache can be copied row by row."""
+    if not sparse_ok(hf):
+        return False
+    from transformers import DynamicCache
+
+    return hasattr(DynamicCache, "batch_select_indices")
+
+
+def _log_softmax_at(hf: PreTrainedModel, hidden: Float[Tensor, "n d"], targets: Tensor) -> Float[Tensor, " n"]:
+    """log p(target) from final hidden states, the head applied to these rows only."""
+    logits = hf.get_output_embeddings()(hidden)
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def _group_logprobs(hf: PreTrainedModel, prompt: Tensor, options: list[list[int]], owner: Tensor
+                    ) -> Float[Tensor, " rows"]:
+    """log P(option | prompt) for every option row of one group of equally long prompts.
+
+    `prompt` (items, width) holds the prompts, `options[r]` the answer tokens of row r and `owner[r]` its item."""
+    device = prompt.device
+    out = hf.base_model(input_ids=prompt, use_cache=True)
+    firsts = torch.tensor([o[0] for o in options], device=device)
+    logp = _log_softmax_at(hf, out.last_hidden_state[:, -1][owner], firsts)
+    longer = [r for r, o in enumerate(options) if len(o) > 1]
+    if not longer:
+        return logp
+    width = max(len(options[r]) for r in longer) - 1
+    pad = options[longer[0]][0]  # any token: padding follows every token that is read
+    ids = torch.tensor([options[r][:-1] + [pad] * (width + 1 - len(options[r])) for r in longer], device=device)
+    cache = out.cache
+    cache.batch_select_indices(owner[torch.tensor(longer, device=device)])
+    hidden = hf.base_model(input_ids=ids, cache=cache, use_cache=True).last_hidden_state
+    lengths = torch.tensor([len(options[r]) - 1 for r in longer], device=device)
+    reads = torch.arange(width, device=device).unsqueeze(0) < lengths.unsqueeze(1)  # position j predicts token j+1
+    targets = torch.tensor([t for r in longer for t in options[r][1:]], device=device)
+    rest = _log_softmax_at(hf, hidden[reads], targets)
+    rows = torch.arange(len(longer), device=device).unsqueeze(1).expand_as(reads)[reads]
+    extra = torch.zeros(len(longer), dtype=rest.dtype, device=device).index_add_(0, rows, rest)
+    return logp.index_add(0, torch.tensor(longer, device=device), extra.to(logp.dtype))
+
+
+@torch.no_grad()
+def shared_prefix_logprobs(model, prompts: Sequence[str], options: Sequence[Sequence[str]], batch_size: int
+                           ) -> tuple[Float[Tensor, " rows"], Tensor]:
+    """log P(option | prompt) of every option of every prompt, laid end to end, and each option's token count.
+
+    `batch_size` bounds the option rows of one forward, as in `scoring` (a group over the memory budget runs in
+    fewer rows)."""
+    if batch_size < 1:
+        raise NeuronscopeError(f"batch size must be at least 1, got {batch_size}")
+    flat_prompts = [p for p, opts in zip(prompts, options, strict=True) for _ in opts]
+    flat_options = [o for opts in options for o in opts]
+    rows = encode_rows(model.tokenizer, flat_prompts, flat_options)
+    starts, at = [], 0
+    for opts in options:
+        starts.append(at)
+        at += len(opts)
+    result = torch.zeros(at, dtype=torch.float32)
+    lengths = torch.tensor([len(ids) - n for ids, n in rows])
+    groups: dict[int, list[int]] = defaultdict(list)  # prompt token count -> items
+    for i, start in enumerate(starts):
+        if options[i]:
+            groups[rows[start][1]].append(i)
+    sizes, budget = Sizes.of(model), memory_budget(model.device)
+    for width in sorted(groups):
+        items = groups[width]
+        at = 0
+        while at < len(items):
+            part, n_rows = [], 0
+            while at < len(items) and (not part or n_rows + len(options[items[at]]) <= batch_size):
+                part.append(items[at])
+                n_rows += len(options[items[at]])
+                at += 1
+            widest = width + max(len(rows[starts[i] + k][0]) - width for i in part for k in range(len(options[i])))
+            while len(part) > 1 and forward_bytes(sizes, n_rows, widest) > budget:
+                at -= 1
+                n_rows -= len(options[part.pop()])
+            prompt = torch.tensor([rows[starts[i]][0][:width] for i in part], device=model.device)
+            answers = [rows[starts[i] + k][0][width:] for i in part for k in range(len(options[i]))]
+            owner = torch.tensor([j for j, i in enumerate(part) for _ in options[i]], device=model.device)
+            logp = _group_logprobs(model.hf, prompt, answers, owner).cpu()
+            where = torch.tensor([starts[i] + k for i in part for k in range(len(options[i]))])
+            result[where] = logp.to(result.dtype)
+    return result, lengths
+
+
+__all__ = ["shared_prefix_logprobs", "shared_prefix_ok"]
