@@ -82,7 +82,7 @@ def calibrate_cmd(
     attack_steps: Annotated[int | None, typer.Option(
         "--attack-steps", help="The relearning attacks' optimiser steps (default: the recipe's).")] = None,
     attack_p: Annotated[float | None, typer.Option(
-        "--attack-p", help="The harmful attack's leaked fraction of the forget facts, in (0, 1) (default: the "
+        "--attack-p", help="The harmful attack's leaked fraction of the forget facts, in (0, 1] (default: the "
                            "recipe's): calibrate at the p your grid attacks with.")] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
     overwrite: OverwriteOpt = False,
@@ -111,8 +111,10 @@ def calibrate_cmd(
         raise NeuronscopeError(f"--attack-lr must be positive, got {attack_lr}")
     if attack_steps is not None and attack_steps < 1:
         raise NeuronscopeError(f"--attack-steps must be at least 1, got {attack_steps}")
-    if attack_p is not None and not 0 < attack_p < 1:
-        raise NeuronscopeError(f"--attack-p must be between 0 and 1 (exclusive), got {attack_p}")
+    # the grid's bound (attacks.AttackConfig): p = 1 trains on every wrong answer, and the harmful split always
+    # leaves one item to measure
+    if attack_p is not None and not 0 < attack_p <= 1:
+        raise NeuronscopeError(f"--attack-p must lie in (0, 1], got {attack_p}")
     attack = {k: v for k, v in (("lr", attack_lr), ("steps", attack_steps), ("p", attack_p)) if v is not None}
     from neuronscope.outdir import check_output, open_output
 
