@@ -31,6 +31,11 @@ AttackKind = Literal["harmful", "benign"]
 ATTACK_KINDS: tuple[str, ...] = ("harmful", "benign")
 
 
+class NothingToRelearn(NeuronscopeError):
+    """The harmful attack cannot be drawn: the model answers every forget item correctly, so there is nothing
+    wrong to train on (its unlearning did not move a single answer). A grid skips such a model's harmful attacks."""
+
+
 @dataclass(frozen=True)
 class AttackConfig:
     """One relearning attack. Defaults suit the toy model (the paper's 1e-5..1e-7 are for 7B models).
@@ -116,7 +121,7 @@ def harmful_split(model: Model, ds: QADataset, p: float, seed: int) -> tuple[lis
     correct = items_known(model, forget, dataset_metric(ds), stop_threshold(ds)).tolist()
     wrong = [it for it, ok in zip(forget, correct, strict=True) if not ok]
     if not wrong:
-        raise NeuronscopeError("the harmful attack draws from forget items the model answers wrongly; it answers "
+        raise NothingToRelearn("the harmful attack draws from forget items the model answers wrongly; it answers "
                                "every forget item correctly (was it unlearned?)")
     n = min(max(1, round(p * len(forget))), len(wrong), len(forget) - 1)
     rng = random.Random(seed)

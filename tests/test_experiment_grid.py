@@ -397,3 +397,45 @@ def test_a_calibration_file_demotes_what_it_measured_wrong(reference_run, fake_a
                 assert e == before[e["analysis"]]
     assert again.results["config"]["verdict_calibration"] == str((tmp_path / "calibration.json").resolve())
     assert "verdict_calibration" not in results["config"]  # a run without one keeps its record as it was
+
+
+def teach_unlearn(model, ds, method, cfg, progress=None):  # noqa: ANN001, ANN201
+    """An "unlearning" that teaches the forget answers until every one is right: nothing wrong to relearn from."""
+    if method != "teach":
+        return fake_unlearn(model, ds, method, cfg, progress)
+    items = ds.items("forget")
+    batch = encode(model.tokenizer, [i.question for i in items], [i.answer for i in items])
+    opt = torch.optim.SGD(model.hf.parameters(), lr=cfg.lr)
+    fs, step = multiple_choice_accuracy(model, items), 0
+    while fs < 1 and step < 200:
+        model.hf.train()
+        loss = answer_nll(model.hf(input_ids=batch.input_ids).logits, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.hf.eval()
+        step += 1
+        fs = multiple_choice_accuracy(model, items)
+    return FakeResult(model, method, cfg.lr, step, False, fs, [{"step": step, "fs": fs}],
+                      evaluate(model, ds, kinds=cfg.eval_kinds))
+
+
+def test_a_model_with_no_wrong_answer_skips_its_harmful_attacks_only(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """A method whose model answers every forget item correctly cannot be attacked with its own wrong answers:
+    its harmful attacks are skipped (logged, "not run" in the verdict), the rest of the grid runs."""
+    api = UnlearnAPI(teach_unlearn, FakeConfig, ("fake", "teach"))
+    monkeypatch.setattr(methods_api, "unlearn_api", lambda: api)
+    cfg = tiny_config(**{"unlearn.methods": ["fake", "teach"]})
+    result = run_grid(cfg, tmp_path / "run", api=api)
+    res = result.results
+    assert res["evals"]["teach"]["fs"] == 1.0  # the case this test is about
+    assert set(res["attacks"]["teach"]) == {"benign"}
+    assert set(res["attacks"]["fake"]) == {"harmful p=0.3", "benign"}  # other models are attacked as ever
+    assert len(res["attacks"]["teach"]["benign"]) == 2
+    harmful = next(e for e in res["verdicts"]["teach"]["evidence"] if e["analysis"] == "relearning (harmful p=0.3)")
+    assert harmful["says"] == "not run"
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "teach: every harmful attack not run" in log and "answers every forget item correctly" in log
+    again = run_grid(cfg, tmp_path / "run", api=api)  # a rerun skips it again, from the cache otherwise
+    assert again.computed == [] and _numbers(again.results) == _numbers(res)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from neuronscope.attacks import AttackConfig, AttackResult, attack
+from neuronscope.attacks import AttackConfig, AttackResult, NothingToRelearn, attack
 from neuronscope.base_model import BaseTrainConfig, FinetuneConfig, finetune_base, finetune_items, train_base
 from neuronscope.data.schema import KINDS, QADataset, load_dataset, save_dataset
 from neuronscope.errors import NeuronscopeError
@@ -278,13 +278,27 @@ def attack_stage(run: GridRun, m: Models, name: str, model: Artifact, ckpt: Path
 
 def attacks_stage(run: GridRun, m: Models, name: str, model: Artifact, ckpt: Path,
                   attack_cfgs: list[AttackConfig]) -> tuple[AttacksByLabel, Path | None]:
-    """Every attack of the grid on one model: its runs by label, and the kept attacked checkpoint (if any)."""
+    """Every attack of the grid on one model: its runs by label, and the kept attacked checkpoint (if any).
+
+    A model that answers every forget item correctly (an unlearning that never moved an answer) gets no harmful
+    attack: there is no wrong answer to train on, whatever the seed or fraction. Its harmful labels are then
+    missing, which the table, the figures and the verdict show as "not run"; the rest of the grid goes on."""
     kept = kept_attack(run.cfg, attack_cfgs)
     runs: AttacksByLabel = {}
     attacked_dir = None
+    nothing_wrong = False
     for acfg in attack_cfgs:
         keep = kept is not None and acfg == kept
-        a, record = attack_stage(run, m, name, model, ckpt, acfg, keep)
+        if acfg.kind == "harmful" and nothing_wrong:
+            run.progress.advance(run.overall)
+            continue
+        try:
+            a, record = attack_stage(run, m, name, model, ckpt, acfg, keep)
+        except NothingToRelearn as e:
+            run.log(f"[yellow]skip[/] {name}: every harmful attack not run: {e}")
+            run.progress.advance(run.overall)
+            nothing_wrong = True
+            continue
         runs.setdefault(attack_label(acfg), []).append(record)
         if keep:
             attacked_dir = a.path / "model"
