@@ -14,11 +14,14 @@ keep every number they had.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 from transformers import PreTrainedModel
 
@@ -38,22 +41,40 @@ def shared_prefix_ok(hf: PreTrainedModel) -> bool:
     return hasattr(DynamicCache, "batch_select_indices")
 
 
+Around = Callable[[str], AbstractContextManager[object]]  # phase ("prompt" or "options") -> context of its forward
+
+
+@dataclass
+class PrefixChunk:
+    """Equally long prompts run together, and the option rows that continue them."""
+
+    prompt: Int[Tensor, "items width"]
+    options: list[list[int]]  # answer tokens of each option row
+    owner: Int[Tensor, " rows"]  # the chunk's item each row belongs to
+    rows: Int[Tensor, " rows"]  # each row's place among all options laid end to end
+
+
 def _log_softmax_at(hf: PreTrainedModel, hidden: Float[Tensor, "n d"], targets: Tensor) -> Float[Tensor, " n"]:
     """log p(target) from final hidden states, the head applied to these rows only."""
     logits = hf.get_output_embeddings()(hidden)
     return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
-def _group_logprobs(hf: PreTrainedModel, prompt: Tensor, options: list[list[int]], owner: Tensor
-                    ) -> Float[Tensor, " rows"]:
-    """log P(option | prompt) for every option row of one group of equally long prompts.
+def chunk_logprobs(hf: PreTrainedModel, chunk: PrefixChunk, around: Around | None = None) -> Float[Tensor, " rows"]:
+    """log P(option | prompt) for every option row of `chunk`, on the device of its tensors.
 
-    `prompt` (items, width) holds the prompts, `options[r]` the answer tokens of row r and `owner[r]` its item."""
+    `around(phase)` wraps the prompts' forward ("prompt") and the options' ("options", only rows of two or more
+    tokens, in row order): where hooks read or patch activations of each pass."""
+    def phase(name: str) -> AbstractContextManager[object]:
+        return around(name) if around is not None else contextlib.nullcontext()
+
+    prompt, options, owner = chunk.prompt, chunk.options, chunk.owner
     device = prompt.device
-    out = hf.base_model(input_ids=prompt, use_cache=True)
+    with phase("prompt"):
+        out = hf.base_model(input_ids=prompt, use_cache=True)
     firsts = torch.tensor([o[0] for o in options], device=device)
     logp = _log_softmax_at(hf, out.last_hidden_state[:, -1][owner], firsts)
-    longer = [r for r, o in enumerate(options) if len(o) > 1]
+    longer = continued_rows(options)
     if not longer:
         return logp
     width = max(len(options[r]) for r in longer) - 1
@@ -61,7 +82,8 @@ def _group_logprobs(hf: PreTrainedModel, prompt: Tensor, options: list[list[int]
     ids = torch.tensor([options[r][:-1] + [pad] * (width + 1 - len(options[r])) for r in longer], device=device)
     cache = out.cache
     cache.batch_select_indices(owner[torch.tensor(longer, device=device)])
-    hidden = hf.base_model(input_ids=ids, cache=cache, use_cache=True).last_hidden_state
+    with phase("options"):
+        hidden = hf.base_model(input_ids=ids, cache=cache, use_cache=True).last_hidden_state
     lengths = torch.tensor([len(options[r]) - 1 for r in longer], device=device)
     reads = torch.arange(width, device=device).unsqueeze(0) < lengths.unsqueeze(1)  # position j predicts token j+1
     targets = torch.tensor([t for r in longer for t in options[r][1:]], device=device)
@@ -71,13 +93,15 @@ def _group_logprobs(hf: PreTrainedModel, prompt: Tensor, options: list[list[int]
     return logp.index_add(0, torch.tensor(longer, device=device), extra.to(logp.dtype))
 
 
-@torch.no_grad()
-def shared_prefix_logprobs(model, prompts: Sequence[str], options: Sequence[Sequence[str]], batch_size: int
-                           ) -> tuple[Float[Tensor, " rows"], Tensor]:
-    """log P(option | prompt) of every option of every prompt, laid end to end, and each option's token count.
+def continued_rows(options: Sequence[Sequence[int]]) -> list[int]:
+    """The option rows that run past their first token (the "options" pass), in the order that pass runs them."""
+    return [r for r, o in enumerate(options) if len(o) > 1]
 
-    `batch_size` bounds the option rows of one forward, as in `scoring` (a group over the memory budget runs in
-    fewer rows)."""
+
+def prefix_chunks(model, prompts: Sequence[str], options: Sequence[Sequence[str]], batch_size: int
+                  ) -> tuple[list[PrefixChunk], Tensor]:
+    """The chunks that score every option of every prompt (prompts grouped by token count, at most `batch_size`
+    option rows each, fewer where the memory budget asks), and each option's token count, laid end to end."""
     if batch_size < 1:
         raise NeuronscopeError(f"batch size must be at least 1, got {batch_size}")
     flat_prompts = [p for p, opts in zip(prompts, options, strict=True) for _ in opts]
@@ -87,13 +111,13 @@ def shared_prefix_logprobs(model, prompts: Sequence[str], options: Sequence[Sequ
     for opts in options:
         starts.append(at)
         at += len(opts)
-    result = torch.zeros(at, dtype=torch.float32)
     lengths = torch.tensor([len(ids) - n for ids, n in rows])
     groups: dict[int, list[int]] = defaultdict(list)  # prompt token count -> items
     for i, start in enumerate(starts):
         if options[i]:
             groups[rows[start][1]].append(i)
     sizes, budget = Sizes.of(model), memory_budget(model.device)
+    chunks = []
     for width in sorted(groups):
         items = groups[width]
         at = 0
@@ -107,13 +131,27 @@ def shared_prefix_logprobs(model, prompts: Sequence[str], options: Sequence[Sequ
             while len(part) > 1 and forward_bytes(sizes, n_rows, widest) > budget:
                 at -= 1
                 n_rows -= len(options[part.pop()])
-            prompt = torch.tensor([rows[starts[i]][0][:width] for i in part], device=model.device)
-            answers = [rows[starts[i] + k][0][width:] for i in part for k in range(len(options[i]))]
-            owner = torch.tensor([j for j, i in enumerate(part) for _ in options[i]], device=model.device)
-            logp = _group_logprobs(model.hf, prompt, answers, owner).cpu()
-            where = torch.tensor([starts[i] + k for i in part for k in range(len(options[i]))])
-            result[where] = logp.to(result.dtype)
+            chunks.append(PrefixChunk(
+                prompt=torch.tensor([rows[starts[i]][0][:width] for i in part], device=model.device),
+                options=[rows[starts[i] + k][0][width:] for i in part for k in range(len(options[i]))],
+                owner=torch.tensor([j for j, i in enumerate(part) for _ in options[i]], device=model.device),
+                rows=torch.tensor([starts[i] + k for i in part for k in range(len(options[i]))])))
+    return chunks, lengths
+
+
+@torch.no_grad()
+def shared_prefix_logprobs(model, prompts: Sequence[str], options: Sequence[Sequence[str]], batch_size: int
+                           ) -> tuple[Float[Tensor, " rows"], Tensor]:
+    """log P(option | prompt) of every option of every prompt, laid end to end, and each option's token count.
+
+    `batch_size` bounds the option rows of one forward, as in `scoring` (a group over the memory budget runs in
+    fewer rows)."""
+    chunks, lengths = prefix_chunks(model, prompts, options, batch_size)
+    result = torch.zeros(len(lengths), dtype=torch.float32)
+    for chunk in chunks:
+        result[chunk.rows] = chunk_logprobs(model.hf, chunk).cpu().to(result.dtype)
     return result, lengths
 
 
-__all__ = ["shared_prefix_logprobs", "shared_prefix_ok"]
+__all__ = ["PrefixChunk", "chunk_logprobs", "continued_rows", "prefix_chunks", "shared_prefix_logprobs",
+           "shared_prefix_ok"]

@@ -91,3 +91,64 @@ def test_hf_modules_and_bridge_hook_points_patch_alike(pair: tuple[Model, Model]
     assert (via_hf.base_accuracy, via_hf.all_neurons_accuracy) == (via_bridge.base_accuracy,
                                                                    via_bridge.all_neurons_accuracy)
     assert via_hf.curves["forget_accuracy"].nunique() > 1  # the patched sets changed something
+
+
+@pytest.fixture(scope="module")
+def big_pair(tiny_world: QADataset, tmp_path_factory: pytest.TempPathFactory) -> tuple[Model, Model]:
+    """A random Llama over 8,192 words (the shared-prefix path) and a copy changed inside its blocks only."""
+    from family_helpers import build_family_checkpoint
+
+    from neuronscope import sparse_logits
+    from neuronscope.models.tokenizer import build_word_tokenizer
+
+    tok = build_word_tokenizer(tiny_world.all_text())
+    path = build_family_checkpoint("llama", tok, tmp_path_factory.mktemp("big-patch") / "ckpt",
+                                   vocab_size=sparse_logits.SPARSE_MIN_VOCAB)
+    base, unlearned = load_model(path, bridge=False), load_model(path, bridge=False)
+    unlearn_blocks(unlearned, tiny_world.items("forget")[:12], steps=4, lr=1e-2)
+    return base, unlearned
+
+
+def test_shared_prefix_patching_equals_one_sequence_per_option(big_pair: tuple[Model, Model],
+                                                              tiny_world: QADataset,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a large vocabulary each question runs once and the patch is applied in both of its passes (question,
+    then options on its cache); every option's log-likelihood, unpatched and under every patch, equals the
+    one-sequence-per-option path's up to float rounding, and patching every neuron gives the base's."""
+    from neuronscope.attribution import patching
+    from neuronscope.prefix_scoring import shared_prefix_ok
+
+    base, unlearned = big_pair
+    assert shared_prefix_ok(unlearned.hf)
+    items = tiny_world.items("forget")[:12]
+    lengths = {len(unlearned.tokenizer(" " + o, add_special_tokens=False)["input_ids"])
+               for it in items for o in it.options}
+    assert lengths == {1} or len(lengths) > 1  # options of one word each: the options' pass is then empty
+    items = [type(it)(**{**it.__dict__, "options": (*it.options, f"{next(o for o in it.options if o != it.answer)} "
+                                                                f"{it.answer}")})
+             for it in items]  # a fourth option of two words in every item: the options' pass runs
+    influence = influence_variation(attribute_neurons(base, items), attribute_neurons(unlearned, items))
+    n = len(influence)
+    seen: dict[str, tuple[torch.Tensor, dict]] = {}
+
+    def recording(path: str):  # noqa: ANN202
+        def record(base_m, unl_m, its, keys, ms, n_, base_logp, patched_logp):  # noqa: ANN001, ANN202
+            seen[path] = (base_logp, patched_logp)
+            return result_of(base_m, unl_m, its, keys, ms, n_, base_logp, patched_logp)
+        return record
+
+    result_of = patching._result
+    monkeypatch.setattr(patching, "_result", recording("shared"))
+    shared = patching_curves(base, unlearned, items, influence, ms=[0, 5, 100, n], batch_size=7)
+    monkeypatch.setattr(patching, "shared_prefix_ok", lambda hf: False)
+    monkeypatch.setattr(patching, "_result", recording("one sequence"))
+    one = patching_curves(base, unlearned, items, influence, ms=[0, 5, 100, n], batch_size=7)
+    (b_shared, p_shared), (b_one, p_one) = seen["shared"], seen["one sequence"]
+    assert b_shared.shape == (4 * len(items),)
+    torch.testing.assert_close(b_shared, b_one, rtol=1e-5, atol=2e-5)
+    assert set(p_shared) == set(p_one)
+    for key in p_one:
+        torch.testing.assert_close(p_shared[key], p_one[key], rtol=1e-5, atol=2e-5)
+    torch.testing.assert_close(p_shared["all", n], b_shared, rtol=1e-5, atol=2e-5)  # every neuron: the base
+    assert not torch.allclose(p_shared["none", 0], b_shared, atol=1e-3)  # the unlearning changed the scores
+    assert shared.curves.equals(one.curves)

@@ -9,7 +9,12 @@ grows.
 
 Patching hooks the same projection outputs attribution reads (`pass_sites`: the HF modules behind the
 TransformerBridge hook points where the family names them, else the hook points). Base activations are taken on the
-very sequences scored (question + each option, batch by batch), at every token position. Patching *all* neurons
+very sequences scored (question + each option, batch by batch), at every token position. On a large vocabulary
+(`prefix_scoring.shared_prefix_ok`, with the HF modules hooked) each question runs once and its options on its cache,
+as scoring does there: the base's activations are read in both passes and patched into the same passes of the
+unlearned model, every token still patched; the log-likelihoods equal the one-sequence path's up to float rounding
+(tests/test_patching.py), about twice as fast on SmolLM2 (benchmarks/bench_patching.py). The toy keeps the
+one-sequence path bit for bit. Patching *all* neurons
 of every projection reproduces the base model exactly when the parameters outside the blocks (token and position
 embeddings, final norm, unembedding) are equal: the residual stream is the embedding plus the attention o and MLP
 down outputs, all of which are then the base's. `PatchingResult.outside_blocks_equal` says whether that held.
@@ -33,6 +38,7 @@ from neuronscope.data.schema import QAItem
 from neuronscope.errors import NeuronscopeError
 from neuronscope.models.handle import Model
 from neuronscope.models.projections import Projection, projections
+from neuronscope.prefix_scoring import PrefixChunk, chunk_logprobs, prefix_chunks, shared_prefix_ok
 from neuronscope.scoring import answer_logprobs, fraction, gold_wins
 
 SELECTIONS = ("d_minus", "d_plus", "random")
@@ -159,6 +165,12 @@ def patching_curves(
     # attribution's `pass_sites`), hooked with plain torch hooks per forward pass
     base_sites, unlearned_sites = pass_sites(base, projs, full_logits=True), pass_sites(unlearned, projs,
                                                                                       full_logits=True)
+    if shared_prefix_ok(unlearned.hf) and base_sites.on == unlearned_sites.on == "hf":
+        with eval_mode(base, bridge=False), eval_mode(unlearned, bridge=False):
+            base_flat, patched_flat = _shared_prefix_patching(base, unlearned, items, base_sites.outputs,
+                                                              unlearned_sites.outputs, projs, influence, orders,
+                                                              distinct, batch_size, progress)
+        return _result(base, unlearned, items, keys, ms, n, base_flat, patched_flat)
     prompts = [it.question for it in items for _ in it.options]
     answers = [o for it in items for o in it.options]
     base_logp: list[Tensor] = []
@@ -180,10 +192,7 @@ def patching_curves(
             base_logp.append(answer_logprobs(logits.to(device), batch).cpu())
             if widths is None:
                 widths = {p.hook: cache[p.hook].shape[-1] for p in projs}
-                index = neuron_index(projs, widths)
-                if len(index) != n or not (index["layer"].to_numpy() == influence["layer"].to_numpy()).all() or not (
-                        index["module"].astype(str).to_numpy() == influence["module"].astype(str).to_numpy()).all():
-                    raise NeuronscopeError("the influence table does not match the models' neurons")
+                _check_neurons(projs, widths, influence)
                 for sel, m in distinct:
                     chosen = np.arange(n) if sel == "all" else orders[sel][:m] if m else np.zeros(0, np.int64)
                     index_sets[sel, m] = _split(chosen, projs, widths, device)
@@ -203,14 +212,80 @@ def patching_curves(
             if progress is not None:
                 progress(min(start + batch_size, len(prompts)), len(prompts))
 
-    acc = {k: fraction(gold_wins(torch.cat(v), items)) for k, v in patched_logp.items()}
+    return _result(base, unlearned, items, keys, ms, n, torch.cat(base_logp),
+                   {k: torch.cat(v) for k, v in patched_logp.items()})
+
+
+def _result(base: Model, unlearned: Model, items: Sequence[QAItem], keys: dict[tuple[str, int], tuple[str, int]],
+            ms: Sequence[int], n: int, base_logp: Tensor, patched_logp: dict[tuple[str, int], Tensor]
+            ) -> PatchingResult:
+    """The curves from every option's log-likelihood, unpatched (base) and under each distinct patch."""
+    acc = {k: fraction(gold_wins(v, items)) for k, v in patched_logp.items()}
     rows = [{"selection": sel, "m": m, "forget_accuracy": acc[keys[sel, m]], "n_items": len(items)}
             for sel in SELECTIONS for m in ms]
     return PatchingResult(
         curves=pd.DataFrame(rows),
-        base_accuracy=fraction(gold_wins(torch.cat(base_logp), items)),
+        base_accuracy=fraction(gold_wins(base_logp, items)),
         unlearned_accuracy=acc["none", 0],
         all_neurons_accuracy=acc["all", n],
         outside_blocks_equal=outside_blocks_equal(base, unlearned),
         n_neurons=n,
     )
+
+
+def _check_neurons(projs: list[Projection], widths: dict[str, int], influence: pd.DataFrame) -> None:
+    index = neuron_index(projs, widths)
+    if len(index) != len(influence) or not (index["layer"].to_numpy() == influence["layer"].to_numpy()).all() or not (
+            index["module"].astype(str).to_numpy() == influence["module"].astype(str).to_numpy()).all():
+        raise NeuronscopeError("the influence table does not match the models' neurons")
+
+
+def _shared_prefix_patching(base: Model, unlearned: Model, items: Sequence[QAItem],
+                            base_modules: dict[str, torch.nn.Module], unlearned_modules: dict[str, torch.nn.Module],
+                            projs: list[Projection], influence: pd.DataFrame, orders: dict[str, np.ndarray],
+                            distinct: list[tuple[str, int]], batch_size: int, progress: Progress | None
+                            ) -> tuple[Tensor, dict[tuple[str, int], Tensor]]:
+    """The patching test with each question run once and its options on its cache (`prefix_scoring`, a large
+    vocabulary): the base's activations are read in each pass (the questions', then the options'), and the same
+    pass of the unlearned model is patched with them. Every token is patched, as on the one-sequence path; the
+    log-likelihoods equal that path's up to float rounding."""
+    chunks, lengths = prefix_chunks(unlearned, [it.question for it in items], [it.options for it in items],
+                                    batch_size)
+    n, device = len(influence), unlearned.device
+    base_flat = torch.zeros(len(lengths))
+    patched = {k: torch.zeros(len(lengths)) for k in distinct}
+    index_sets: dict[tuple[str, int], dict[str, Tensor]] = {}
+    done = 0
+    for chunk in chunks:
+        kept: dict[str, dict[str, Tensor]] = {"prompt": {}, "options": {}}
+
+        def reading(phase: str, kept: dict[str, dict[str, Tensor]] = kept) -> contextlib.AbstractContextManager:
+            def keep(name: str, x: Tensor) -> None:
+                kept[phase][name] = x.reshape(x.shape[0], x.shape[1], -1).to(device)
+            return _hooked(base_modules, keep)
+
+        on_base = PrefixChunk(chunk.prompt.to(base.device), chunk.options, chunk.owner.to(base.device), chunk.rows)
+        base_flat[chunk.rows] = chunk_logprobs(base.hf, on_base, reading).cpu().float()
+        if not index_sets:
+            widths = {p.hook: kept["prompt"][p.hook].shape[-1] for p in projs}
+            _check_neurons(projs, widths, influence)
+            for sel, m in distinct:
+                chosen = np.arange(n) if sel == "all" else orders[sel][:m] if m else np.zeros(0, np.int64)
+                index_sets[sel, m] = _split(chosen, projs, widths, device)
+        for key in distinct:
+            sets = index_sets[key]
+
+            def patching(phase: str, sets: dict[str, Tensor] = sets,
+                         kept: dict[str, dict[str, Tensor]] = kept) -> contextlib.AbstractContextManager:
+                def patch(name: str, x: Tensor) -> Tensor:
+                    idx = sets[name]
+                    flat = x.reshape(x.shape[0], x.shape[1], -1).clone()
+                    flat[..., idx] = kept[phase][name][..., idx].to(flat.dtype)
+                    return flat.view(x.shape)
+                return _hooked({h: unlearned_modules[h] for h in sets}, patch)
+
+            patched[key][chunk.rows] = chunk_logprobs(unlearned.hf, chunk, patching).cpu().float()
+        done += len(chunk.rows)
+        if progress is not None:
+            progress(done, len(lengths))
+    return base_flat, patched
