@@ -192,19 +192,13 @@ def patching_curves(
             base_logp.append(answer_logprobs(logits.to(device), batch).cpu())
             if widths is None:
                 widths = {p.hook: cache[p.hook].shape[-1] for p in projs}
-                _check_neurons(projs, widths, influence)
-                for sel, m in distinct:
-                    chosen = np.arange(n) if sel == "all" else orders[sel][:m] if m else np.zeros(0, np.int64)
-                    index_sets[sel, m] = _split(chosen, projs, widths, device)
+                index_sets = _index_sets(projs, widths, influence, orders, distinct, device)
             for key in distinct:
                 sets = index_sets[key]
 
                 def patch(name: str, x: Tensor, sets: dict[str, Tensor] = sets,
                           cache: dict[str, Tensor] = cache) -> Tensor:
-                    idx = sets[name]
-                    flat = x.reshape(x.shape[0], x.shape[1], -1).clone()
-                    flat[..., idx] = cache[name][..., idx].to(flat.dtype)
-                    return flat.view(x.shape)
+                    return _patched(x, sets[name], cache[name])
 
                 with _hooked({h: unlearned_sites.outputs[h] for h in sets}, patch):
                     logits = unlearned_sites.forward(batch.input_ids)
@@ -233,11 +227,25 @@ def _result(base: Model, unlearned: Model, items: Sequence[QAItem], keys: dict[t
     )
 
 
-def _check_neurons(projs: list[Projection], widths: dict[str, int], influence: pd.DataFrame) -> None:
+def _index_sets(projs: list[Projection], widths: dict[str, int], influence: pd.DataFrame,
+                orders: dict[str, np.ndarray], distinct: list[tuple[str, int]], device: torch.device
+                ) -> dict[tuple[str, int], dict[str, Tensor]]:
+    """Per distinct patch, the neurons to patch as per-hook local indices, once the hooks' widths are known; the
+    influence table must list exactly the models' neurons."""
     index = neuron_index(projs, widths)
-    if len(index) != len(influence) or not (index["layer"].to_numpy() == influence["layer"].to_numpy()).all() or not (
+    n = len(influence)
+    if len(index) != n or not (index["layer"].to_numpy() == influence["layer"].to_numpy()).all() or not (
             index["module"].astype(str).to_numpy() == influence["module"].astype(str).to_numpy()).all():
         raise NeuronscopeError("the influence table does not match the models' neurons")
+    return {(sel, m): _split(np.arange(n) if sel == "all" else orders[sel][:m] if m else np.zeros(0, np.int64),
+                             projs, widths, device) for sel, m in distinct}
+
+
+def _patched(x: Tensor, idx: Tensor, source: Tensor) -> Tensor:
+    """`x` (a projection's output) with the neurons `idx` taken from `source` (the base's, flattened per token)."""
+    flat = x.reshape(x.shape[0], x.shape[1], -1).clone()
+    flat[..., idx] = source[..., idx].to(flat.dtype)
+    return flat.view(x.shape)
 
 
 def _shared_prefix_patching(base: Model, unlearned: Model, items: Sequence[QAItem],
@@ -251,7 +259,7 @@ def _shared_prefix_patching(base: Model, unlearned: Model, items: Sequence[QAIte
     log-likelihoods equal that path's up to float rounding."""
     chunks, lengths = prefix_chunks(unlearned, [it.question for it in items], [it.options for it in items],
                                     batch_size)
-    n, device = len(influence), unlearned.device
+    device = unlearned.device
     base_flat = torch.zeros(len(lengths))
     patched = {k: torch.zeros(len(lengths)) for k in distinct}
     index_sets: dict[tuple[str, int], dict[str, Tensor]] = {}
@@ -268,21 +276,14 @@ def _shared_prefix_patching(base: Model, unlearned: Model, items: Sequence[QAIte
         base_flat[chunk.rows] = chunk_logprobs(base.hf, on_base, reading).cpu().float()
         if not index_sets:
             widths = {p.hook: kept["prompt"][p.hook].shape[-1] for p in projs}
-            _check_neurons(projs, widths, influence)
-            for sel, m in distinct:
-                chosen = np.arange(n) if sel == "all" else orders[sel][:m] if m else np.zeros(0, np.int64)
-                index_sets[sel, m] = _split(chosen, projs, widths, device)
+            index_sets = _index_sets(projs, widths, influence, orders, distinct, device)
         for key in distinct:
             sets = index_sets[key]
 
             def patching(phase: str, sets: dict[str, Tensor] = sets,
                          kept: dict[str, dict[str, Tensor]] = kept) -> contextlib.AbstractContextManager:
-                def patch(name: str, x: Tensor) -> Tensor:
-                    idx = sets[name]
-                    flat = x.reshape(x.shape[0], x.shape[1], -1).clone()
-                    flat[..., idx] = kept[phase][name][..., idx].to(flat.dtype)
-                    return flat.view(x.shape)
-                return _hooked({h: unlearned_modules[h] for h in sets}, patch)
+                return _hooked({h: unlearned_modules[h] for h in sets},
+                               lambda name, x: _patched(x, sets[name], kept[phase][name]))
 
             patched[key][chunk.rows] = chunk_logprobs(unlearned.hf, chunk, patching).cpu().float()
         done += len(chunk.rows)
