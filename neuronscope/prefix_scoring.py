@@ -28,7 +28,7 @@ from transformers import PreTrainedModel
 from neuronscope.batching import encode_rows
 from neuronscope.budget import Sizes, forward_bytes, memory_budget
 from neuronscope.errors import NeuronscopeError
-from neuronscope.sparse_logits import sparse_ok
+from neuronscope.sparse_logits import head_logprobs, sparse_ok
 
 
 def shared_prefix_ok(hf: PreTrainedModel) -> bool:
@@ -54,12 +54,6 @@ class PrefixChunk:
     rows: Int[Tensor, " rows"]  # each row's place among all options laid end to end
 
 
-def _log_softmax_at(hf: PreTrainedModel, hidden: Float[Tensor, "n d"], targets: Tensor) -> Float[Tensor, " n"]:
-    """log p(target) from final hidden states, the head applied to these rows only."""
-    logits = hf.get_output_embeddings()(hidden)
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-
-
 def chunk_logprobs(hf: PreTrainedModel, chunk: PrefixChunk, around: Around | None = None) -> Float[Tensor, " rows"]:
     """log P(option | prompt) for every option row of `chunk`, on the device of its tensors.
 
@@ -73,8 +67,8 @@ def chunk_logprobs(hf: PreTrainedModel, chunk: PrefixChunk, around: Around | Non
     with phase("prompt"):
         out = hf.base_model(input_ids=prompt, use_cache=True)
     firsts = torch.tensor([o[0] for o in options], device=device)
-    logp = _log_softmax_at(hf, out.last_hidden_state[:, -1][owner], firsts)
-    longer = continued_rows(options)
+    logp = head_logprobs(hf, out.last_hidden_state[:, -1][owner], firsts)
+    longer = _continued_rows(options)
     if not longer:
         return logp
     width = max(len(options[r]) for r in longer) - 1
@@ -87,13 +81,13 @@ def chunk_logprobs(hf: PreTrainedModel, chunk: PrefixChunk, around: Around | Non
     lengths = torch.tensor([len(options[r]) - 1 for r in longer], device=device)
     reads = torch.arange(width, device=device).unsqueeze(0) < lengths.unsqueeze(1)  # position j predicts token j+1
     targets = torch.tensor([t for r in longer for t in options[r][1:]], device=device)
-    rest = _log_softmax_at(hf, hidden[reads], targets)
+    rest = head_logprobs(hf, hidden[reads], targets)
     rows = torch.arange(len(longer), device=device).unsqueeze(1).expand_as(reads)[reads]
     extra = torch.zeros(len(longer), dtype=rest.dtype, device=device).index_add_(0, rows, rest)
     return logp.index_add(0, torch.tensor(longer, device=device), extra.to(logp.dtype))
 
 
-def continued_rows(options: Sequence[Sequence[int]]) -> list[int]:
+def _continued_rows(options: Sequence[Sequence[int]]) -> list[int]:
     """The option rows that run past their first token (the "options" pass), in the order that pass runs them."""
     return [r for r, o in enumerate(options) if len(o) > 1]
 
@@ -153,5 +147,4 @@ def shared_prefix_logprobs(model, prompts: Sequence[str], options: Sequence[Sequ
     return result, lengths
 
 
-__all__ = ["PrefixChunk", "chunk_logprobs", "continued_rows", "prefix_chunks", "shared_prefix_logprobs",
-           "shared_prefix_ok"]
+__all__ = ["PrefixChunk", "chunk_logprobs", "prefix_chunks", "shared_prefix_logprobs", "shared_prefix_ok"]

@@ -30,7 +30,7 @@ by up to 6e-8 (the head's products on few rows round differently), so neither is
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 from transformers import PreTrainedModel
 
@@ -88,6 +88,12 @@ def answer_logits(hf: PreTrainedModel, batch: Batch) -> tuple[Float[Tensor, "bat
     return hf.get_output_embeddings()(hidden), kept
 
 
+def head_logprobs(hf: PreTrainedModel, hidden: Float[Tensor, "n d"], targets: Int[Tensor, " n"]) -> Float[Tensor, " n"]:
+    """log p(target) of each final hidden state, the head applied to these rows only."""
+    logits = hf.get_output_embeddings()(hidden)
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
 def answer_token_logprobs_sparse(hf: PreTrainedModel, batch: Batch
                                  ) -> tuple[Float[Tensor, " n"], Tensor]:
     """log p of every answer token (flattened, row-major) and the row each belongs to."""
@@ -95,9 +101,7 @@ def answer_token_logprobs_sparse(hf: PreTrainedModel, batch: Batch
     predicts = torch.zeros_like(answer)
     predicts[:, :-1] = answer[:, 1:]  # the hidden state at j-1 predicts the token at j
     hidden = hf.base_model(input_ids=ids).last_hidden_state
-    logits = hf.get_output_embeddings()(hidden[predicts])
-    targets = ids[:, 1:][answer[:, 1:]]
-    logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    logp = head_logprobs(hf, hidden[predicts], ids[:, 1:][answer[:, 1:]])
     rows = torch.arange(ids.shape[0], device=ids.device).unsqueeze(1).expand_as(predicts)[predicts]
     return logp, rows
 
@@ -109,4 +113,4 @@ def answer_logprobs_sparse(hf: PreTrainedModel, batch: Batch) -> Float[Tensor, "
 
 
 __all__ = ["SPARSE_MIN_VOCAB", "answer_logits", "answer_logprobs_after", "answer_logprobs_sparse",
-           "answer_token_logprobs_sparse", "first_answer_position", "plain_head", "sparse_ok"]
+           "answer_token_logprobs_sparse", "first_answer_position", "head_logprobs", "plain_head", "sparse_ok"]
