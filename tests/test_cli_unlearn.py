@@ -34,6 +34,26 @@ def test_unlearn_writes_checkpoint_metrics_and_curve(tiny_ckpt, tiny_world_dir, 
     assert [p.name for p in tmp_path.iterdir()] == ["unlearned"]  # no temporary leftovers
 
 
+
+def test_unlearn_lr_search_equals_the_python_search(tiny_ckpt, tiny_world_dir, tmp_path):
+    """--lr-search loads the checkpoint for each trial; its trials and weights are those of `lr_search`."""
+    import torch
+
+    from neuronscope.data.schema import load_dataset
+    from neuronscope.unlearn import UnlearnConfig, lr_search
+
+    out = tmp_path / "searched"
+    res = _run("--method", "gd", "--ckpt", str(tiny_ckpt), "--data", str(tiny_world_dir), "--out", str(out),
+               "--lr-search", "--lr-grid", "1e-7,3e-3", "--max-steps", "8", "--batch-size", "8", "--json")
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "neuronscope_unlearn.json").read_text())
+    cfg = UnlearnConfig(max_steps=8, batch_size=8)
+    direct = lr_search(load_model(tiny_ckpt, bridge=False), load_dataset(tiny_world_dir), "gd", cfg, [1e-7, 3e-3])
+    assert [t["lr"] for t in metrics["trials"]] == [1e-7, 3e-3] and metrics["reached"] and direct.reached
+    assert (metrics["lr"], metrics["steps"], metrics["fs"]) == (direct.lr, direct.steps, direct.fs)
+    for a, b in zip(load_model(out, bridge=False).hf.parameters(), direct.model.hf.parameters(), strict=True):
+        assert torch.equal(a, b)
+
 @pytest.mark.parametrize("args,message", [
     (["--method", "nope"], "unknown method 'nope'"),
     (["--method", "gd", "--lr", "-0.1"], "--lr must be a positive number"),

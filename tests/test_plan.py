@@ -187,3 +187,14 @@ def test_stride_state_is_what_the_loop_keeps(tiny_ckpt: Path, tiny_world: QAData
     assert got["unlearn: optimiser steps (at most)"] == 50 + 5
     scored = "unlearn: sequences scored (at most)"
     assert got[scored] == every[scored] - (50 - 15) * 6 * 3  # 10 scored checks + 5 replayed, not 50
+
+
+def test_unlearn_dry_run_plans_the_stride(tmp_path: Path, tiny_ckpt: Path,
+                                                         tiny_world_dir: Path) -> None:
+    args = ["unlearn", "--method", "gd", "--ckpt", str(tiny_ckpt), "--data", str(tiny_world_dir), "--out",
+            str(tmp_path / "never"), "--dry-run"]
+    plain = CliRunner().invoke(app, args)
+    strided = CliRunner().invoke(app, [*args, "--stride", "5"])
+    assert plain.exit_code == 0 and strided.exit_code == 0, plain.output + strided.output
+    assert "stop-check state" not in plain.output and "stop-check state" in strided.output
+    assert not (tmp_path / "never").exists()

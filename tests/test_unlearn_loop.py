@@ -115,6 +115,40 @@ def test_lr_search_scores_every_kind_once_and_equals_a_direct_run(tiny_trained, 
     assert [t["fs"] for t in searched.trials][-1] == direct.fs
 
 
+
+def test_lr_search_from_a_loader_equals_a_search_from_the_model(tiny_trained, tiny_ckpt, tiny_world):
+    """The CLI and the grid give lr_search a loader: each trial trains a freshly loaded model, and no copy is held
+    beside it. Trials, weights and scores equal those of a search that clones a model loaded once."""
+    import gc
+    import weakref
+
+    from neuronscope.models.handle import load_model
+
+    loaded: list[weakref.ref] = []
+
+    def load():
+        gc.collect()
+        assert all(r() is None for r in loaded), "a model of an earlier trial is still alive"
+        model = load_model(tiny_ckpt, bridge=False)
+        loaded.append(weakref.ref(model))
+        return model
+
+    cfg = replace(FAST, max_steps=8)
+    grid = [1e-7, 3e-3]
+    from_loader = lr_search(load, tiny_world, "gd", cfg, grid=grid)
+    from_model = lr_search(load_model(tiny_ckpt, bridge=False), tiny_world, "gd", cfg, grid=grid)
+    assert len(loaded) == 2 and loaded[-1]() is from_loader.model  # one load per trial; the last one is kept
+
+    def timeless(trials):
+        return [{k: v for k, v in t.items() if k != "seconds"} for t in trials]
+
+    assert timeless(from_loader.trials) == timeless(from_model.trials)
+    assert [t["reached"] for t in from_loader.trials] == [False, True]
+    assert (from_loader.lr, from_loader.steps, from_loader.fs, from_loader.rs) == \
+        (from_model.lr, from_model.steps, from_model.fs, from_model.rs)
+    for a, b in zip(from_loader.model.hf.parameters(), from_model.model.hf.parameters(), strict=True):
+        assert torch.equal(a, b)
+
 def test_bad_inputs(tiny_trained, tiny_world, monkeypatch):
     model = tiny_trained.model.clone()
     with pytest.raises(NeuronscopeError, match="unknown method 'nope'"):

@@ -52,3 +52,29 @@ def test_stride_with_check_every_and_max_steps(tiny_trained, tiny_world):
 def test_bad_stride(tiny_trained, tiny_world):
     with pytest.raises(NeuronscopeError, match="stride must be at least 1"):
         _run(tiny_trained, tiny_world, "gd", 0)
+
+
+def test_one_snapshot_is_alive_at_a_time(tiny_trained, tiny_world, monkeypatch):
+    """The kept state is one copy at the peak: the previous snapshot is released before the next is taken, and
+    the one a back-off restores from is used up (AdamW takes over its tensors), never copied again."""
+    import gc
+    import weakref
+
+    from neuronscope.unlearn import loop
+
+    taken: list[weakref.ref] = []
+    real = loop._snapshot
+
+    def tracked(*args, **kwargs):
+        gc.collect()
+        assert not [r for r in taken if r() is not None], "an earlier snapshot is still alive"
+        snap = real(*args, **kwargs)
+        taken.append(weakref.ref(snap))
+        return snap
+
+    monkeypatch.setattr(loop, "_snapshot", tracked)
+    every = _run(tiny_trained, tiny_world, "gd", 1)
+    cheap = _run(tiny_trained, tiny_world, "gd", every.steps - 1)  # snapshots at 0 and t-1, back-off after 2(t-1)
+    assert len(taken) == 2 and cheap.steps == every.steps
+    gc.collect()
+    assert all(r() is None for r in taken)

@@ -173,7 +173,7 @@ def unlearn_cmd(
         check_checkpoint(ckpt)  # the paths first: a wrong one is one line before torch is imported
     from neuronscope.checks import SettingError, at_least
     from neuronscope.io import atomic_path, write_json, write_text
-    from neuronscope.models.handle import load_model, save_pretrained
+    from neuronscope.models.handle import Model, load_model, save_pretrained
     from neuronscope.unlearn import UnlearnConfig, get_method
     from neuronscope.unlearn import lr_search as run_lr_search
     from neuronscope.unlearn import unlearn as run_unlearn
@@ -201,13 +201,18 @@ def unlearn_cmd(
         wdtype = planned_dtype(dtype, device, device_map)
         assert counts is not None
         print_plan(plan_unlearn(shape, wdtype, method, batch_size, counts, max_steps, len(set(grid)) or 1,
-                                check_every, cfg.rs_every, method_args), shape, counts, wdtype)
+                                check_every, cfg.rs_every, method_args, stride=stride),
+                   shape, counts, wdtype)
         return
     from neuronscope.cli.options import note_idle_gpu
 
     note_idle_gpu(device, device_map)
-    model = load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
+
+    def load() -> Model:
+        return load_model(ckpt, device=device, dtype=dtype, device_map=device_map, bridge=False,
                           trust_remote_code=trust_remote_code)
+
+    model = load() if not lr_search else None  # a search loads it for each trial: no copy held beside a trial
 
     from neuronscope.progress import LoggedProgress
 
@@ -227,7 +232,7 @@ def unlearn_cmd(
 
         try:
             if lr_search:
-                result = run_lr_search(model, ds, method, cfg, grid, progress=progress, stride=stride)
+                result = run_lr_search(load, ds, method, cfg, grid, progress=progress, stride=stride)
             else:
                 result = run_unlearn(model, ds, method, cfg, progress=progress, stride=stride)
         except SettingError as e:  # a setting that only the model can judge (rmu_layer past the last block)

@@ -209,13 +209,16 @@ def unlearn_stage(run: GridRun, m: Models, method: str, api: Any) -> tuple[Artif
         ucfg.check()
 
     def unlearned(tmp: Path) -> None:
-        model = run.load(m.base_dir)
+        # an lr search loads the base afresh for each trial (the loop seeds each): no copy of it is held beside
+        # the one being trained
+        model = run.load(m.base_dir) if not lr_grid else None
         torch.manual_seed(getattr(ucfg, "seed", 0))
         bar = run.steps_bar(f"unlearning {method}", getattr(ucfg, "max_steps", None), bound=True)
         if lr_grid:  # the paper's rule: the lowest learning rate of the grid that reaches the threshold
             if api.lr_search is None:
                 raise NeuronscopeError("unlearn.lr_grid needs an lr_search")
-            result = api.lr_search(model, m.ds, method, ucfg, list(lr_grid), progress=bar, **loop_args)
+            result = api.lr_search(lambda: run.load(m.base_dir), m.ds, method, ucfg, list(lr_grid), progress=bar,
+                                   **loop_args)
         else:
             result = api.unlearn(model, m.ds, method, ucfg, progress=bar, **loop_args)
         for note in getattr(result, "notes", ()):

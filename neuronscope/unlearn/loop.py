@@ -127,10 +127,15 @@ def _snapshot(step: int, params: list[nn.Parameter], opt: torch.optim.Optimizer,
 
 def _restore(snap: Snapshot, params: list[nn.Parameter], opt: torch.optim.Optimizer, m: Method,
              cycles: list[BatchCycle], curve: list[dict[str, Any]]) -> None:
+    """Put the run back where `snap` was taken. The snapshot is used up: AdamW takes its state tensors as they are
+    (same dtype and device, so no copy) and updates them in place, which saves a copy of AdamW's state at the peak.
+    A run restores at most once (the replay that follows takes no snapshot), so nothing reads it again."""
     with torch.no_grad():
         for p, w in zip(params, snap.weights, strict=True):
             p.copy_(w)
-    opt.load_state_dict(copy.deepcopy(snap.optimizer))
+    snap.weights.clear()
+    opt.load_state_dict(snap.optimizer)
+    snap.optimizer = {}
     m.restore_step_state(snap.method)
     for c, st in zip(cycles, snap.batches, strict=True):
         c.restore(st)
@@ -237,9 +242,10 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
                 # met at this check, and check points since the last scored one were skipped: the first one that
                 # met the threshold may be earlier, so replay from the last scored check, scoring each
                 _restore(snap, params, opt, m, cycles, curve)
-                step, reached, replaying = snap.step, False, True
+                step, reached, replaying, snap = snap.step, False, True, None
                 continue
             if scored and not reached and snap is not None and not replaying:
+                snap = None  # the old copy goes before the new one is taken: one copy at the peak, not two
                 snap = _snapshot(step, params, opt, m, cycles, curve)
             if progress is not None and not replaying:
                 progress(step, row)
@@ -256,12 +262,14 @@ def unlearn(model: Model, ds: QADataset, method: str | type[Method], cfg: Unlear
                          notes=m.notes)
 
 
-def lr_search(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig, grid: Sequence[float],
-              progress: Progress | None = None, stride: int = 1) -> UnlearnResult:
-    """The lowest learning rate of `grid` that reaches the threshold (the paper's rule), each on a fresh clone.
+def lr_search(model: Model | Callable[[], Model], ds: QADataset, method: str, cfg: UnlearnConfig,
+              grid: Sequence[float], progress: Progress | None = None, stride: int = 1) -> UnlearnResult:
+    """The lowest learning rate of `grid` that reaches the threshold (the paper's rule), each on a fresh copy.
 
-    `model` is left untouched. If no rate reaches the threshold, the largest rate's run is returned with
-    reached=False. Every trial is listed in `result.trials`.
+    `model`: a Model, left untouched (each trial trains a clone, so the original is held for the whole search), or
+    a function that loads a fresh one (each trial trains what it returns; nothing is held between trials, one
+    model less at the peak; the CLI and the grid reload from the checkpoint). If no rate reaches the threshold,
+    the largest rate's run is returned with reached=False. Every trial is listed in `result.trials`.
     """
     if not grid:
         raise NeuronscopeError("lr_grid is empty")
@@ -272,7 +280,8 @@ def lr_search(model: Model, ds: QADataset, method: str, cfg: UnlearnConfig, grid
     result: UnlearnResult | None = None
     for lr in sorted(set(grid)):  # a trial needs only FS and RS ("base"): the other kinds are scored once, below
         result = None  # the last trial's model goes before the next clone: one model less at the peak
-        result = unlearn(model.clone(), ds, method, replace(cfg, lr=lr), progress, stride, final_kinds=("base",))
+        result = unlearn(model.clone() if isinstance(model, Model) else model(), ds, method, replace(cfg, lr=lr),
+                         progress, stride, final_kinds=("base",))
         trials.append({"lr": lr, "reached": result.reached, "steps": result.steps, "fs": result.fs,
                        "rs": result.rs, "seconds": round(result.seconds, 2)})
         if result.reached:
