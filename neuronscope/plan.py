@@ -8,8 +8,9 @@ L = layers, V = vocab, b = bytes per weight element:
 - weights: P x b. Training adds gradients (trainable x b) and AdamW's exp_avg and exp_avg_sq, which torch keeps in
   the parameter's dtype (2 x trainable x b). What a method adds is asked of the method (`neuronscope.unlearn`):
   a reference copy (P x b) where it `needs_reference` (DPO, NPO, RMU, ssiuu-anchor), its trainable count (RMU: the
-  MLPs of its trainable blocks), its `sequences_per_step` and its `extra_state` rows (ssiuu: A_{t-1} and g_t,
-  2 x trainable x b; ssiuu-anchor: its gradient and A_0 cache, up to 64 entries of trainable x b within 1 GiB).
+  MLPs of its trainable blocks), its `sequences_per_step` and its `extra_state` rows (ssiuu: A_{t-1} kept,
+  trainable x b, and in its loss g_t, A_t and their difference, 3 x trainable x b, plus a bool mask; ssiuu-anchor:
+  its gradient and A_0 cache, up to 64 entries of trainable x b within 1 GiB).
 - training activations per sequence: L x T x (4d + 3q + 3kv + 4I) x b (norm inputs/outputs, q/k/v and their rotated
   copies, attention output, gate, up, act(gate), act(gate) x up) + L x H x T^2 x b (eager attention probabilities)
   + T x V x (b + 8) (logits, their float32 copy and log-softmax).

@@ -198,3 +198,35 @@ def test_unlearn_dry_run_plans_the_stride(tmp_path: Path, tiny_ckpt: Path,
     assert plain.exit_code == 0 and strided.exit_code == 0, plain.output + strided.output
     assert "stop-check state" not in plain.output and "stop-check state" in strided.output
     assert not (tmp_path / "never").exists()
+
+
+def test_ssiuu_planned_state_is_what_its_loss_holds(tiny_ckpt: Path, tiny_world: QADataset,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ssiuu's planned rows equal the bytes its loss holds at a regularised step: A_(t-1) between steps, and during
+    the loss this step's gradient of P, A_t, the difference and the mask (what the fused regulariser keeps)."""
+    from neuronscope.unlearn import ssiuu
+    from neuronscope.unlearn.base import StepBatch, encode_items
+
+    model = load_model(tiny_ckpt, bridge=False)
+    method = METHODS["ssiuu"](model, tiny_world, UnlearnConfig())
+    kept: list[torch.Tensor] = []
+    real = ssiuu._FusedNegativeAttributionRegulariser.apply
+
+    def capture(*args):  # noqa: ANN002, ANN202
+        out = real(*args)
+        kept.append(out)
+        return out
+
+    monkeypatch.setattr(ssiuu._FusedNegativeAttributionRegulariser, "apply", capture)
+    forget, retain = tiny_world.items("forget", "base")[:4], tiny_world.items("retain", "base")[:4]
+    batch = StepBatch(encode_items(model, forget), forget, encode_items(model, retain), retain, (0, 1, 2, 3))
+    method.loss(batch, 1)  # the first step sets A_(t-1)
+    prev = sum(a.numel() * a.element_size() for a in method.prev)
+    method.loss(batch, 2)
+    ctx = kept[0].grad_fn
+    held = sum(t.numel() * t.element_size() for group in (ctx.d, ctx.masks, ctx.grads, method.prev) for t in group)
+    trainable = sum(p.numel() for p in method.parameters())
+    rows = {item: n for item, n, _ in METHODS["ssiuu"].extra_state(shape_from_config(model.hf.config),
+                                                                    method.settings, trainable, 4, 50)}
+    assert rows["A_(t-1)"] == prev == trainable * 4
+    assert rows["in the loss: g_t, A_t, A_(t-1) - A_t, mask"] == held

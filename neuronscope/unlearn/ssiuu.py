@@ -132,7 +132,10 @@ class Ssiuu(RegularisedGD):
     @classmethod
     def extra_state(cls, shape: Shape, settings: MethodSettings, trainable: int, nbytes: int, max_steps: int
                     ) -> list[tuple[str, int, str]]:
-        return [("A_(t-1), g_t", 2 * trainable * nbytes, "previous attribution kept + this step's gradient of P")]
+        return [("A_(t-1)", trainable * nbytes, "the previous step's attribution, kept between steps"),
+                ("in the loss: g_t, A_t, A_(t-1) - A_t, mask", 3 * trainable * nbytes + trainable,
+                 "this step's gradient of P, its attribution and the difference (held for the backward), and the "
+                 "bool mask of A_t < 0")]
 
     def __init__(self, model: Model, ds: QADataset, cfg: UnlearnConfig):
         super().__init__(model, ds, cfg)
