@@ -392,6 +392,10 @@ def plan_grid(cfg: ExperimentConfig, s: Shape, dtype: torch.dtype, counts: DataC
         plan_attribute(s, dtype, 16, counts.forget, counts.seq_len, with_base=True, patching=cfg.patching,
                        plan=plan, stage="attribution")
         plan.count("attribution: runs", pairs, f"{models} model(s) x (vs base{' + vs attacked' if kept else ''})")
+        if cfg.patching:
+            tests = models * (2 if kept and cfg.patch_attacked else 1)
+            plan.count("attribution: patching tests", tests,
+                       f"{models} model(s) x (vs base{' + vs attacked' if kept and cfg.patch_attacked else ''})")
     if cfg.lens:
         plan.count("lens: models probed", models + 1, "the unlearned ones, the oracle, the base")
     plan.count("grid: optimiser steps (at most)", total_steps,

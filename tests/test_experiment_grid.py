@@ -439,3 +439,32 @@ def test_a_model_with_no_wrong_answer_skips_its_harmful_attacks_only(monkeypatch
     assert "teach: every harmful attack not run" in log and "answers every forget item correctly" in log
     again = run_grid(cfg, tmp_path / "run", api=api)  # a rerun skips it again, from the cache otherwise
     assert again.computed == [] and _numbers(again.results) == _numbers(res)
+
+
+def test_patch_attacked_false_leaves_the_patching_test_to_the_base_pairs(reference_run, fake_api,  # noqa: ANN001
+                                                                         tmp_path: Path) -> None:
+    """`[attribution] patch_attacked = false` drops the causal test from the unlearned-vs-attacked pairs only: the
+    base pairs are the same artifacts (cached across the switch) with the same curves."""
+    import shutil
+
+    out, _ = reference_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    on = {"attribution.enabled": True, "attribution.attack": "harmful", "attribution.patching": True}
+    without = run_grid(tiny_config(**on, **{"attribution.patch_attacked": False}), copy, api=fake_api)
+    pairs = without.results["analyses"]["attribution"]["pairs"]
+    assert set(pairs) == {"base vs fake", "fake vs fake+harmful", "base vs oracle", "oracle vs oracle+harmful"}
+    for name in ("fake", "oracle"):
+        assert "patching" in pairs[f"base vs {name}"]["summary"]
+        attacked = pairs[f"{name} vs {name}+harmful"]
+        assert "patching" not in attacked["summary"]
+        assert "influence" in attacked["summary"]  # the attribution itself still runs
+        assert not (copy / attacked["dir"] / "patching.parquet").exists()
+
+    with_all = run_grid(tiny_config(**on), copy, api=fake_api)
+    assert sorted(n.rsplit("-", 1)[0] for n in with_all.computed) == ["attribution-fake-vs-fake-harmful",
+                                                                     "attribution-oracle-vs-oracle-harmful"]
+    pairs_all = with_all.results["analyses"]["attribution"]["pairs"]
+    for name in ("fake", "oracle"):
+        assert "patching" in pairs_all[f"{name} vs {name}+harmful"]["summary"]
+        assert _numbers(pairs_all[f"base vs {name}"]) == _numbers(pairs[f"base vs {name}"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -113,6 +114,11 @@ def test_plan_grid_counts_from_the_config() -> None:
     assert len(attacks) == (2 * 1 + 1) * 2  # (2 harmful p + benign) x 2 seeds
     assert got["attacks: optimiser steps"] == 10 * len(attacks) * models
     assert got["grid: optimiser steps (at most)"] == unlearn_steps + 10 * len(attacks) * models
+    assert cfg.attribution and cfg.patching
+    # each model against the base, and (patch_attacked) its attacked self
+    assert got["attribution: patching tests"] == 2 * models
+    fewer = plan_grid(dataclasses.replace(cfg, patch_attacked=False), s, torch.float32, counts)
+    assert dict((what, n) for what, n, _ in fewer.counts)["attribution: patching tests"] == models
 
 
 def test_cli_dry_runs_without_weights(tmp_path: Path, tiny_ckpt: Path, tiny_world_dir: Path) -> None:

@@ -23,7 +23,8 @@ configs/small.toml. Reading the file or a profile's text (torch-free, for a fast
                    [unlearn.method.<name>] per-method overrides
     [attacks]      seeds, harmful_p, benign, harmful_lr, benign_lr, steps, eval_every, batch_size, benign_n
     [attribution]  enabled, attack ("benign" or "harmful"): which attacked model is compared with its unlearned one,
-                   patching (also run the causal patching test)
+                   patching (also run the causal patching test), patch_attacked (also on the unlearned-vs-attacked
+                   pairs, which no figure draws; default true)
     [lens]         enabled
     [calibration]  enabled, size ("small" | "full"): ground-truth erase / hide models and every analysis on them;
                    file: a calibration of the run's model (a calibration.json, or shipped:NAME) whose analyses
@@ -130,6 +131,7 @@ class ExperimentConfig:
     attribution: bool = True
     attribution_attack: str = "benign"
     patching: bool = True  # attribution: also run the causal patching test (run_attribute's `patching`)
+    patch_attacked: bool = True  # ... on the unlearned-vs-attacked pairs too (no figure draws those curves)
     lens: bool = True
     utility: UtilitySection = UtilitySection()
     calibration: str = ""  # "" (off), "small" or "full": ground-truth erase/hide models (neuronscope.verdict)
@@ -204,6 +206,7 @@ class AttributionTable(_Table):
     enabled: bool = True
     attack: str = "benign"
     patching: bool = True
+    patch_attacked: bool = True
 
 
 class CalibrationTable(_Table):
@@ -490,8 +493,9 @@ def parse_config(doc: dict[str, Any], source: str = "<config>", base_dir: Path |
                             device_map=run.device_map, data_dir=data_dir, data=prep, world=world,
                             base_ckpt=base_ckpt, finetune=finetune, base=train, oracle=oracle, unlearn=unlearn,
                             attacks=attacks, attribution=attr.enabled, attribution_attack=attr.attack,
-                            patching=attr.patching, lens=d.lens.enabled, utility=utility, calibration=calibration,
-                            verdict_calibration=verdict_calibration, source=source)
+                            patching=attr.patching, patch_attacked=attr.patch_attacked, lens=d.lens.enabled,
+                            utility=utility, calibration=calibration, verdict_calibration=verdict_calibration,
+                            source=source)
 
 
 def _parse_unlearn(table: BaseModel, order: list[str], source: str, api: Any) -> UnlearnSection:

@@ -321,12 +321,14 @@ def attribution_stage(run: GridRun, m: Models, models: dict[str, Path], attacked
         if name in attacked:
             pairs.append((name, ckpt, f"{name}+{run.cfg.attribution_attack}", attacked[name]))
         for a_name, a_dir, b_name, b_dir in pairs:
-            def compute(tmp: Path, a_dir: Path = a_dir, b_dir: Path = b_dir) -> None:
+            patching = run.cfg.patching and (a_name == "base" or run.cfg.patch_attacked)
+
+            def compute(tmp: Path, a_dir: Path = a_dir, b_dir: Path = b_dir, patching: bool = patching) -> None:
                 torch.manual_seed(0)
-                run_attribute(b_dir, m.ds, tmp, base=a_dir, **model_placement(run.cfg), patching=run.cfg.patching,
+                run_attribute(b_dir, m.ds, tmp, base=a_dir, **model_placement(run.cfg), patching=patching,
                               report=False, also_targets=("logp",), progress=run.stage_bar("attribution"))
 
-            inputs = {"data": m.data.key, "a": dir_key(a_dir), "b": dir_key(b_dir), "patching": run.cfg.patching,
+            inputs = {"data": m.data.key, "a": dir_key(a_dir), "b": dir_key(b_dir), "patching": patching,
                       "targets": ["p", "logp"], "numerics": numerics(run.cfg)}
             art = run.step(f"attribution-{a_name}-vs-{b_name}".replace("+", "-"), inputs, compute,
                            f"attribution {a_name} vs {b_name}")
