@@ -23,6 +23,7 @@ from neuronscope.batching import Batch, encode
 from neuronscope.models.handle import Model
 from neuronscope.sparse_logits import answer_logits
 from neuronscope.training import answer_nll
+from neuronscope.unlearn.ssiuu import fused_negative_attribution_regulariser
 
 
 @dataclass
@@ -42,22 +43,20 @@ class GradientShare:
 
 
 def gradient_share(model: Model, previous: Batch, current: Batch, kept: Batch) -> GradientShare:
-    """A_(t-1) from the forget batch `previous`; A_t, L_reg and the GD loss on `current` and the retain batch
-    `kept`. dL_reg/dphi = 2 (A_t - A_(t-1)) g_t on {A_t < 0}, written out here (tests check it against the
-    method's own regulariser)."""
+    """A_(t-1) from the forget batch `previous`; L_reg (the method's own regulariser) and the GD loss (retain weight
+    1, the default) on `current` and the retain batch `kept`."""
     params = [p for p in model.hf.parameters() if p.requires_grad]
     a_prev = [p.detach() * g for p, g in zip(params, answer_probability_grads(model, previous, params), strict=True)]
-    g_t = answer_probability_grads(model, current, params)
-    a_t = [p.detach() * g for p, g in zip(params, g_t, strict=True)]
-    reg = sum(((x - y) ** 2 * (y < 0)).sum() for x, y in zip(a_prev, a_t, strict=True)).item()
-    reg_grad = torch.cat([(2 * (y - x) * g * (y < 0)).flatten() for x, y, g in zip(a_prev, a_t, g_t, strict=True)])
+    reg, _, _ = fused_negative_attribution_regulariser(params, answer_probability_grads(model, current, params),
+                                                       a_prev)
+    reg_grad = torch.cat([g.flatten() for g in torch.autograd.grad(reg, params)])
     logits_f, batch_f = answer_logits(model.hf, current)
     logits_r, batch_r = answer_logits(model.hf, kept)
     gd = -answer_nll(logits_f, batch_f) + answer_nll(logits_r, batch_r)
     grads = torch.autograd.grad(gd, params, allow_unused=True)
     gd_grad = torch.cat([(torch.zeros_like(p) if g is None else g).flatten()
                          for p, g in zip(params, grads, strict=True)])
-    return GradientShare(reg, gd.item(), reg_grad, gd_grad)
+    return GradientShare(reg.item(), gd.item(), reg_grad, gd_grad)
 
 
 def main() -> None:

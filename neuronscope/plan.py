@@ -393,9 +393,9 @@ def plan_grid(cfg: ExperimentConfig, s: Shape, dtype: torch.dtype, counts: DataC
                        plan=plan, stage="attribution")
         plan.count("attribution: runs", pairs, f"{models} model(s) x (vs base{' + vs attacked' if kept else ''})")
         if cfg.patching:
-            tests = models * (2 if kept and cfg.patch_attacked else 1)
-            plan.count("attribution: patching tests", tests,
-                       f"{models} model(s) x (vs base{' + vs attacked' if kept and cfg.patch_attacked else ''})")
+            also_attacked = kept and cfg.patch_attacked
+            plan.count("attribution: patching tests", models * (2 if also_attacked else 1),
+                       f"{models} model(s) x (vs base{' + vs attacked' if also_attacked else ''})")
     if cfg.lens:
         plan.count("lens: models probed", models + 1, "the unlearned ones, the oracle, the base")
     plan.count("grid: optimiser steps (at most)", total_steps,

@@ -317,12 +317,12 @@ def attribution_stage(run: GridRun, m: Models, models: dict[str, Path], attacked
 
     out = Attribution(available=True)
     for name, ckpt in models.items():
-        pairs = [("base", m.base_dir, name, ckpt)]
+        # (a, its dir, b, its dir, whether the pair runs the patching test)
+        pairs = [("base", m.base_dir, name, ckpt, run.cfg.patching)]
         if name in attacked:
-            pairs.append((name, ckpt, f"{name}+{run.cfg.attribution_attack}", attacked[name]))
-        for a_name, a_dir, b_name, b_dir in pairs:
-            patching = run.cfg.patching and (a_name == "base" or run.cfg.patch_attacked)
-
+            pairs.append((name, ckpt, f"{name}+{run.cfg.attribution_attack}", attacked[name],
+                          run.cfg.patching and run.cfg.patch_attacked))
+        for a_name, a_dir, b_name, b_dir, patching in pairs:
             def compute(tmp: Path, a_dir: Path = a_dir, b_dir: Path = b_dir, patching: bool = patching) -> None:
                 torch.manual_seed(0)
                 run_attribute(b_dir, m.ds, tmp, base=a_dir, **model_placement(run.cfg), patching=patching,
