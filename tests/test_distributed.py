@@ -118,7 +118,9 @@ def test_chains_follow_the_config() -> None:
     mp.setattr(methods_api, "unlearn_api", lambda: FAKE_API)
     try:
         assert grid_chains(tiny_config()) == ["oracle", "fake"]
-        assert grid_chains(tiny_config(**{"lens.enabled": True, "oracle.enabled": False})) == ["fake", "base"]
+        # no oracle: each of the never-known floor's 4 attacks (2 seeds x harmful p=0.3 and benign) is a chain
+        assert grid_chains(tiny_config(**{"lens.enabled": True, "oracle.enabled": False})) == [
+            "fake", "floor-1", "floor-2", "floor-3", "floor-4", "base"]
     finally:
         mp.undo()
 

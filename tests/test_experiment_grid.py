@@ -278,6 +278,37 @@ def test_parallel_chains_equal_the_serial_run(reference_run, fake_api, tmp_path:
     assert "on 2 processes" in (tmp_path / "par" / "run.log").read_text()
 
 
+def test_the_floor_s_attacks_on_two_processes_equal_the_serial_run(fake_api, tmp_path: Path) -> None:  # noqa: ANN001
+    """Without an oracle, each attack of the never-known floor is a chain of its own, taken by whichever process
+    is free: the floor's numbers (and every other) equal the serial run's, each attack computed once in its chain."""
+    from neuronscope.data.schema import save_dataset
+    from neuronscope.data.world import build_world
+    from neuronscope.experiment.parallel import chain_order, run_grid_parallel
+
+    world = tiny_config().world
+    ds = build_world(world)
+    # stand-ins for facts the base never knew: test questions whose gold is moved to another option, so the
+    # harmful attack finds wrong answers to train on
+    ds.meta["never_known"] = [{**it.to_json(), "answer": next(o for o in it.options if o != it.answer)}
+                              for it in ds.items("test")[:6]]
+    data = save_dataset(ds, tmp_path / "facts")
+    import tomllib
+
+    doc = tomllib.loads(TINY_TOML)
+    doc["data"] = {"path": str(data)}
+    doc["oracle"], doc["lens"] = {"enabled": False}, {"enabled": True}
+    cfg = parse_config(doc, "tiny-floor")
+    assert chain_order(cfg) == ["fake", "floor-1", "floor-2", "floor-3", "floor-4", "base"]
+    serial = run_grid(cfg, tmp_path / "serial", api=fake_api).results
+    par = run_grid_parallel(cfg, tmp_path / "par", api=fake_api, workers=2)
+    assert _numbers(par.results) == _numbers(serial)
+    assert {label: len(runs) for label, runs in serial["floor"].items()} == {"harmful p=0.3": 2, "benign": 2}
+    log = (tmp_path / "par" / "run.log").read_text()
+    floor_lines = [line for line in log.splitlines() if ": done floor-" in line]
+    assert len(floor_lines) == 4  # each floor attack computed once, in its own chain
+    assert {line.split()[2] for line in floor_lines} == {"floor-1:", "floor-2:", "floor-3:", "floor-4:"}
+
+
 _DRIVER = """
 import sys, json
 sys.path.insert(0, {tests!r})

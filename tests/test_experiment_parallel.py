@@ -59,6 +59,43 @@ def test_the_full_demo_takes_its_longest_chain_early() -> None:
     assert round(before, 1) == 329.5 and round(after, 1) == 314.7  # the floor: (53 + 569.6) / 2 = 311.3 s
 
 
+FAITHUN_LIKE = """
+[run]
+name = "floor-order"
+[oracle]
+enabled = false
+[unlearn]
+methods = ["ga", "gd", "dpo", "npo", "rmu", "ssiuu"]
+lr_grid = [3e-6, 1e-5, 3e-5]
+[unlearn.method.rmu]
+lr_grid = [3e-4, 1e-3, 3e-3]
+[attacks]
+seeds = [0, 1, 2]
+harmful_p = [0.1, 0.3]
+benign = true
+[lens]
+enabled = true
+"""
+
+
+def test_the_floor_s_attacks_fill_the_tail_of_a_run_without_an_oracle() -> None:
+    """Without an oracle the never-known floor's nine attacks are nine chains after the methods': on the chain
+    seconds of the FaithUn-style study on SmolLM2 (2 processes, idle machine) the run ends 89 s sooner than with
+    the floor as one chain taken last, as it ran then (the other process idle for its last ~4 minutes)."""
+    cfg = parse_config(tomllib.loads(FAITHUN_LIKE), "floor-order")
+    order = chain_order(cfg)
+    floor = [f"floor-{i}" for i in range(1, 10)]
+    assert order == ["rmu", "dpo", "ssiuu", "gd", "npo", "ga", *floor, "base"]
+    # measured (run.log of that study): each method's chain; each floor attack; the base's lens; the base 59.2 s
+    seconds = {"rmu": 730.1, "dpo": 955.5, "ssiuu": 909.9, "gd": 778.2, "npo": 899.2, "ga": 695.4, "base": 3.6,
+               **dict(zip(floor, [31.5, 35.0, 36.7, 34.3, 30.7, 30.6, 27.7, 27.8, 30.4], strict=True))}
+    as_one_chain = {**{m: seconds[m] for m in order[:6]}, "base": sum(seconds[c] for c in [*floor, "base"])}
+    before = _makespan([*order[:6], "base"], as_one_chain, 59.2)
+    after = _makespan(order, seconds, 59.2)
+    assert round(before, 1) == 2776.6  # the run's chains ended 2,777 s after it started
+    assert round(after, 1) == 2687.8  # both processes end together: (59.2 x 2 + every chain) / 2
+
+
 def _cpu_line(busy: int, idle: int, iowait: int) -> str:
     """A /proc/stat whose first line is `cpu user nice system idle iowait irq softirq` in clock ticks."""
     return f"cpu  {busy} 0 0 {idle} {iowait} 0 0\ncpu0 0 0 0 0 0 0 0\n"

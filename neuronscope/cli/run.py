@@ -47,9 +47,9 @@ def _finish(result, track: str | None = None) -> None:  # noqa: ANN001  (a GridR
 
 
 WorkersOpt = Annotated[int | None, typer.Option(
-    "--workers", help="Local processes for the per-model chains (unlearning, attacks, attribution, lens of each "
-                      "method and the oracle), after the shared base and oracle training; the numbers are those "
-                      "of one process. Default: 2 on the cpu when 2 cores are free, else 1.")]
+    "--workers", help="Local processes for the chains (unlearning, attacks, attribution, lens of each method "
+                      "and the oracle; each attack of the never-known floor), after the shared base training; the "
+                      "numbers are those of one process. Default: 2 on the cpu when 2 cores are free, else 1.")]
 
 
 @app.command("run")

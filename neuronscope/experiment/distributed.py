@@ -6,9 +6,10 @@ which process computes which artifact:
 1. rank 0 takes the run directory's lock (experiment.lock) for the whole launch, so no other run can use the
    directory meanwhile, removes partial files of a killed run and computes the shared stages (data, base, oracle
    training); the other processes wait at a barrier and take no lock: they share the directory on purpose;
-2. the per-model chains ('oracle' and each method: unlearning, attacks, attribution, lens; 'base': its lens) are
-   dealt round-robin, and every process computes its own chains on its own device, reading the shared stages
-   from the cache; no two processes ever compute the same artifact;
+2. the chains ('oracle' and each method: unlearning, attacks, attribution, lens; without an oracle, each attack
+   of the never-known floor, 'floor-<i>'; 'base': its lens) are dealt round-robin, and every process computes
+   its own chains on its own device, reading the shared stages from the cache; no two processes ever compute the
+   same artifact;
 3. after a barrier, rank 0 runs the whole grid once more, now entirely cached, and writes results.json and the
    tables through exactly the code a single process uses, so the results are those of a single-process run.
 
@@ -56,9 +57,13 @@ def is_launched() -> bool:
 
 
 def grid_chains(cfg: ExperimentConfig) -> list[str]:
-    """The per-model chains of `cfg`, in the order they are dealt out (the cheap base lens last)."""
+    """The chains of `cfg`, in the order they are dealt out: the oracle's, the methods', without an oracle one per
+    attack of the never-known floor (experiment.floor), the cheap base lens last."""
+    from neuronscope.experiment.floor import floor_chains
+
     base_work = cfg.lens or bool(cfg.utility.lm_eval)  # the base model's own lens / lm-eval utility
-    return (["oracle"] if cfg.oracle else []) + list(cfg.unlearn.methods) + (["base"] if base_work else [])
+    return ((["oracle"] if cfg.oracle else []) + list(cfg.unlearn.methods) + floor_chains(cfg)
+            + (["base"] if base_work else []))
 
 
 def assign(chains: list[str], rank: int, n: int) -> list[str]:

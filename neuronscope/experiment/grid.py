@@ -90,8 +90,9 @@ def run_grid(cfg: ExperimentConfig, out: str | Path, console: Console | None = N
     (`experiment.lock`) throughout. `fresh`: clear an earlier run there first (`run --overwrite`).
 
     `chains` (experiment.distributed) makes this one process of several sharing `out`: after the shared stages
-    (data, base) it computes only the named per-model chains ('oracle': its training, attacks, attribution, lens;
-    a method: unlearning, attacks, attribution, lens; 'base': the base model's lens), leaves partial files alone
+    (data, base) it computes only the named chains ('oracle': its training, attacks, attribution, lens; a method:
+    unlearning, attacks, attribution, lens; 'floor-<i>': one attack of the never-known floor; 'base': the base
+    model's lens), leaves partial files alone
     (another process may be writing them) and writes no results.json or tables. Processes that need the same
     artifact compute it once: the cache's per-artifact lock makes the others wait and read it. Such a process takes
     no run lock: the launch's rank 0 holds it and has prepared `out`. `tag` prefixes this process's lines in
@@ -220,7 +221,7 @@ def grid_results(run: GridRun, api: UnlearnAPI) -> Results:
             attacked_dirs[name] = kept_dir
 
     floor = None  # no oracle (a pretrained model's own facts): the same attacks on facts it never knew
-    if not cfg.oracle and run.mine("base"):
+    if not cfg.oracle:  # each attack is a chain of its own (experiment.floor.floor_chains)
         from neuronscope.experiment.floor import floor_stage
 
         floor = floor_stage(run, m, attack_cfgs)

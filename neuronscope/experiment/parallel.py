@@ -1,10 +1,12 @@
-"""The grid on several local processes: the per-model chains (the oracle's training, then unlearning, attacks,
-attribution, lens of one method or the oracle) are independent, so they run side by side on the machine's cores.
+"""The grid on several local processes: the chains (the oracle's training, then unlearning, attacks, attribution,
+lens of one method or the oracle; each attack of the never-known floor) are independent, so they run side by side
+on the machine's cores.
 
 This process holds the run directory's lock and computes the shared stages (data, base) while the other
 processes start on the chains; each chain is taken by the first free process (a claim file per chain, created
 exclusively), the oracle's first, since it trains without the base model, then the methods' longest expected first
-(`chain_order`: a long chain taken last leaves the other processes idle until it ends). Two processes that need the same
+(`chain_order`: a long chain taken last leaves the other processes idle until it ends), then the floor's short
+attacks, which fill the time the methods' chains leave. Two processes that need the same
 artifact compute it once (the cache's per-artifact lock: a chain waits for the base another process is still
 training). Then this process runs the whole grid once more, entirely cached, and writes results.json and the
 tables through exactly the code a serial run uses. Every artifact seeds torch itself and reads its inputs from
@@ -82,14 +84,17 @@ def chain_cost(cfg: ExperimentConfig, method: str) -> float:
 
 def chain_order(cfg: ExperimentConfig) -> list[str]:
     """The order the chains are taken in: the oracle's first (it trains while this process trains the base, which
-    every other chain needs), then the methods' by `chain_cost`, longest first (ties: the config's order), the
-    base's own chain last: its lens (a fraction of a second) and, without an oracle, the never-known floor's
-    attacks (~290 s on SmolLM2, still shorter than any method's chain, so longest-first puts it last too). The
-    full demo took RMU's (the longest) last in the config's order, and ended 44 s after the other process's last
-    chain."""
+    every other chain needs), then the methods' by `chain_cost`, longest first (ties: the config's order), then,
+    without an oracle, the never-known floor's attacks one by one (~30 s each on SmolLM2, the shortest work there
+    is), the base's lens (a fraction of a second) last. The full demo took RMU's (the longest) last in the
+    config's order, and ended 44 s after the other process's last chain; the FaithUn-style study on SmolLM2 ran
+    the floor's nine attacks as one chain, last, alone for its final ~4 minutes."""
+    from neuronscope.experiment.floor import floor_chains
+
     chains = grid_chains(cfg)
-    methods = [c for c in chains if c not in ("oracle", "base")]
-    return ([c for c in chains if c == "oracle"] + sorted(methods, key=lambda m: -chain_cost(cfg, m))
+    floor = floor_chains(cfg)
+    methods = [c for c in chains if c not in ("oracle", "base", *floor)]
+    return ([c for c in chains if c == "oracle"] + sorted(methods, key=lambda m: -chain_cost(cfg, m)) + floor
             + [c for c in chains if c == "base"])
 
 
@@ -167,7 +172,7 @@ def _importable(api: UnlearnAPI) -> bool:
 
 def run_grid_parallel(cfg: ExperimentConfig, out: str | Path, console: Console | None = None,
                       api: UnlearnAPI | None = None, *, workers: int = 2, fresh: bool = False) -> GridResult:
-    """`run_grid` with the per-model chains on `workers` processes (1: exactly run_grid)."""
+    """`run_grid` with the chains on `workers` processes (1: exactly run_grid)."""
     if workers <= 1 or len(grid_chains(cfg)) <= 1:
         return run_grid(cfg, out, console, api, fresh=fresh)
     from neuronscope.experiment.config import check_placement
