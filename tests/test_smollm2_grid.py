@@ -105,7 +105,7 @@ def test_faithun_profile_resolves_the_pulled_model_and_builds_its_data(
     assert Path(cfg.data_dir).parent == (tmp_path / "cache" / "data").resolve()
     meta = json.loads((Path(cfg.data_dir) / "world.json").read_text())
     assert meta["candidates"]["facts"] == 4 and not cfg.oracle
-    assert cfg.unlearn.params["lr_grid"] == (3e-6, 1e-5, 3e-5)
+    assert cfg.unlearn.params["lr_grid"] == (1e-5, 3e-5)
     again = parse_config(doc, "profile smollm2-faithun")  # cached: the same directory, not rebuilt
     assert again.data_dir == cfg.data_dir
 
