@@ -17,8 +17,8 @@ row 5,000 tokens wide and the eager attention alone asked for tens of GB. Two gu
   the first step, a batch size whose worst-case batch (the longest sequences together) would not fit.
 
 The budget is NEURONSCOPE_MEMORY_GB when set, else half the memory free on the device (CUDA: the driver's free
-memory; CPU: the available RAM). The estimate is rough (within a small factor); it is meant to stop a 50 GB batch,
-not to pack memory tightly.
+memory; CPU: the available RAM, Linux's MemAvailable, which counts the page cache the kernel gives back). The
+estimate is rough (within a small factor); it is meant to stop a 50 GB batch, not to pack memory tightly.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -61,11 +62,25 @@ def memory_budget(device: torch.device | str = "cpu") -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free // 2
+    return max(available_ram() // 2, GIB)
+
+
+def available_ram(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """Bytes of RAM a new allocation can have now. Linux: MemAvailable, the free pages plus the page cache and
+    other memory the kernel reclaims on demand. The free pages alone (SC_AVPHYS_PAGES) shrink as a run writes
+    checkpoints, whose pages stay cached: half-way through a FaithUn-style study on SmolLM2 (24 GiB machine, two
+    processes of ~7.5 GiB) they made a budget of 1.1 GiB, and the logit lens refused a 1.3 GiB batch and ended the
+    run. Elsewhere the free pages; where neither exists, 16 GiB."""
     try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not every OS has the available-pages count
-        available = 16 * GIB
-    return max(available // 2, GIB)
+        return 16 * GIB
 
 
 @dataclass(frozen=True)

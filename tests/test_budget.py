@@ -117,6 +117,25 @@ def test_training_commands_check_lengths_before_training(command: str, tiny_ckpt
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_the_cpu_budget_counts_the_memory_the_kernel_gives_back(tmp_path: Path, monkeypatch) -> None:
+    """Linux: half of MemAvailable (free pages plus reclaimable page cache), not of the free pages alone, which a
+    run's own checkpoints, cached after they are written, shrink towards nothing on a machine with plenty left."""
+    from neuronscope import budget
+
+    available_ram = budget.available_ram
+    meminfo = tmp_path / "meminfo"  # a 24 GiB machine after a run wrote its checkpoints: 2.2 GiB free, 20 available
+    meminfo.write_text("MemTotal:       25165824 kB\nMemFree:         2306048 kB\nMemAvailable:   20971520 kB\n"
+                       "Buffers:          102400 kB\nCached:         17825792 kB\n")
+    assert available_ram(meminfo) == 20 * 1024**3
+    # no MemAvailable line (another OS, an unreadable file): the free pages, as before
+    monkeypatch.setattr(budget.os, "sysconf", {"SC_AVPHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}.__getitem__)
+    (tmp_path / "other").write_text("MemTotal: 1024 kB\nMemFree: 512 kB\n")
+    assert available_ram(tmp_path / "other") == available_ram(tmp_path / "missing") == 1000 * 4096
+    monkeypatch.delenv("NEURONSCOPE_MEMORY_GB", raising=False)
+    monkeypatch.setattr(budget, "available_ram", lambda: 20 * 1024**3)
+    assert budget.memory_budget("cpu") == 10 * 1024**3
+
+
 def test_memory_budget_names_the_item_too_long_for_it(tiny_ckpt: Path, tiny_world, monkeypatch) -> None:
     model = load_model(tiny_ckpt, bridge=False)
     monkeypatch.setenv("NEURONSCOPE_MEMORY_GB", "1e-6")  # 1 KiB: no sequence fits

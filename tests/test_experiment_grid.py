@@ -354,6 +354,70 @@ def test_resume_after_kill_gives_identical_results(tmp_path: Path) -> None:
     assert _numbers(final) == _numbers(ref)
 
 
+_PARALLEL_DRIVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_experiment_grid import FAKE_API, tiny_config
+from neuronscope.experiment import methods_api
+from neuronscope.experiment.parallel import run_grid_parallel
+methods_api.unlearn_api = lambda: FAKE_API
+# long attacks: the worker's chains outlast the test's wait by far, so only the stop can end it that soon
+run_grid_parallel(tiny_config(**{{"attacks.steps": 3000, "attacks.eval_every": 1000}}), {out!r}, api=FAKE_API,
+                  workers=2)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status is left for its parent to read
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_parallel_run_leaves_no_worker_behind(tmp_path: Path, how: signal.Signals) -> None:
+    """`run --workers 2` stopped from outside while a worker computes a chain: the worker ends with it (SIGTERM:
+    the run stops the workers it started; SIGKILL, which no process can see coming: the kernel ends them), so no
+    process goes on writing into the run directory after its lock is gone."""
+    out = tmp_path / "stopped"
+    code = textwrap.dedent(_PARALLEL_DRIVER).format(tests=str(Path(__file__).parent), out=str(out))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline, workers = time.time() + 300, []
+    while time.time() < deadline and proc.poll() is None:  # the worker has taken the oracle's chain
+        log = out / "run.log"
+        if log.is_file() and "oracle: run" in log.read_text() and (workers := _children(proc.pid)):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None and workers, "the run ended before a worker could be seen"
+    proc.send_signal(how)
+    assert proc.wait(timeout=60) == (143 if how == signal.SIGTERM else -signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers)
+    sealed = sorted((out / "artifacts").glob("[!.]*/_complete.json"))
+    time.sleep(2)  # nothing is still computing: no artifact is sealed after the stop
+    assert sorted((out / "artifacts").glob("[!.]*/_complete.json")) == sealed
+    assert not (out / "results.json").exists()
+
+
 def test_calibration_stage_is_one_cached_artifact(fake_api: UnlearnAPI, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """[calibration] runs the ground-truth calibration once per configuration, caches it, and reports its

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +117,26 @@ def take_chains(cfg: ExperimentConfig, out: Path, console: Console, api: Unlearn
     return done
 
 
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel (Linux) to send this worker SIGTERM when the process that started it dies, even by SIGKILL,
+    which nothing in that process can see: a worker left alone would go on computing into a run directory whose
+    lock is gone. Where prctl does not exist, the parent's own SIGTERM handling (`_stop_workers_on_sigterm`) is
+    what remains."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(128 + int(signal.SIGTERM))
+
+
 def _worker_main() -> None:
     """A worker process: take chains from the job's queue (argv[1]) and pickle what they computed, or the error
-    that stopped them, into the answer file (argv[2])."""
+    that stopped them, into the answer file (argv[2]); it ends with the process that started it (argv[3])."""
+    _die_with_parent(int(sys.argv[3]))
     job, answer = Path(sys.argv[1]), Path(sys.argv[2])
     cfg, out, chains, api, claims = pickle.loads(job.read_bytes())
     console = Console(stderr=True, force_terminal=False)  # plain progress lines; run.log has every stage
@@ -126,6 +147,25 @@ def _worker_main() -> None:
     answer.write_bytes(pickle.dumps(parts))
 
 
+@contextmanager
+def _stop_workers_on_sigterm() -> Iterator[None]:
+    """SIGTERM (`kill`, `timeout`, a job scheduler's stop) raises SystemExit in this process for the block instead
+    of ending it on the spot, so `_run_chains`' cleanup stops the workers it started before the run directory's
+    lock is released. Only the main thread can set a handler; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run_chains(cfg: ExperimentConfig, out: Path, console: Console, api: UnlearnAPI, chains: list[str],
                 workers: int) -> list[GridResult]:
     """The shared stages (data, base) here while `workers` - 1 fresh interpreters (not multiprocessing: a spawned
@@ -133,7 +173,7 @@ def _run_chains(cfg: ExperimentConfig, out: Path, console: Console, api: Unlearn
     start on the chains (the oracle's first: it trains without the base); then this process takes chains too."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     code = "from neuronscope.experiment.parallel import _worker_main; _worker_main()"
-    with tempfile.TemporaryDirectory(prefix="neuronscope-workers-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="neuronscope-workers-") as tmp, _stop_workers_on_sigterm():
         claims = Path(tmp) / "claims"
         claims.mkdir()
         procs: list[tuple[subprocess.Popen[bytes], Path]] = []
@@ -141,12 +181,12 @@ def _run_chains(cfg: ExperimentConfig, out: Path, console: Console, api: Unlearn
             for i in range(workers - 1):
                 job, answer = Path(tmp) / f"job-{i}.pkl", Path(tmp) / f"answer-{i}.pkl"
                 job.write_bytes(pickle.dumps((cfg, out, chains, api, claims)))
-                procs.append((subprocess.Popen([sys.executable, "-c", code, str(job), str(answer)], env=env),
-                              answer))
+                argv = [sys.executable, "-c", code, str(job), str(answer), str(os.getpid())]
+                procs.append((subprocess.Popen(argv, env=env), answer))
             results = [run_grid(cfg, out, console, api, chains=())]
             results += take_chains(cfg, out, console, api, chains, claims)
             codes = [proc.wait() for proc, _ in procs]
-        finally:  # this process failed or was interrupted: stop the workers it started
+        finally:  # this process failed, was interrupted or was sent SIGTERM: stop the workers it started
             for proc, _ in procs:
                 if proc.poll() is None:
                     proc.terminate()
